@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of the stage tasks in tasks/, plus the CLI (``python -m flows``)."""

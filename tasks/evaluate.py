@@ -1,0 +1,63 @@
+"""Evaluation: the chosen model, loaded back from its artifact, scored once on test."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.dataset import Frame, read_frame, spec_of
+from tasks.stage import StageRun, logger
+from tasks.store import ArtifactRef, ArtifactStore
+from tasks.train import targets
+
+
+def evaluate(model_path: Path, test: Frame) -> dict[str, float]:
+    """Keras metrics on the test split, keyed by Keras's names (``loss``, ``accuracy``...)."""
+    import keras
+
+    if test.split is not None and set(np.unique(test.split)) != {"test"}:
+        raise ValueError("evaluate() takes the test split only")
+    model = keras.models.load_model(model_path, safe_mode=True)
+    scores = model.evaluate(test.inputs(), targets(test), verbose=0, return_dict=True)
+    return {name: float(value) for name, value in scores.items()}
+
+
+def read_metrics(ref: ArtifactRef) -> dict[str, float]:
+    table = pq.read_table(ref.path).to_pydict()
+    return dict(zip(table["metric"], table["value"]))
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force: bool = False
+                  ) -> tuple[ArtifactRef, dict[str, float]]:
+    """Score the model on the test rows once; publish the metrics as a Prefect table."""
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        test = read_frame(scaled.path, filters=[("split", "=", "test")])
+        scores = evaluate(Path(model.path), test)
+        table = pa.table({"metric": list(scores), "value": list(scores.values())})
+        return {"metrics": run.put_table(table, summary={"test": scores, "test_rows": len(test)})}
+
+    ref = StageRun(ArtifactStore(artifacts), "metrics", __name__, parents=[model, scaled]).run(produce, force)["metrics"]
+    scores = read_metrics(ref)
+    logger().info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+    _publish(scores, spec_of(pq.read_schema(scaled.path)).name, model, ref)
+    return ref, scores
+
+
+def _publish(scores: dict[str, float], dataset: str, model: ArtifactRef, ref: ArtifactRef) -> None:
+    try:
+        from prefect.artifacts import create_table_artifact
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        create_table_artifact(
+            key=re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-test-metrics".lower()),
+            table=[{"metric": k, "value": round(v, 6)} for k, v in scores.items()],
+            description=f"Test metrics of model {model.sha256[:12]} (metrics artifact {ref.path})")
+    except Exception as error:  # no run context (plain call): nothing to attach to
+        logger().debug("no Prefect table artifact: %s", error)

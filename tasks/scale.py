@@ -1,0 +1,99 @@
+"""Scaling: a standard scaler fit on the training split only.
+
+The course's regression code refits the scaler on the validation and test sets; that
+leaks their statistics into the inputs, so here ``fit`` sees the train rows and
+nothing else, and ``transform`` applies those train statistics to every split.
+It follows scikit-learn's contract: ``__init__`` stores nothing learned, what is
+learned ends in ``_``, and ``transform`` refuses to run before ``fit``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.dataset import Frame, read_frame, to_arrow
+from tasks.stage import StageRun
+from tasks.store import ArtifactRef, ArtifactStore
+
+_CHUNK_ROWS = 8_192
+
+
+def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std in float64: two chunked passes, never a full float64 copy."""
+    n = len(X)
+    blocks = lambda: (X[i:i + _CHUNK_ROWS].astype(np.float64) for i in range(0, n, _CHUNK_ROWS))
+    mean = sum(block.sum(axis=0) for block in blocks()) / n
+    std = np.sqrt(sum(np.square(block - mean).sum(axis=0) for block in blocks()) / n)
+    return mean, std
+
+
+class NotFittedError(RuntimeError):
+    """transform() was called before fit()."""
+
+
+class StandardScaler:
+    """(x - mean_) / scale_ per feature; a constant feature gets scale_ 1, as in scikit-learn."""
+
+    def fit(self, X: np.ndarray) -> "StandardScaler":
+        if len(X) == 0:
+            raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
+        self.mean_, std = column_moments(X)
+        self.scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), std, 1.0)
+        self.n_samples_seen_ = len(X)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "mean_"):
+            raise NotFittedError("StandardScaler.transform() called before fit(): fit on the train split first")
+        mean, scale = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
+        out = np.empty(X.shape, dtype=np.float32)
+        for start in range(0, len(X), _CHUNK_ROWS):
+            block = X[start:start + _CHUNK_ROWS].astype(np.float32)
+            out[start:start + _CHUNK_ROWS] = (block - mean) / scale
+        return out
+
+    def to_arrow(self, features: list[str]) -> pa.Table:
+        return pa.table({"feature": features, "mean": self.mean_, "scale": self.scale_})
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> "StandardScaler":
+        scaler = cls()
+        scaler.mean_ = table["mean"].to_numpy()
+        scaler.scale_ = table["scale"].to_numpy()
+        return scaler
+
+
+def feature_names(frame: Frame) -> list[str]:
+    """One name per flat feature column ("image[0]".. for images)."""
+    if frame.spec.is_image:
+        return [f"{frame.spec.features[0]}[{i}]" for i in range(frame.X.shape[1])]
+    return list(frame.spec.features)
+
+
+def scale(raw: Frame, index: Frame) -> tuple[Frame, StandardScaler]:
+    """Join the split index onto the raw rows, fit on train rows only, scale every split.
+
+    Rows come out ordered train, valid, test so that each split is one contiguous block.
+    """
+    order = np.concatenate([np.flatnonzero(index.split == name) for name in ("train", "valid", "test")])
+    row_id, labels = index.row_id[order], index.split[order]
+    position = np.searchsorted(raw.row_id, row_id)
+    X = raw.X[position]
+    n_train = int(np.count_nonzero(labels == "train"))
+    scaler = StandardScaler().fit(X[:n_train])  # train rows only: they come first
+    scaled = Frame(raw.spec, scaler.transform(X), raw.y[position], row_id, labels)
+    return scaled, scaler
+
+
+@task(name="scale", cache_policy=NO_CACHE)
+def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool = False
+               ) -> dict[str, ArtifactRef]:
+    """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        scaled, scaler = scale(read_frame(raw.path), read_frame(index.path))
+        return {"scaled": run.put_table(to_arrow(scaled)),
+                "scaler": run.put_table(scaler.to_arrow(feature_names(scaled)), stage="scaler")}
+
+    return StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index]).run(produce, force)

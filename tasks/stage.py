@@ -1,0 +1,119 @@
+"""What every stage task shares: its cache key, its code hash and its lineage fields.
+
+A stage's cache key is (stage, input artifact hashes, parameters, code hash). The code
+hash covers the stage's module *and every project module it imports, transitively*:
+Prefect's TASK_SOURCE hashes only the task function's own text, so a change in a
+helper would otherwise leave a stale cache.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from tasks.store import ArtifactRef, ArtifactStore, stable_hash
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PACKAGES = ("tasks", "flows")
+
+
+def _module_file(name: str) -> Path | None:
+    base = PROJECT_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _project_imports(source: bytes) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n.split(".")[0] in PROJECT_PACKAGES}
+
+
+@lru_cache(maxsize=None)
+def code_hash(module: str) -> str:
+    """sha256 over the source of ``module`` and every project module it imports."""
+    seen: dict[str, str] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        source = path.read_bytes()
+        seen[name] = hashlib.sha256(source).hexdigest()
+        pending.extend(_project_imports(source))
+    return stable_hash(seen)
+
+
+def logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        from prefect import get_run_logger
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger("pipeline")
+
+
+@dataclass
+class StageRun:
+    """One execution of a stage: where it writes and the lineage it stamps on each output."""
+
+    store: ArtifactStore
+    stage: str
+    module: str
+    parents: list[ArtifactRef | dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+    @property
+    def code_hash(self) -> str:
+        return code_hash(self.module)
+
+    @property
+    def cache_key(self) -> str:
+        parents = [p.sha256 if isinstance(p, ArtifactRef) else p for p in self.parents]
+        return stable_hash({"stage": self.stage, "parents": parents, "params": self.params,
+                            "seed": self.seed, "code": self.code_hash})
+
+    def _lineage(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"parents": self.parents, "params": self.params, "seed": self.seed,
+                "code_hash": self.code_hash, **extra}
+
+    def put_table(self, table: pa.Table, stage: str | None = None, **extra: Any) -> ArtifactRef:
+        return self.store.put_table(table, stage or self.stage, **self._lineage(extra))
+
+    def put_file(self, path: Path, stage: str | None = None, **extra: Any) -> ArtifactRef:
+        return self.store.put_file(path, stage or self.stage, **self._lineage(extra))
+
+    def run(self, produce: Callable[["StageRun"], dict[str, ArtifactRef]], force: bool = False
+            ) -> dict[str, ArtifactRef]:
+        """Reuse this stage's outputs for an unchanged key; otherwise produce and remember them."""
+        key = self.cache_key
+        if not force and (hit := self.store.cache_get(self.stage, key)) is not None:
+            logger().info("%s: reused cached outputs (key %s)", self.stage, key[:12])
+            return hit
+        refs = produce(self)
+        self.store.cache_put(self.stage, key, refs)
+        return refs
+
+
+def no_retry_on(*errors: type[BaseException]) -> Callable[..., bool]:
+    """A Prefect retry condition: retry, unless the failure is one that repeats (bad data)."""
+
+    def should_retry(task, task_run, state) -> bool:
+        error = state.result(raise_on_failure=False)
+        return not isinstance(error, errors)
+
+    return should_retry

@@ -1,0 +1,215 @@
+"""The artifact store: content-addressed files with a JSON lineage sidecar each.
+
+Every stage output lands here as ``<root>/<stage>/<sha256>.<ext>`` next to
+``<sha256>.json``. Writes are atomic (temp file in the same folder, fsync,
+``os.replace``), so a reader never sees half a file, and a path, once written,
+never changes content. Tasks hand each other small ``ArtifactRef`` values, not data.
+
+The store also keeps the stage cache: ``<root>/_cache/<stage>/<key>.json`` maps a
+cache key (input hashes, parameters, code hash) to the refs the stage produced.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
+             "tensorflow", "prefect", "great-expectations")
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactRef:
+    """A pointer to one stored artifact: where it is, what it holds, and its hash."""
+
+    stage: str
+    path: str
+    sha256: str
+    rows: int | None = None
+
+    @property
+    def sidecar(self) -> Path:
+        return Path(self.path).with_suffix(".json")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ArtifactConflict(RuntimeError):
+    """An artifact path already holds different bytes: the store refuses to overwrite."""
+
+
+class _HashingWriter:
+    """A file wrapper that hashes every byte on its way to disk (one pass, no copy)."""
+
+    def __init__(self, raw):
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of a JSON-serialisable value, independent of dict order."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def git_version() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def run_context() -> dict[str, str | None]:
+    """The Prefect flow run and task run that are producing an artifact, if any."""
+    try:
+        from prefect.runtime import flow_run, task_run
+        return {"flow_run_id": flow_run.id, "flow_name": flow_run.flow_name,
+                "task_run_id": task_run.id, "task_name": task_run.task_name}
+    except Exception:  # outside Prefect (plain function calls, tests)
+        return {"flow_run_id": None, "flow_name": None, "task_run_id": None, "task_name": None}
+
+
+class ArtifactStore:
+    """A folder of content-addressed artifacts. A few verbs: put, read, cache."""
+
+    def __init__(self, root: str | os.PathLike = "artifacts"):
+        self.root = Path(root)
+
+    # ---- writing -------------------------------------------------------
+    @contextlib.contextmanager
+    def _atomic(self, folder: Path, suffix: str) -> Iterator[tuple[Any, Path]]:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+        tmp_path = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle, tmp_path
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+
+    def _publish(self, tmp: Path, stage: str, digest: str, suffix: str, rows: int | None,
+                 lineage: dict[str, Any]) -> ArtifactRef:
+        final = tmp.parent / f"{digest}{suffix}"
+        ref = ArtifactRef(stage=stage, path=str(final), sha256=digest, rows=rows)
+        if final.exists():
+            tmp.unlink()
+            if sha256_file(final) != digest:
+                raise ArtifactConflict(f"{final} exists with other content; refusing to overwrite")
+        else:
+            os.replace(tmp, final)
+        if not ref.sidecar.exists():
+            self._write_json(ref.sidecar, {**lineage, "artifact": ref.to_dict()})
+        return ref
+
+    def _write_json(self, path: Path, payload: dict[str, Any]) -> None:
+        with self._atomic(path.parent, ".json") as (handle, tmp):
+            handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+        os.replace(tmp, path)
+
+    def put_table(self, table: pa.Table, stage: str, **lineage: Any) -> ArtifactRef:
+        """Write an Arrow table as Parquet; hash the bytes while they are written."""
+        with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
+            sink = _HashingWriter(handle)
+            pq.write_table(table, pa.PythonFile(sink, mode="w"), compression="snappy",
+                           use_dictionary=_small_columns(table),
+                           write_statistics=_small_columns(table))
+        return self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows,
+                             self._lineage(stage, lineage))
+
+    def put_file(self, source: str | os.PathLike, stage: str, **lineage: Any) -> ArtifactRef:
+        """Copy a finished file (a model, a plot) into the store under its hash."""
+        source = Path(source)
+        with self._atomic(self.root / stage, source.suffix) as (handle, tmp):
+            sink = _HashingWriter(handle)
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, sink, _CHUNK)
+        return self._publish(tmp, stage, sink.digest.hexdigest(), source.suffix, None,
+                             self._lineage(stage, lineage))
+
+    def _lineage(self, stage: str, lineage: dict[str, Any]) -> dict[str, Any]:
+        parents = lineage.pop("parents", [])
+        return {
+            "stage": stage,
+            **run_context(),
+            "parents": [p.to_dict() if isinstance(p, ArtifactRef) else p for p in parents],
+            "params": lineage.pop("params", {}),
+            "seed": lineage.pop("seed", None),
+            "code_version": {"git": git_version(), "code_hash": lineage.pop("code_hash", None)},
+            "libraries": library_versions(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+            **lineage,
+        }
+
+    # ---- reading -------------------------------------------------------
+    @staticmethod
+    def read_table(ref: ArtifactRef, columns: list[str] | None = None, filters=None) -> pa.Table:
+        return pq.read_table(ref.path, columns=columns, filters=filters)
+
+    @staticmethod
+    def sidecar(ref: ArtifactRef) -> dict[str, Any]:
+        return json.loads(ref.sidecar.read_text())
+
+    # ---- cache ---------------------------------------------------------
+    def cache_get(self, stage: str, key: str) -> dict[str, ArtifactRef] | None:
+        """The refs a stage produced for this key, if every file is still there."""
+        entry = self.root / "_cache" / stage / f"{key}.json"
+        if not entry.exists():
+            return None
+        refs = {name: ArtifactRef(**fields) for name, fields in json.loads(entry.read_text()).items()}
+        if all(Path(ref.path).exists() for ref in refs.values()):
+            return refs
+        return None
+
+    def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
+        self._write_json(self.root / "_cache" / stage / f"{key}.json",
+                         {name: ref.to_dict() for name, ref in refs.items()})
+
+
+def _small_columns(table: pa.Table) -> list[str]:
+    """Columns worth dictionary encoding and statistics: everything but wide tensors."""
+    return [f.name for f in table.schema if not pa.types.is_fixed_size_list(f.type)]

@@ -1,0 +1,144 @@
+"""Training: fit a registry model on the scaled train split, select on the valid split.
+
+The course's callbacks: TensorBoard, ModelCheckpoint (best only, ``.keras``) and
+EarlyStopping. The model kept is the best checkpoint by validation loss, so the
+test set plays no part in choosing it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import models
+from tasks.dataset import Frame, read_frame
+from tasks.stage import StageRun, logger
+from tasks.store import ArtifactRef, ArtifactStore
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    history: pd.DataFrame  # one row per epoch: epoch, loss, val_loss, ...
+    seconds: float
+    n_outputs: int
+
+
+def n_outputs(frame: Frame) -> int:
+    if frame.spec.task == "regression":
+        return 1
+    return len(frame.spec.classes) if frame.spec.classes else int(np.max(frame.y)) + 1
+
+
+def targets(frame: Frame) -> np.ndarray:
+    return frame.y.astype(np.float32 if frame.spec.task == "regression" else np.int64)
+
+
+def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
+          patience: int = 10, hparams: dict[str, Any] | None = None, tensorboard_dir: Path | None = None,
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Fit ``model`` on train, monitor valid; return the best checkpoint and the history."""
+    import keras
+
+    models.entry(model, scaled.spec.task)  # fail early on a model of the wrong kind
+    keras.utils.set_random_seed(seed)
+    train_part, valid_part = scaled.part("train"), scaled.part("valid")
+    outputs = n_outputs(scaled)
+    net = models.build(model, scaled.spec.feature_shape, outputs, hparams)
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint = workdir / "best.keras"
+    callbacks = [keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True),
+                 keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
+    if tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+    if on_epoch is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, dict(logs or {}))))
+    start = time.perf_counter()
+    fit = net.fit(train_part.inputs(), targets(train_part), epochs=epochs, batch_size=batch_size,
+                  validation_data=(valid_part.inputs(), targets(valid_part)),
+                  callbacks=callbacks, verbose=0)
+    seconds = time.perf_counter() - start
+    history = pd.DataFrame(fit.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return TrainResult(checkpoint, history, seconds, outputs)
+
+
+def plot_history(history: pd.DataFrame, path: Path, title: str) -> Path:
+    """The course's learning-curve plot: every metric per epoch, train and valid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for column in history.columns.drop("epoch"):
+        ax.plot(history["epoch"], history[column], marker="o", markersize=3, label=column,
+                linestyle="--" if column.startswith("val_") else "-")
+    ax.set_xlabel("epoch"); ax.set_title(title); ax.grid(True); ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def epoch_logger(logger: logging.Logger | Any, epochs: int) -> Callable[[int, dict[str, float]], None]:
+    def log(epoch: int, logs: dict[str, float]) -> None:
+        logger.info("epoch %d/%d %s", epoch, epochs, " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+    return log
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How to train: the model's registry name and the fit settings (course defaults)."""
+
+    model: str
+    epochs: int
+    batch_size: int = 32
+    learning_rate: float | None = None  # None: the registry entry's default
+    seed: int = 42
+    patience: int = 10
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
+               ) -> dict[str, ArtifactRef]:
+    """Train on the scaled train/valid rows; store the best model, its history and curve."""
+    store = ArtifactStore(artifacts)
+
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        frame = read_frame(scaled.path, filters=[("split", "in", ["train", "valid"])])
+        workdir = Path(tempfile.mkdtemp(dir=store.root, prefix=".train-"))
+        board = store.root / "tensorboard" / f"{frame.spec.name}-{params.model}-{run.cache_key[:12]}"
+        try:
+            result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
+                           seed=params.seed, patience=params.patience,
+                           hparams={"learning_rate": params.learning_rate}, tensorboard_dir=board,
+                           on_epoch=epoch_logger(logger(), params.epochs))
+            logger().info("trained %s for %d epochs in %.1f s", params.model, len(result.history), result.seconds)
+            curve = plot_history(result.history, workdir / "learning_curve.png",
+                                 f"{frame.spec.name}: {params.model}")
+            return {
+                "model": run.put_file(result.model_path, summary={
+                    "train_seconds": result.seconds, "epochs_run": len(result.history),
+                    "best_val_loss": float(result.history["val_loss"].min())}, tensorboard=str(board)),
+                "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False),
+                                         stage="history"),
+                "curve": run.put_file(curve, stage="curve"),
+            }
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    return StageRun(store, "model", __name__, parents=[scaled], params=dataclasses.asdict(params),
+                    seed=params.seed).run(produce, force)

@@ -1,0 +1,296 @@
+"""Validation with Great Expectations at three points: raw, after the split, after scaling.
+
+Wide data is never checked one column at a time. Each check runs on a small frame
+that numpy computes in one vectorised pass: a *feature profile* (one row per feature:
+dtype kind, nulls, non-finite count, min, max, allowed range; 784 rows for the
+images), a *target* frame, a *split index* and its *sizes* and *class balance*.
+Great Expectations then runs a handful of expectations per frame, and a failure names
+the expectation, the column and example values (the frame's index names the feature,
+row, split or class).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.dataset import SPLITS, DatasetSpec, Frame, read_frame
+from tasks.scale import column_moments, feature_names
+from tasks.stage import StageRun, logger
+from tasks.store import ArtifactRef, ArtifactStore
+
+MIN_ROWS = 20
+MEAN_TOLERANCE = 1e-3
+STD_TOLERANCE = 1e-2
+
+
+class ValidationFailed(RuntimeError):
+    """Data broke an expectation; the message lists each failed check with examples."""
+
+    def __init__(self, point: str, dataset: str, failures: list[str]):
+        self.point, self.dataset, self.failures = point, dataset, failures
+        lines = "\n".join(f"  - {f}" for f in failures)
+        super().__init__(f"{point} validation failed for {dataset} ({len(failures)} check(s)):\n{lines}")
+
+
+@dataclass
+class Check:
+    """One frame and the expectations to run on it; ``index_name`` says what a row is."""
+
+    name: str
+    frame: pd.DataFrame
+    expectations: list[Any]
+    index_name: str
+
+
+@dataclass
+class Report:
+    point: str
+    dataset: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def table(self):
+        import pyarrow as pa
+        return pa.Table.from_pylist(self.checks or [{"frame": "", "expectation": "", "column": "",
+                                                     "success": True, "unexpected": 0}])
+
+
+# ---- Great Expectations plumbing -------------------------------------------------------
+@lru_cache(maxsize=1)
+def _gx():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context.data_sources.add_pandas("pipeline")
+
+
+def expectations():
+    """The Great Expectations expectation classes (imported on first use: it is slow)."""
+    import great_expectations.expectations as gxe
+    return gxe
+
+
+def _batch(name: str, frame: pd.DataFrame):
+    _, source = _gx()
+    try:
+        asset = source.get_asset(name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=name)
+        asset.add_batch_definition_whole_dataframe("whole")
+    return asset.get_batch_definition("whole").get_batch(batch_parameters={"dataframe": frame})
+
+
+def _describe(check: Check, result) -> str:
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    columns = [kwargs.pop(k) for k in ("column", "column_A", "column_B") if k in kwargs]
+    where = f"column {', '.join(map(repr, columns))} of the {check.name} frame" if columns \
+        else f"the {check.name} frame"
+    detail = result.result or {}
+    if detail.get("partial_unexpected_list") is not None:
+        values = detail["partial_unexpected_list"][:5]
+        index = [i.get(check.frame.index.name, i) if isinstance(i, dict) else i  # a named index
+                 for i in (detail.get("partial_unexpected_index_list") or [])[:5]]
+        examples = ", ".join(f"{check.index_name} {i}: {_plain(v)}" for i, v in zip(index, values)) \
+            if index else ", ".join(map(_plain, values))
+        found = f"{detail.get('unexpected_count')} unexpected, e.g. {examples}"
+    else:
+        found = f"observed {_plain(detail.get('observed_value'))}"
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        found = f"error: {result.exception_info.get('exception_message')}"
+    return f"{config.type} {kwargs} on {where}: {found}"
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_plain(v) for v in value) + ")"
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    return repr(value)
+
+
+def run_checks(point: str, spec: DatasetSpec, checks: list[Check]) -> Report:
+    """Run every check; raise ValidationFailed listing all failures, else return a report."""
+    start = time.perf_counter()
+    gx, _ = _gx()
+    report, failures = Report(point, spec.name), []
+    for check in checks:
+        suite = gx.ExpectationSuite(name=f"{point}-{check.name}", expectations=check.expectations)
+        result = _batch(f"{point}-{check.name}", check.frame).validate(suite, result_format="SUMMARY")
+        for item in result.results:
+            kwargs = item.expectation_config.kwargs
+            report.checks.append({
+                "frame": check.name, "expectation": item.expectation_config.type,
+                "column": str(kwargs.get("column") or kwargs.get("column_A") or ""),
+                "success": bool(item.success),
+                "unexpected": int((item.result or {}).get("unexpected_count") or 0)})
+            if not item.success:
+                failures.append(_describe(check, item))
+    report.seconds = time.perf_counter() - start
+    if failures:
+        raise ValidationFailed(point, spec.name, failures)
+    return report
+
+
+# ---- the frames ------------------------------------------------------------------------
+def feature_profile(frame: Frame) -> pd.DataFrame:
+    """One row per feature: dtype kind, nulls, non-finite values, min, max, allowed range."""
+    X, spec = frame.X, frame.spec
+    names = feature_names(frame)
+    if X.dtype.kind == "f":
+        nan = np.isnan(X).sum(axis=0)
+        nonfinite = np.isinf(X).sum(axis=0)
+        with np.errstate(all="ignore"):
+            lo, hi = np.nanmin(np.where(np.isinf(X), np.nan, X), axis=0), np.nanmax(np.where(np.isinf(X), np.nan, X), axis=0)
+    else:
+        nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    ranges = spec.feature_ranges or {}
+    lower = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[0] for n in spec.features]
+    upper = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[1] for n in spec.features]
+    if spec.is_image:  # one range for all pixels
+        lower, upper = lower * X.shape[1], upper * X.shape[1]
+    return pd.DataFrame({"kind": X.dtype.kind, "nulls": nan, "nonfinite": nonfinite,
+                         "min": lo.astype(float), "max": hi.astype(float),
+                         "lower": np.asarray(lower, float), "upper": np.asarray(upper, float)},
+                        index=pd.Index(names, name="feature"))
+
+
+def _class_set(spec: DatasetSpec, y: np.ndarray) -> list[int]:
+    """The allowed labels: the spec's, or every integer from 0 to the largest seen."""
+    if spec.classes is not None:
+        return list(spec.classes)
+    numeric = pd.to_numeric(pd.Series(y), errors="coerce").dropna()
+    return list(range(int(max(numeric.max(), 0)) + 1)) if len(numeric) else [0]
+
+
+def raw_checks(frame: Frame) -> list[Check]:
+    gxe, spec = expectations(), frame.spec
+    target = pd.DataFrame({spec.target: frame.y}, index=pd.Index(frame.row_id, name="row"))
+    rows = gxe.ExpectTableRowCountToEqual(value=spec.rows) if spec.rows \
+        else gxe.ExpectTableRowCountToBeBetween(min_value=MIN_ROWS)
+    on_target = [rows, gxe.ExpectColumnValuesToNotBeNull(column=spec.target)]
+    if spec.task == "classification":
+        on_target.append(gxe.ExpectColumnValuesToBeInSet(column=spec.target, value_set=_class_set(spec, frame.y)))
+    else:
+        on_target.append(gxe.ExpectColumnValuesToBeInTypeList(
+            column=spec.target, type_list=["float64", "float32", "int64", "int32"]))
+        if spec.target_range:
+            on_target.append(gxe.ExpectColumnValuesToBeBetween(
+                column=spec.target, min_value=spec.target_range[0], max_value=spec.target_range[1]))
+    on_features = [
+        gxe.ExpectTableRowCountToEqual(value=int(np.prod(spec.feature_shape))),
+        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["u", "i", "f"]),
+        gxe.ExpectColumnValuesToBeBetween(column="nulls", max_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="nonfinite", max_value=0),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="min", column_B="lower", or_equal=True),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="upper", column_B="max", or_equal=True),
+    ]
+    return [Check("target", target, on_target, "row"),
+            Check("features", feature_profile(frame), on_features, "feature")]
+
+
+def split_checks(index: Frame, raw_rows: int) -> list[Check]:
+    gxe, spec = expectations(), index.spec
+    table = pd.DataFrame({"row_id": index.row_id, "split": index.split, "target": index.y})
+    on_index = [gxe.ExpectTableRowCountToEqual(value=raw_rows),
+                gxe.ExpectColumnValuesToBeUnique(column="row_id"),
+                gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS))]
+    sizes = table["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_frame("rows")
+    expected = spec.split.get("sizes") or {}
+    sizes["expected"] = [expected.get(s, n) for s, n in sizes["rows"].items()]
+    on_sizes = [gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1),
+                gxe.ExpectColumnPairValuesToBeEqual(column_A="rows", column_B="expected")]
+    checks = [Check("split index", table, on_index, "row"), Check("split sizes", sizes, on_sizes, "split")]
+    if spec.task == "classification":
+        checks.append(Check("class balance", class_balance(table), [
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="tolerance", column_B="gap", or_equal=True)],
+            "split/class"))
+    return checks
+
+
+def class_balance(table: pd.DataFrame) -> pd.DataFrame:
+    """Per split and class: how far the class share strays from its overall share.
+
+    The tolerance is 5 points plus four standard errors of a share in a split that size,
+    so small random splits are not failed for sampling noise.
+    """
+    overall = table["target"].value_counts(normalize=True)
+    rows = []
+    for name, part in table.groupby("split"):
+        share = part["target"].value_counts(normalize=True).reindex(overall.index, fill_value=0.0)
+        n = len(part)
+        for label, p in overall.items():
+            rows.append({"at": f"{name}/{label}", "gap": abs(share[label] - p),
+                         "tolerance": 0.05 + 4 * np.sqrt(p * (1 - p) / n)})
+    return pd.DataFrame(rows).set_index("at")
+
+
+def scaled_checks(scaled: Frame) -> list[Check]:
+    gxe = expectations()
+    n_train = int(np.count_nonzero(scaled.split == "train"))
+    mean, std = column_moments(scaled.X[:n_train])  # train rows come first
+    profile = pd.DataFrame({
+        "mean": mean,
+        # a constant train column scales to all zeros (std 0); any other must have std 1
+        "std_gap": np.minimum(np.abs(std - 1.0), np.abs(std)),
+        "nonfinite": (~np.isfinite(scaled.X)).sum(axis=0),
+    }, index=pd.Index(feature_names(scaled), name="feature"))
+    return [Check("scaled features", profile, [
+        gxe.ExpectColumnValuesToBeBetween(column="mean", min_value=-MEAN_TOLERANCE, max_value=MEAN_TOLERANCE),
+        gxe.ExpectColumnValuesToBeBetween(column="std_gap", max_value=STD_TOLERANCE),
+        gxe.ExpectColumnValuesToBeBetween(column="nonfinite", max_value=0)], "feature")]
+
+
+def validate_raw(frame: Frame) -> Report:
+    return run_checks("raw", frame.spec, raw_checks(frame))
+
+
+def validate_split(index: Frame, raw_rows: int) -> Report:
+    return run_checks("split", index.spec, split_checks(index, raw_rows))
+
+
+def validate_scaled(scaled: Frame) -> Report:
+    return run_checks("scaled", scaled.spec, scaled_checks(scaled))
+
+
+# ---- the Prefect tasks -----------------------------------------------------------------
+def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], artifacts: str,
+               check: Callable[[], Report], force: bool) -> ArtifactRef:
+    """Run a validation point once per input; write its report; pass the input on."""
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        report = check()
+        logger().info("validation %s: %d expectations passed in %.2f s",
+                      point, len(report.checks), report.seconds)
+        return {"report": run.put_table(report.table(), seconds=report.seconds)}
+
+    StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents).run(produce, force)
+    return dataclasses.replace(subject)  # a new value, so the task graph draws validate -> next
+
+
+@task(name="validate-raw", cache_policy=NO_CACHE)
+def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
+    return _validated("raw", raw, [raw], artifacts, lambda: validate_raw(read_frame(raw.path)), force)
+
+
+@task(name="validate-split", cache_policy=NO_CACHE)
+def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
+                        ) -> ArtifactRef:
+    return _validated("split", index, [index, raw], artifacts,
+                      lambda: validate_split(read_frame(index.path), raw.rows), force)
+
+
+@task(name="validate-scaled", cache_policy=NO_CACHE)
+def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
+    return _validated("scaled", scaled, [scaled], artifacts,
+                      lambda: validate_scaled(read_frame(scaled.path)), force)

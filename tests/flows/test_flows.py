@@ -1,0 +1,117 @@
+"""Whole flows on the real data (slices where training would be slow), through Prefect."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.classification import classification
+from flows.regression import regression
+from tasks.load import RawDataError
+from tasks.validate import ValidationFailed
+
+HOUSING_DATA_SHA = "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sidecar(path: str) -> dict:
+    return json.loads(Path(path).with_suffix(".json").read_text())
+
+
+def _lineage_roots(path: str) -> set[str]:
+    """Follow sidecar parents back to the raw files; return their sha256s."""
+    roots, pending = set(), [path]
+    while pending:
+        for parent in _sidecar(pending.pop())["parents"]:
+            if "path" in parent:
+                pending.append(parent["path"])
+            else:
+                roots.add(parent["sha256"])
+    return roots
+
+
+def _stages(artifacts: Path) -> set[str]:
+    return {p.name for p in artifacts.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))} \
+        if artifacts.exists() else set()
+
+
+def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    first = regression(epochs=2, artifacts=str(artifacts))
+    assert first["flow"] == "regression" and first["run_id"]
+    assert 0 < first["test"]["loss"] < 2.0
+    assert set(first["artifacts"]) == {"raw", "split", "scaled", "scaler", "model", "history", "curve", "metrics"}
+    for stage, path in first["artifacts"].items():
+        assert Path(path).is_file() and Path(path).with_suffix(".json").is_file(), stage
+    assert _lineage_roots(first["artifacts"]["metrics"]) == {HOUSING_DATA_SHA}
+    model = _sidecar(first["artifacts"]["model"])
+    assert model["flow_run_id"] == first["run_id"] and model["seed"] == 42 and model["params"]["epochs"] == 2
+    metrics = _sidecar(first["artifacts"]["metrics"])
+    assert metrics["summary"]["test"] == first["test"] and metrics["summary"]["test_rows"] == 5_160
+    history = pd.read_parquet(first["artifacts"]["history"])
+    assert list(history["epoch"]) == [1, 2]
+
+    again = regression(epochs=2, artifacts=str(artifacts))
+    # Keras model files are not byte-reproducible: an unchanged path means no retraining
+    assert again["artifacts"] == first["artifacts"] and again["test"] == first["test"]
+    assert again["run_id"] != first["run_id"]
+
+
+def test_classification_flow_on_a_user_table_of_real_images(fashion_table, tmp_path):
+    result = classification(epochs=2, data=str(fashion_table), target="label", artifacts=str(tmp_path / "a"))
+    assert result["test"]["accuracy"] > 0.7
+    assert set(result["test"]) == {"loss", "accuracy"}
+    assert _sidecar(result["artifacts"]["scaled"])["parents"][0]["path"] == result["artifacts"]["raw"]
+
+
+def test_a_wrong_checksum_stops_the_flow_at_load_with_nothing_written(corrupt_mirror, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATA_MIRROR", str(corrupt_mirror()))
+    artifacts = tmp_path / "artifacts"
+    with pytest.raises(RawDataError, match="train-labels-idx1-ubyte.gz"):
+        classification(epochs=1, artifacts=str(artifacts))
+    assert _stages(artifacts) == set()
+
+
+def test_a_nan_in_a_user_table_stops_at_raw_validation(housing_csv, tmp_path):
+    df = pd.read_csv(housing_csv)
+    df.loc[10, "AveOccup"] = np.nan
+    df.to_csv(housing_csv, index=False)
+    artifacts = tmp_path / "artifacts"
+    with pytest.raises(ValidationFailed, match=r"(?s)raw validation failed .* feature AveOccup: 1"):
+        regression(epochs=1, data=str(housing_csv), target="MedHouseVal", artifacts=str(artifacts))
+    assert _stages(artifacts) == {"raw"}  # the raw artifact is the step's input; nothing after it
+
+
+def test_a_non_integer_label_stops_classification_at_raw_validation(fashion_table, tmp_path):
+    df = pd.read_parquet(fashion_table)
+    df["label"] = df["label"].astype(float)
+    df.loc[3, "label"] = 2.5
+    df.to_parquet(fashion_table)
+    artifacts = tmp_path / "artifacts"
+    with pytest.raises(ValidationFailed, match=r"column 'label' .* row 3: 2.5"):
+        classification(epochs=1, data=str(fashion_table), target="label", artifacts=str(artifacts))
+    assert _stages(artifacts) == {"raw"}
+
+
+def test_cli_help_and_json_summary(housing_csv, tmp_path):
+    run = lambda *args: subprocess.run([sys.executable, "-m", "flows", *args], cwd=ROOT,  # noqa: E731
+                                       capture_output=True, text=True, timeout=300)
+    top = run("--help")
+    assert top.returncode == 0 and "classification" in top.stdout and "regression" in top.stdout
+    sub = run("classification", "--help")
+    for option in ("--model", "--epochs", "--batch-size", "--seed", "--data", "--target", "--json"):
+        assert option in sub.stdout
+    assert "(default: mlp)" in sub.stdout and "(default: 10)" in sub.stdout
+    out = run("regression", "--data", str(housing_csv), "--target", "MedHouseVal", "--epochs", "1",
+              "--artifacts", str(tmp_path / "a"), "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["flow"] == "regression" and summary["test"]["loss"] > 0
+    assert Path(summary["artifacts"]["model"]).is_file()
+    bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y", "--artifacts", str(tmp_path / "b"))
+    assert bad.returncode == 1 and "no such file" in bad.stderr

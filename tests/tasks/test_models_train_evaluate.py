@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+
+from tasks import models
+from tasks.evaluate import evaluate
+from tasks.scale import scale
+from tasks.split import split
+from tasks.train import plot_history, train
+
+
+@pytest.fixture(scope="module")
+def small_housing(housing):
+    rows = np.r_[0:2_000]
+    frame = housing.take(rows)
+    frame.spec = frame.spec.replace(rows=None)
+    return scale(frame, split(frame))[0]
+
+
+def test_registry_builds_the_course_models():
+    mlp = models.build("mlp", (28, 28), 10)
+    assert [layer.__class__.__name__ for layer in mlp.layers] == ["Flatten", "Dense", "Dense", "Dense"]
+    assert [layer.units for layer in mlp.layers[1:]] == [300, 100, 10]
+    assert mlp.count_params() == 266_610
+    reg = models.build("mlp30", (8,), 1)
+    assert reg.count_params() == 8 * 30 + 30 + 31
+    assert models.hyperparameters("mlp", {"learning_rate": 0.5, "optimizer": None})["learning_rate"] == 0.5
+
+
+def test_registry_errors_say_what_exists():
+    with pytest.raises(ValueError, match="unknown model 'nope'; registered: mlp, mlp30"):
+        models.entry("nope")
+    with pytest.raises(ValueError, match="'mlp' is a classification model; for regression use one of"):
+        models.entry("mlp", "regression")
+
+
+def test_train_keeps_the_best_checkpoint_and_never_touches_test_rows(small_housing, tmp_path):
+    poisoned = small_housing.take(np.arange(len(small_housing)))
+    poisoned.X = poisoned.X.copy()
+    poisoned.X[poisoned.split == "test"] = np.nan  # any use of test rows would turn losses to NaN
+    result = train(poisoned, "mlp30", tmp_path, epochs=3, batch_size=32, seed=1,
+                   tensorboard_dir=tmp_path / "tb")
+    assert list(result.history.columns) == ["epoch", "loss", "val_loss"]
+    assert np.isfinite(result.history[["loss", "val_loss"]].to_numpy()).all()
+    assert any((tmp_path / "tb").rglob("*")), "TensorBoard wrote no logs"
+    best = keras.models.load_model(result.model_path, safe_mode=True)
+    valid = small_housing.part("valid")
+    val_loss = best.evaluate(valid.inputs(), valid.y.astype(np.float32), verbose=0)
+    assert val_loss == pytest.approx(result.history["val_loss"].min(), rel=1e-4)
+    assert plot_history(result.history, tmp_path / "c.png", "t").stat().st_size > 1_000
+
+
+def test_same_seed_same_model(small_housing, tmp_path):
+    a = train(small_housing, "mlp30", tmp_path / "a", epochs=2, batch_size=64, seed=5)
+    b = train(small_housing, "mlp30", tmp_path / "b", epochs=2, batch_size=64, seed=5)
+    np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-6)
+
+
+def test_evaluate_scores_only_the_test_split(small_housing, tmp_path):
+    result = train(small_housing, "mlp30", tmp_path, epochs=1, batch_size=64, seed=1)
+    scores = evaluate(result.model_path, small_housing.part("test"))
+    assert set(scores) == {"loss"} and scores["loss"] > 0
+    with pytest.raises(ValueError, match="test split only"):
+        evaluate(result.model_path, small_housing.part("valid"))

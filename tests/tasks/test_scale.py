@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from sklearn.preprocessing import StandardScaler as SkScaler
+
+from tasks.scale import NotFittedError, StandardScaler, scale
+from tasks.split import split
+
+
+def test_matches_scikit_learn_on_train(housing):
+    ours = StandardScaler().fit(housing.X)
+    theirs = SkScaler().fit(housing.X)
+    np.testing.assert_allclose(ours.mean_, theirs.mean_)
+    np.testing.assert_allclose(ours.scale_, theirs.scale_)
+    np.testing.assert_allclose(ours.transform(housing.X), theirs.transform(housing.X), rtol=1e-5, atol=1e-5)
+
+
+def test_transform_before_fit_is_refused():
+    with pytest.raises(NotFittedError, match="before fit"):
+        StandardScaler().transform(np.ones((2, 2)))
+
+
+def test_valid_and_test_rows_never_enter_the_fit(housing):
+    index = split(housing)
+    _, scaler = scale(housing, index)
+    poisoned = housing.take(np.arange(len(housing)))
+    poisoned.X = poisoned.X.copy()
+    poisoned.X[index.split != "train"] *= 1_000.0  # wildly different valid/test rows
+    _, scaler_poisoned = scale(poisoned, index)
+    np.testing.assert_array_equal(scaler.mean_, scaler_poisoned.mean_)
+    np.testing.assert_array_equal(scaler.scale_, scaler_poisoned.scale_)
+    train = housing.X[index.split == "train"]
+    np.testing.assert_allclose(scaler.mean_, train.mean(axis=0))
+
+
+def test_scaled_rows_come_train_valid_test_with_train_standardised(fashion):
+    scaled, scaler = scale(fashion, split(fashion))
+    assert scaled.X.dtype == np.float32
+    assert list(dict.fromkeys(scaled.split)) == ["train", "valid", "test"]
+    train = scaled.X[scaled.split == "train"].astype(np.float64)
+    assert np.abs(train.mean(axis=0)).max() < 1e-4
+    std = train.std(axis=0)
+    assert np.all((np.abs(std - 1) < 1e-3) | (std == 0))
+    assert set(scaled.row_id[scaled.split == "valid"]) == set(range(5_000))

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from tasks.dataset import Frame
+from tasks.load import load_table
+from tasks.scale import scale
+from tasks.split import split
+from tasks.validate import ValidationFailed, validate_raw, validate_scaled, validate_split
+
+
+def _copy(frame: Frame) -> Frame:
+    return Frame(frame.spec, frame.X.copy(), frame.y.copy(), frame.row_id.copy(),
+                 None if frame.split is None else frame.split.copy())
+
+
+def test_the_real_datasets_pass_every_point(housing, fashion):
+    for frame in (housing, fashion):
+        report = validate_raw(frame)
+        assert report.checks and all(c["success"] for c in report.checks)
+        index = split(frame)
+        validate_split(index, len(frame))
+        validate_scaled(scale(frame, index)[0])
+
+
+def test_a_pixel_out_of_range_names_the_pixel_and_value(fashion):
+    bad = _copy(fashion)
+    bad.X = bad.X.astype(np.int16)
+    bad.X[7, 300] = 256
+    with pytest.raises(ValidationFailed) as error:
+        validate_raw(bad)
+    assert "column 'upper', 'max'" in str(error.value) and "feature image[300]: (255.0, 256.0)" in str(error.value)
+
+
+def test_a_nan_names_the_feature(housing):
+    bad = _copy(housing)
+    bad.X[17, 2] = np.nan
+    with pytest.raises(ValidationFailed, match=r"column 'nulls' .* feature AveRooms: 1"):
+        validate_raw(bad)
+
+
+def test_out_of_range_housing_values_and_a_wrong_label_set_fail(housing, fashion):
+    bad = _copy(housing)
+    bad.X[0, 6] = 55.0  # a latitude outside California
+    with pytest.raises(ValidationFailed, match="feature Latitude"):
+        validate_raw(bad)
+    wrong = _copy(fashion)
+    wrong.y[42] = 10
+    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_in_set .* column 'label' .* row 42: 10"):
+        validate_raw(wrong)
+
+
+def test_a_non_integer_label_in_a_user_table_fails(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    df["label"] = rng.integers(0, 3, 60).astype(float)
+    df.loc[5, "label"] = 1.5
+    df.to_csv(tmp_path / "t.csv", index=False)
+    frame, _ = load_table(tmp_path / "t.csv", "label", "classification")
+    with pytest.raises(ValidationFailed, match=r"column 'label' .* row 5: 1.5"):
+        validate_raw(frame)
+
+
+def test_a_row_in_two_splits_and_a_lopsided_split_fail(housing, fashion):
+    index = split(housing)
+    index.row_id = index.row_id.copy()
+    index.row_id[0] = index.row_id[1]
+    with pytest.raises(ValidationFailed, match="expect_column_values_to_be_unique"):
+        validate_split(index, len(housing))
+    lopsided = split(fashion)
+    lopsided.y = lopsided.y.copy()
+    lopsided.y[lopsided.split == "valid"] = 3  # every valid image one class
+    with pytest.raises(ValidationFailed, match=r"class balance .* valid/3"):
+        validate_split(lopsided, len(fashion))
+
+
+def test_unscaled_or_nonfinite_data_fails_after_scaling(housing):
+    index = split(housing)
+    scaled, _ = scale(housing, index)
+    raw_like = _copy(scaled)
+    raw_like.X = housing.X[np.searchsorted(housing.row_id, scaled.row_id)].astype(np.float32)
+    with pytest.raises(ValidationFailed, match="column 'mean'"):
+        validate_scaled(raw_like)
+    inf = _copy(scaled)
+    inf.X[-1, 0] = np.inf
+    with pytest.raises(ValidationFailed, match="column 'nonfinite' .* feature MedInc: 1"):
+        validate_scaled(inf)
