@@ -1,0 +1,140 @@
+"""Benchmark: the classification flow against a plain Keras script, side by side.
+
+    python tests/benchmarks/bench.py [--reps 3] [--epochs 10] [--no-server]
+
+Runs each measurement ``--reps`` times, each in a fresh process (and a fresh artifact
+folder, so every flow goes from the raw files to test metrics), and prints one markdown
+table with medians, spreads (min..max) and the targets. Needs DATA_MIRROR (or data/).
+Not collected by the default test run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, dict]:
+    """Wall seconds, peak RSS (MiB) and the last stdout line (JSON) of one child process."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)  # its own rusage: peak RSS of this child
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0); err.seek(0)
+        if child.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{err.read()[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024, json.loads(out.read().strip().splitlines()[-1])
+
+
+def median(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}..{max(values):.2f})"
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError("prefect server did not answer /api/health within 60 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--no-server", action="store_true", help="skip the runs against a running server")
+    args = parser.parse_args()
+    if not os.environ.get("DATA_MIRROR"):
+        shared = ROOT.parent / "shared" / "datasets"
+        if shared.is_dir():
+            os.environ["DATA_MIRROR"] = str(shared)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    py, work = sys.executable, Path(tempfile.mkdtemp(prefix="keras-flows-bench-"))
+    flow_cmd = lambda tag: [py, "-m", "flows", "classification", "--epochs", str(args.epochs),  # noqa: E731
+                            "--seed", "42", "--json", "--artifacts", str(work / tag)]
+    script, flow, served = [], [], []
+    server = None if args.no_server else start_server(4299)
+    try:
+        for rep in range(args.reps):  # interleaved, so drift in the machine hits both alike
+            script.append(run([py, str(HERE / "plain_keras.py"), str(args.epochs)]))
+            flow.append(run(flow_cmd(f"embedded-{rep}")))
+            if server:
+                served.append(run(flow_cmd(f"served-{rep}"),
+                                  {"PREFECT_API_URL": "http://127.0.0.1:4299/api"}))
+        twice = [run([py, str(HERE / "run_flow.py"), str(args.epochs), str(work / f"twice-{rep}")])[2]
+                 for rep in range(args.reps)]
+        data = [run([py, str(HERE / "data_stages.py"), str(work / f"data-{rep}")])[2] for rep in range(args.reps)]
+    finally:
+        if server:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+    s_wall = [r[0] for r in script]
+    rows = [
+        ("plain Keras script, wall s", median(s_wall), "", ""),
+        ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in script]), "", ""),
+        ("flow, embedded server, wall s", median([r[0] for r in flow]), "", ""),
+        ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in flow]), "", ""),
+        _ratio("a. flow / script (embedded server, incl. start-up)", [r[0] for r in flow], s_wall, 1.25),
+    ]
+    if served:
+        rows.append(_ratio("a. flow / script (running server)", [r[0] for r in served], s_wall, 1.10))
+    second = [t["second_seconds"] / t["first_seconds"] for t in twice]
+    rows.append(("b. unchanged re-run / first run (in-process)", median(second), "<= 0.05",
+                 _met(statistics.median(second) <= 0.05)))
+    rows.append(("  re-run reused every artifact", str(all(t["same_artifacts"] for t in twice)), "True", ""))
+    share = [sum(v for k, v in t["stages"].items() if k.startswith("validate")) / t["first_seconds"]
+             for t in twice]
+    rows.append(("c. validation share of the flow", median([100 * s for s in share]) + " %", "<= 5 %",
+                 _met(statistics.median(share) <= 0.05)))
+    d = [r["seconds"] for r in data]
+    rows.append(("d. data stages, 70,000 images, s", median(d), "<= 3", _met(statistics.median(d) <= 3)))
+    rows.append(_ratio("e. peak RSS flow / script", [r[1] for r in flow], [r[1] for r in script], 1.5))
+    rows.append(("  peak RSS script / flow, MiB", f"{statistics.median([r[1] for r in script]):.0f} / "
+                 f"{statistics.median([r[1] for r in flow]):.0f}", "", ""))
+    rows.append(("f. 4 trials, 2 workers vs 1", "n/a: search not built yet", ">= 1.6", ""))
+    print(f"\nMachine: {platform.node()} — {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{args.reps} reps, {args.epochs} epochs; median (min..max)\n")
+    print("| measure | value | target | met |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    stages = {k: statistics.median([t["stages"].get(k, 0) for t in twice]) for k in twice[0]["stages"]}
+    print("\nFlow stages (first in-process run, median s): " +
+          ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) +
+          f"; Prefect + imports before the flow: {statistics.median([t['import_seconds'] for t in twice]):.2f}")
+    print("Data stages (median s): " + ", ".join(
+        f"{k} {statistics.median([r['stages'][k] for r in data]):.2f}" for k in data[0]["stages"]))
+    return 0
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _ratio(name: str, ours: list[float], base: list[float], target: float) -> tuple[str, str, str, str]:
+    ratios = [a / b for a, b in zip(ours, base)]
+    return name, median(ratios), f"<= {target}", _met(statistics.median(ratios) <= target)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
