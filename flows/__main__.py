@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.data and not args.target:
         parser().error("--data needs --target COLUMN")
     _quiet_defaults()
+    from flows.pipeline import prefetch
+
+    prefetch("great_expectations", "keras")  # overlaps with Prefect's start-up
     if args.flow == "classification":
         from flows.classification import classification as flow
     else:

@@ -84,10 +84,13 @@ class Frame:
                      self.row_id[mask_or_index], split)
 
     def part(self, name: str) -> "Frame":
-        """The rows of one split ("train", "valid" or "test")."""
+        """The rows of one split ("train", "valid" or "test"); a view when they are contiguous."""
         if self.split is None:
             raise ValueError(f"{self.spec.name}: this frame has no split column")
-        return self.take(self.split == name)
+        rows = np.flatnonzero(self.split == name)
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+            return self.take(slice(rows[0], rows[-1] + 1))  # no copy of the features
+        return self.take(rows)
 
     def inputs(self) -> np.ndarray:
         """Features shaped as the model sees them (images back to their 2-D shape)."""
@@ -126,7 +129,8 @@ def from_arrow(table: pa.Table) -> Frame:
     if spec.features[0] not in table.column_names and IMAGE_COLUMN not in table.column_names:
         X = np.empty((table.num_rows, 0))  # a split index: no features
     elif spec.is_image:
-        column = table[IMAGE_COLUMN].combine_chunks()
+        chunks = table[IMAGE_COLUMN].chunks
+        column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # one chunk: no copy
         X = column.flatten().to_numpy().reshape(table.num_rows, -1)
     else:
         X = np.column_stack([table[name].to_numpy() for name in spec.features])

@@ -118,7 +118,7 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
     store = ArtifactStore(artifacts)
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        frame = read_frame(scaled.path, filters=[("split", "in", ["train", "valid"])])
+        frame = read_frame(scaled.path)  # whole file, no copy; train() takes views of train and valid
         workdir = Path(tempfile.mkdtemp(dir=store.root, prefix=".train-"))
         board = store.root / "tensorboard" / f"{frame.spec.name}-{params.model}-{run.cache_key[:12]}"
         try:

@@ -30,7 +30,8 @@ def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
     """Wall seconds, peak RSS (MiB) and the last stdout line (JSON) of one child process."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        child = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=err)
+        child = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
         _, status, usage = os.wait4(child.pid, 0)  # its own rusage: peak RSS of this child
         seconds = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -93,6 +94,7 @@ def main() -> int:
     rows = [
         ("plain Keras script, wall s", median(s_wall), "", ""),
         ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in script]), "", ""),
+        ("  its fit alone, s", median([r[2]["fit_seconds"] for r in script]), "", ""),
         ("flow, embedded server, wall s", median([r[0] for r in flow]), "", ""),
         ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in flow]), "", ""),
         _ratio("a. flow / script (embedded server, incl. start-up)", [r[0] for r in flow], s_wall, 1.25),
