@@ -7,9 +7,11 @@ and the path of every artifact, for scripts and schedulers.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
+import threading
 
 FLOWS = {
     "classification": {"dataset": "Fashion-MNIST", "model": "mlp", "epochs": 10},
@@ -21,6 +23,12 @@ def _quiet_defaults() -> None:
     """Settings a user would otherwise have to find: no telemetry, no TensorFlow chatter."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def prefetch(*modules: str) -> None:
+    """Import heavy libraries on a side thread: they load while Prefect starts its server."""
+    for name in modules:
+        threading.Thread(target=importlib.import_module, args=(name,), daemon=True).start()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data and not args.target:
         parser().error("--data needs --target COLUMN")
     _quiet_defaults()
-    from flows.pipeline import prefetch
-
-    prefetch("great_expectations", "keras")  # overlaps with Prefect's start-up
+    prefetch("great_expectations", "keras")
     if args.flow == "classification":
         from flows.classification import classification as flow
     else:

@@ -1,8 +1,6 @@
 """The one pipeline both flows run: load, validate, split, validate, scale, validate, train, evaluate."""
 from __future__ import annotations
 
-import importlib
-import threading
 from typing import Any
 
 from prefect.runtime import flow_run
@@ -15,14 +13,7 @@ from tasks.train import TrainParams, train_task
 from tasks.validate import validate_raw_task, validate_scaled_task, validate_split_task
 
 
-def prefetch(*modules: str) -> None:
-    """Import heavy libraries on a side thread while the data stages run (seconds saved per run)."""
-    for name in modules:
-        threading.Thread(target=importlib.import_module, args=(name,), daemon=True).start()
-
-
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
-    prefetch("great_expectations", "keras")
     raw = validate_raw_task(load_task(source, artifacts, force), artifacts, force)
     index = validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force)
     scaled = scale_task(raw, index, artifacts, force)

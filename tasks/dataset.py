@@ -140,6 +140,6 @@ def from_arrow(table: pa.Table) -> Frame:
 
 def read_frame(path: str, columns: list[str] | None = None, filters=None) -> Frame:
     """Read a pipeline Parquet artifact (all columns, or only those named) back into a Frame."""
-    import pyarrow.parquet as pq
+    from tasks.store import read_parquet
 
-    return from_arrow(pq.read_table(path, columns=columns, filters=filters))
+    return from_arrow(read_parquet(path, columns=columns, filters=filters))

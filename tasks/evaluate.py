@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import Frame, read_frame, spec_of
 from tasks.stage import StageRun, logger
-from tasks.store import ArtifactRef, ArtifactStore
+from tasks.store import ArtifactRef, ArtifactStore, read_parquet
 from tasks.train import targets
 
 
@@ -28,7 +28,7 @@ def evaluate(model_path: Path, test: Frame) -> dict[str, float]:
 
 
 def read_metrics(ref: ArtifactRef) -> dict[str, float]:
-    table = pq.read_table(ref.path).to_pydict()
+    table = read_parquet(ref.path).to_pydict()
     return dict(zip(table["metric"], table["value"]))
 
 

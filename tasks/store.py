@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -162,8 +163,10 @@ class ArtifactStore:
             pq.write_table(table, pa.PythonFile(sink, mode="w"), compression=_compression(table),
                            use_dictionary=_small_columns(table),
                            write_statistics=_small_columns(table))
-        return self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows,
-                             self._lineage(stage, lineage))
+        ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows,
+                            self._lineage(stage, lineage))
+        _remember(ref.path, table)
+        return ref
 
     def put_file(self, source: str | os.PathLike, stage: str, **lineage: Any) -> ArtifactRef:
         """Copy a finished file (a model, a plot) into the store under its hash."""
@@ -191,10 +194,6 @@ class ArtifactStore:
 
     # ---- reading -------------------------------------------------------
     @staticmethod
-    def read_table(ref: ArtifactRef, columns: list[str] | None = None, filters=None) -> pa.Table:
-        return pq.read_table(ref.path, columns=columns, filters=filters)
-
-    @staticmethod
     def sidecar(ref: ArtifactRef) -> dict[str, Any]:
         return json.loads(ref.sidecar.read_text())
 
@@ -212,6 +211,31 @@ class ArtifactStore:
     def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
         self._write_json(self.root / "_cache" / stage / f"{key}.json",
                          {name: ref.to_dict() for name, ref in refs.items()})
+
+
+# The last few tables written or read in this process, by path. Artifacts never change once
+# written, so the next stage in the same process can take the table from memory instead of
+# decoding the Parquet file again (the flow writes scaled data and reads it back three times).
+_RECENT: "OrderedDict[str, pa.Table]" = OrderedDict()
+_RECENT_SIZE = 4
+
+
+def _remember(path: str, table: pa.Table) -> None:
+    _RECENT[str(path)] = table
+    _RECENT.move_to_end(str(path))
+    while len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filters=None) -> pa.Table:
+    """A stored Parquet artifact as an Arrow table (from memory when this process just had it)."""
+    table = _RECENT.get(str(path))
+    if table is None:
+        table = pq.read_table(path)
+        _remember(str(path), table)
+    if filters is not None:
+        table = table.filter(pq.filters_to_expression(filters))
+    return table.select(columns) if columns is not None else table
 
 
 def _compression(table: pa.Table) -> str:
