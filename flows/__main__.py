@@ -1,4 +1,4 @@
-"""Command line: ``python -m flows classification|regression [options]``.
+"""Command line: ``python -m flows classification|regression|zoo [options]``.
 
 Runs a flow on Prefect's embedded server, or on the server named by PREFECT_API_URL.
 With ``--json`` the last line printed is one JSON object: flow, run_id, test metrics
@@ -7,16 +7,17 @@ and the path of every artifact, for scripts and schedulers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
 import sys
 import threading
 
-FLOWS = {
-    "classification": {"dataset": "Fashion-MNIST", "model": "mlp", "epochs": 10},
-    "regression": {"dataset": "California housing", "model": "mlp30", "epochs": 20},
-}
+from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
+
+COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
+DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
 
 
 def _quiet_defaults() -> None:
@@ -31,56 +32,96 @@ def prefetch(*modules: str) -> None:
         threading.Thread(target=importlib.import_module, args=(name,), daemon=True).start()
 
 
+def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_help: str) -> None:
+    sub.add_argument("--model", default=course.model, help=model_help)
+    sub.add_argument("--epochs", type=int, default=course.epochs)
+    sub.add_argument("--batch-size", type=int, default=course.batch_size)
+    sub.add_argument("--learning-rate", type=float, help="optimizer learning rate (default: the model's)")
+    sub.add_argument("--optimizer", choices=["sgd", "adam", "nadam", "rmsprop"], help="default: the model's")
+    sub.add_argument("--depth", type=int, help="hidden layers of a dense model (default: the model's)")
+    sub.add_argument("--width", type=int, help="units per hidden layer (default: the model's)")
+    sub.add_argument("--activation", help="hidden activation, e.g. relu, selu, elu (default: the model's)")
+    sub.add_argument("--seed", type=int, default=course.seed, help="random seed for weights and shuffling")
+    sub.add_argument("--patience", type=int, default=course.patience, help="EarlyStopping patience, epochs")
+    sub.add_argument("--data", metavar="PATH", help="your own table (.csv or .parquet) instead")
+    sub.add_argument("--target", metavar="COLUMN", help="with --data: the label/value column")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder")
+    sub.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
+    sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="python -m flows", description=__doc__.split("\n\n")[0],
         epilog="Data: built-in datasets are read from data/, then $DATA_MIRROR, then downloaded. "
                "Artifacts (Parquet + JSON lineage sidecars) go to --artifacts.")
     commands = main.add_subparsers(dest="flow", required=True, metavar="FLOW")
-    for name, defaults in FLOWS.items():
-        sub = commands.add_parser(name, help=f"{defaults['dataset']} {name} (or your own table)",
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    for name, course in COURSE.items():
+        sub = commands.add_parser(name, help=f"{DATASET[name]} {name} (or your own table)", formatter_class=defaults,
                                   description=f"Run the {name} flow: load, validate, split, scale, train, "
-                                              f"evaluate. Default data: {defaults['dataset']}.",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        sub.add_argument("--model", default=defaults["model"], help="model name in the registry")
-        sub.add_argument("--epochs", type=int, default=defaults["epochs"])
-        sub.add_argument("--batch-size", type=int, default=32)
-        sub.add_argument("--learning-rate", type=float, default=None,
-                         help="optimizer learning rate (default: the model's course value)")
-        sub.add_argument("--seed", type=int, default=42, help="random seed for weights and shuffling")
-        sub.add_argument("--patience", type=int, default=10, help="EarlyStopping patience in epochs")
-        sub.add_argument("--data", metavar="PATH", help="your own table (.csv or .parquet) instead")
-        sub.add_argument("--target", metavar="COLUMN", help="with --data: the label/value column")
-        sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder")
-        sub.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
-        sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+                                              f"evaluate. Default data: {DATASET[name]}.")
+        _training_options(sub, course, "model name in the registry (see `zoo --list`)")
+    sub = commands.add_parser("zoo", help="train several models on one dataset and compare them",
+                              formatter_class=defaults,
+                              description="Train a set of registry models with the same budget; write a "
+                                          "comparison table and a plot of their validation curves.")
+    sub.add_argument("--task", choices=list(COURSE), default="classification")
+    sub.add_argument("--list", action="store_true", help="list the registry's models and exit")
+    _training_options(sub, CLASSIFICATION, "comma-separated model names (default: every model for --task)")
+    sub.set_defaults(model=None)
     return main
+
+
+def _params(args: argparse.Namespace, course: TrainParams, model: str) -> TrainParams:
+    return dataclasses.replace(course, model=model, epochs=args.epochs, batch_size=args.batch_size,
+                               learning_rate=args.learning_rate, optimizer=args.optimizer, depth=args.depth,
+                               width=args.width, activation=args.activation, seed=args.seed,
+                               patience=args.patience)
+
+
+def _list_models() -> int:
+    from tasks.models import MODELS
+
+    for name, entry in MODELS.items():
+        print(f"{name:24s} {entry.task:15s} {entry.summary}")
+    return 0
+
+
+def _run(args: argparse.Namespace):
+    if args.flow == "zoo":
+        from flows.zoo import zoo
+
+        models = args.model.split(",") if args.model else None
+        return zoo(task=args.task, models=models, train=_params(args, COURSE[args.task], "-"),
+                   data=args.data, target=args.target, artifacts=args.artifacts, force=args.force)
+    module = importlib.import_module(f"flows.{args.flow}")
+    flow = getattr(module, args.flow)
+    return flow(train=_params(args, COURSE[args.flow], args.model), data=args.data, target=args.target,
+                artifacts=args.artifacts, force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "list", False):
+        return _list_models()
     if args.data and not args.target:
         parser().error("--data needs --target COLUMN")
     _quiet_defaults()
     prefetch("great_expectations", "keras")
-    if args.flow == "classification":
-        from flows.classification import classification as flow
-    else:
-        from flows.regression import regression as flow
     try:
-        summary = flow(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate, seed=args.seed, patience=args.patience,
-                       data=args.data, target=args.target, artifacts=args.artifacts, force=args.force)
+        summary = _run(args)
     except Exception as error:  # the flow already logged the traceback; say what failed, plainly
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary))
-    else:
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
-        print(f"{summary['flow']} run {summary['run_id']}: test {metrics}")
-        for stage, path in summary["artifacts"].items():
-            print(f"  {stage:8s} {path}")
+        return 0
+    for model, test in (summary["test"].items() if args.flow == "zoo" else [(args.model, summary["test"])]):
+        print(f"{summary['flow']} run {summary['run_id']}: {model} test "
+              + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    for stage, path in summary["artifacts"].items():
+        print(f"  {stage:10s} {path}")
     return 0
 
 

@@ -1,4 +1,7 @@
-"""The one pipeline both flows run: load, validate, split, validate, scale, validate, train, evaluate."""
+"""The pipeline every flow runs: prepare the data once, then fit and score a model on it.
+
+    load -> validate -> split -> validate -> scale -> validate -> train -> evaluate
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,19 +10,41 @@ from prefect.runtime import flow_run
 
 from tasks.evaluate import evaluate_task
 from tasks.load import Source, load_task
+from tasks.params import DATASETS, TrainParams
 from tasks.scale import scale_task
 from tasks.split import split_task
-from tasks.train import TrainParams, train_task
+from tasks.store import ArtifactRef
+from tasks.train import train_task
 from tasks.validate import validate_raw_task, validate_scaled_task, validate_split_task
 
 
-def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
+def source_for(task: str, data: str | None, target: str | None) -> Source:
+    """A user table when ``data`` is given, else the course's dataset for the task."""
+    return Source(path=data, target=target, task=task) if data else Source(dataset=DATASETS[task], task=task)
+
+
+def prepare(source: Source, artifacts: str, force: bool = False) -> dict[str, ArtifactRef]:
     raw = validate_raw_task(load_task(source, artifacts, force), artifacts, force)
     index = validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force)
     scaled = scale_task(raw, index, artifacts, force)
-    scaled_data = validate_scaled_task(scaled["scaled"], artifacts, force)
-    trained = train_task(scaled_data, params, artifacts, force)
-    metrics, test = evaluate_task(trained["model"], scaled_data, artifacts, force)
-    produced = {"raw": raw, "split": index, **scaled, **trained, "metrics": metrics}
+    return {"raw": raw, "split": index, "scaler": scaled["scaler"],
+            "scaled": validate_scaled_task(scaled["scaled"], artifacts, force)}
+
+
+def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
+                  ) -> tuple[dict[str, ArtifactRef], dict[str, float]]:
+    trained = train_task(scaled, params, artifacts, force)
+    metrics, test = evaluate_task(trained["model"], scaled, artifacts, force)
+    return {**trained, "metrics": metrics}, test
+
+
+def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
+    data = prepare(source, artifacts, force)
+    trained, test = fit_and_score(data["scaled"], params, artifacts, force)
+    return summary({**data, **trained}, test)
+
+
+def summary(produced: dict[str, ArtifactRef], test: dict[str, Any]) -> dict[str, Any]:
+    """What the CLI prints with --json: flow, run id, test metrics, artifact paths."""
     return {"flow": flow_run.flow_name, "run_id": str(flow_run.id), "test": test,
             "artifacts": {stage: ref.path for stage, ref in produced.items()}}

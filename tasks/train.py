@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import models
 from tasks.dataset import Frame, read_frame
+from tasks.params import TrainParams
 from tasks.stage import StageRun, logger
 from tasks.store import ArtifactRef, ArtifactStore
 
@@ -33,6 +34,7 @@ class TrainResult:
     history: pd.DataFrame  # one row per epoch: epoch, loss, val_loss, ...
     seconds: float
     n_outputs: int
+    params: int
 
 
 def n_outputs(frame: Frame) -> int:
@@ -45,6 +47,22 @@ def targets(frame: Frame) -> np.ndarray:
     return frame.y.astype(np.float32 if frame.spec.task == "regression" else np.int64)
 
 
+def model_inputs(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray]:
+    """The arrays a registry model takes: all features, or its declared named inputs."""
+    declared = models.entry(model).inputs
+    if declared is None:
+        return frame.inputs()
+    models.input_shapes(model, frame.spec.features, frame.spec.feature_shape)  # names the missing
+    column = {name: i for i, name in enumerate(frame.spec.features)}
+    return {key: frame.X[:, [column[c] for c in cols]] for key, cols in declared.items()}
+
+
+def model_targets(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray]:
+    """The target, once per declared head (the course trains both heads on the same target)."""
+    y, heads = targets(frame), models.entry(model).outputs
+    return {head: y for head in heads} if heads else y
+
+
 def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
           patience: int = 10, hparams: dict[str, Any] | None = None, tensorboard_dir: Path | None = None,
           on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
@@ -55,7 +73,8 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     keras.utils.set_random_seed(seed)
     train_part, valid_part = scaled.part("train"), scaled.part("valid")
     outputs = n_outputs(scaled)
-    net = models.build(model, scaled.spec.feature_shape, outputs, hparams)
+    shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
+    net = models.build(model, shapes, outputs, hparams)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / "best.keras"
     callbacks = [keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True),
@@ -66,13 +85,14 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, dict(logs or {}))))
     start = time.perf_counter()
-    fit = net.fit(train_part.inputs(), targets(train_part), epochs=epochs, batch_size=batch_size,
-                  validation_data=(valid_part.inputs(), targets(valid_part)),
+    fit = net.fit(model_inputs(train_part, model), model_targets(train_part, model), epochs=epochs,
+                  batch_size=batch_size,
+                  validation_data=(model_inputs(valid_part, model), model_targets(valid_part, model)),
                   callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
     history = pd.DataFrame(fit.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return TrainResult(checkpoint, history, seconds, outputs)
+    return TrainResult(checkpoint, history, seconds, outputs, net.count_params())
 
 
 def plot_history(history: pd.DataFrame, path: Path, title: str) -> Path:
@@ -99,18 +119,6 @@ def epoch_logger(logger: logging.Logger | Any, epochs: int) -> Callable[[int, di
     return log
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    """How to train: the model's registry name and the fit settings (course defaults)."""
-
-    model: str
-    epochs: int
-    batch_size: int = 32
-    learning_rate: float | None = None  # None: the registry entry's default
-    seed: int = 42
-    patience: int = 10
-
-
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
                ) -> dict[str, ArtifactRef]:
@@ -124,14 +132,14 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         try:
             result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
                            seed=params.seed, patience=params.patience,
-                           hparams={"learning_rate": params.learning_rate}, tensorboard_dir=board,
+                           hparams=params.hparams(), tensorboard_dir=board,
                            on_epoch=epoch_logger(logger(), params.epochs))
             logger().info("trained %s for %d epochs in %.1f s", params.model, len(result.history), result.seconds)
             curve = plot_history(result.history, workdir / "learning_curve.png",
                                  f"{frame.spec.name}: {params.model}")
             return {
                 "model": run.put_file(result.model_path, summary={
-                    "train_seconds": result.seconds, "epochs_run": len(result.history),
+                    "train_seconds": result.seconds, "epochs_run": len(result.history), "params": result.params,
                     "best_val_loss": float(result.history["val_loss"].min())}, tensorboard=str(board)),
                 "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False),
                                          stage="history"),

@@ -13,6 +13,7 @@ import pytest
 from flows.classification import classification
 from flows.regression import regression
 from tasks.load import RawDataError
+from tasks.params import TrainParams
 from tasks.validate import ValidationFailed
 
 HOUSING_DATA_SHA = "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"
@@ -42,7 +43,7 @@ def _stages(artifacts: Path) -> set[str]:
 
 def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path):
     artifacts = tmp_path / "artifacts"
-    first = regression(epochs=2, artifacts=str(artifacts))
+    first = regression(train=TrainParams("mlp30", epochs=2), artifacts=str(artifacts))
     assert first["flow"] == "regression" and first["run_id"]
     assert 0 < first["test"]["loss"] < 2.0
     assert set(first["artifacts"]) == {"raw", "split", "scaled", "scaler", "model", "history", "curve", "metrics"}
@@ -56,14 +57,14 @@ def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path
     history = pd.read_parquet(first["artifacts"]["history"])
     assert list(history["epoch"]) == [1, 2]
 
-    again = regression(epochs=2, artifacts=str(artifacts))
+    again = regression(train=TrainParams("mlp30", epochs=2), artifacts=str(artifacts))
     # Keras model files are not byte-reproducible: an unchanged path means no retraining
     assert again["artifacts"] == first["artifacts"] and again["test"] == first["test"]
     assert again["run_id"] != first["run_id"]
 
 
 def test_classification_flow_on_a_user_table_of_real_images(fashion_table, tmp_path):
-    result = classification(epochs=2, data=str(fashion_table), target="label", artifacts=str(tmp_path / "a"))
+    result = classification(train=TrainParams("mlp", epochs=2), data=str(fashion_table), target="label", artifacts=str(tmp_path / "a"))
     assert result["test"]["accuracy"] > 0.7
     assert set(result["test"]) == {"loss", "accuracy"}
     assert _sidecar(result["artifacts"]["scaled"])["parents"][0]["path"] == result["artifacts"]["raw"]
@@ -73,7 +74,7 @@ def test_a_wrong_checksum_stops_the_flow_at_load_with_nothing_written(corrupt_mi
     monkeypatch.setenv("DATA_MIRROR", str(corrupt_mirror()))
     artifacts = tmp_path / "artifacts"
     with pytest.raises(RawDataError, match="train-labels-idx1-ubyte.gz"):
-        classification(epochs=1, artifacts=str(artifacts))
+        classification(train=TrainParams("mlp", epochs=1), artifacts=str(artifacts))
     assert _stages(artifacts) == set()
 
 
@@ -83,7 +84,7 @@ def test_a_nan_in_a_user_table_stops_at_raw_validation(housing_csv, tmp_path):
     df.to_csv(housing_csv, index=False)
     artifacts = tmp_path / "artifacts"
     with pytest.raises(ValidationFailed, match=r"(?s)raw validation failed .* feature AveOccup: 1"):
-        regression(epochs=1, data=str(housing_csv), target="MedHouseVal", artifacts=str(artifacts))
+        regression(train=TrainParams("mlp30", epochs=1), data=str(housing_csv), target="MedHouseVal", artifacts=str(artifacts))
     assert _stages(artifacts) == {"raw"}  # the raw artifact is the step's input; nothing after it
 
 
@@ -94,7 +95,7 @@ def test_a_non_integer_label_stops_classification_at_raw_validation(fashion_tabl
     df.to_parquet(fashion_table)
     artifacts = tmp_path / "artifacts"
     with pytest.raises(ValidationFailed, match=r"column 'label' .* row 3: 2.5"):
-        classification(epochs=1, data=str(fashion_table), target="label", artifacts=str(artifacts))
+        classification(train=TrainParams("mlp", epochs=1), data=str(fashion_table), target="label", artifacts=str(artifacts))
     assert _stages(artifacts) == {"raw"}
 
 

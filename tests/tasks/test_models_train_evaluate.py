@@ -18,17 +18,17 @@ def small_housing(housing):
 
 
 def test_registry_builds_the_course_models():
-    mlp = models.build("mlp", (28, 28), 10)
-    assert [layer.__class__.__name__ for layer in mlp.layers] == ["Flatten", "Dense", "Dense", "Dense"]
-    assert [layer.units for layer in mlp.layers[1:]] == [300, 100, 10]
+    mlp = models.build("mlp", {"features": (28, 28)}, 10)
+    assert [layer.__class__.__name__ for layer in mlp.layers] == ["InputLayer", "Flatten", "Dense", "Dense", "Dense"]
+    assert [layer.units for layer in mlp.layers[2:]] == [300, 100, 10]
     assert mlp.count_params() == 266_610
-    reg = models.build("mlp30", (8,), 1)
+    reg = models.build("mlp30", {"features": (8,)}, 1)
     assert reg.count_params() == 8 * 30 + 30 + 31
     assert models.hyperparameters("mlp", {"learning_rate": 0.5, "optimizer": None})["learning_rate"] == 0.5
 
 
 def test_registry_errors_say_what_exists():
-    with pytest.raises(ValueError, match="unknown model 'nope'; registered: mlp, mlp30"):
+    with pytest.raises(ValueError, match="unknown model 'nope'; registered: cnn, deep, .*, mlp30"):
         models.entry("nope")
     with pytest.raises(ValueError, match="'mlp' is a classification model; for regression use one of"):
         models.entry("mlp", "regression")
@@ -58,7 +58,7 @@ def test_same_seed_same_model(small_housing, tmp_path):
 
 def test_evaluate_scores_only_the_test_split(small_housing, tmp_path):
     result = train(small_housing, "mlp30", tmp_path, epochs=1, batch_size=64, seed=1)
-    scores = evaluate(result.model_path, small_housing.part("test"))
+    scores = evaluate(result.model_path, small_housing.part("test"), "mlp30")
     assert set(scores) == {"loss"} and scores["loss"] > 0
     with pytest.raises(ValueError, match="test split only"):
-        evaluate(result.model_path, small_housing.part("valid"))
+        evaluate(result.model_path, small_housing.part("valid"), "mlp30")

@@ -1,0 +1,32 @@
+"""The model zoo: several registry models, one dataset, the same budget, one comparison."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from prefect import flow
+
+from flows.pipeline import fit_and_score, prepare, source_for, summary
+from tasks.compare import compare_task
+from tasks.models import MODELS
+from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
+
+
+def models_for(task: str) -> list[str]:
+    return [name for name, entry in MODELS.items() if entry.task == task]
+
+
+@flow(name="zoo")
+def zoo(task: str = "classification", models: list[str] | None = None, train: TrainParams | None = None,
+        data: str | None = None, target: str | None = None, artifacts: str = "artifacts",
+        force: bool = False) -> dict[str, Any]:
+    """Train each model (default: every registry model for the task) and compare them."""
+    budget = train or (CLASSIFICATION if task == "classification" else REGRESSION)
+    source = source_for(task, data, target)
+    data_refs = prepare(source, artifacts, force)
+    trained, tests = {}, {}
+    for name in models or models_for(task):
+        trained[name], tests[name] = fit_and_score(data_refs["scaled"], dataclasses.replace(budget, model=name),
+                                                   artifacts, force)
+    compared = compare_task(trained, task, source.dataset or source.path, artifacts, force)
+    return summary({**data_refs, **compared}, tests)

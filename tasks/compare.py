@@ -1,0 +1,78 @@
+"""Comparison of trained models on one dataset: a table and one plot of validation curves."""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.evaluate import read_metrics
+from tasks.stage import StageRun, logger
+from tasks.store import ArtifactRef, ArtifactStore, read_parquet
+
+
+def compare(rows: list[dict[str, Any]], histories: dict[str, pd.DataFrame], task: str
+            ) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """One row per model; the validation curve each was selected on."""
+    curve = "val_accuracy" if task == "classification" else "val_loss"
+    table = pd.DataFrame(rows)
+    table["best_" + curve] = [getattr(histories[m][curve], "max" if task == "classification" else "min")()
+                              for m in table["model"]]
+    order = ("test_accuracy" if task == "classification" else "test_loss")
+    table = table.sort_values(order, ascending=task != "classification").reset_index(drop=True)
+    return table, {m: histories[m].set_index("epoch")[curve] for m in table["model"]}
+
+
+def plot_curves(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for model, series in curves.items():
+        ax.plot(series.index, series.values, marker="o", markersize=3, label=model)
+    ax.set_xlabel("epoch"); ax.set_ylabel(next(iter(curves.values())).name); ax.set_title(title)
+    ax.grid(True); ax.legend()
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    return path
+
+
+@task(name="compare", cache_policy=NO_CACHE)
+def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset: str, artifacts: str,
+                 force: bool = False) -> dict[str, ArtifactRef]:
+    """Write the zoo's comparison table and validation-curve plot; publish the table in Prefect."""
+    store = ArtifactStore(artifacts)
+
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        rows, histories = [], {}
+        for model, refs in trained.items():
+            summary = store.sidecar(refs["model"])["summary"]
+            test = read_metrics(refs["metrics"])
+            rows.append({"model": model, "params": summary["params"], "epochs_run": summary["epochs_run"],
+                         **{f"test_{k}": v for k, v in test.items() if k in ("loss", "accuracy")},
+                         "train_seconds": round(summary["train_seconds"], 1)})
+            histories[model] = read_parquet(refs["history"].path).to_pandas()
+        table, curves = compare(rows, histories, task)
+        with tempfile.TemporaryDirectory(dir=store.root) as tmp:
+            plot = plot_curves(curves, Path(tmp) / "curves.png", f"{dataset}: validation curves")
+            return {"comparison": run.put_table(pa.Table.from_pandas(table, preserve_index=False)),
+                    "plot": run.put_file(plot, stage="comparison-plot")}
+
+    parents = [ref for refs in trained.values() for ref in (refs["model"], refs["metrics"], refs["history"])]
+    refs = StageRun(store, "comparison", __name__, parents=parents).run(produce, force)
+    table = read_parquet(refs["comparison"].path).to_pylist()
+    logger().info("zoo on %s:\n%s", dataset, pd.DataFrame(table).to_string(index=False))
+    try:
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(key=re.sub(r"[^a-z0-9-]+", "-", f"zoo-{dataset}".lower()), table=table,
+                              description=f"Model comparison on {dataset}; plot: {refs['plot'].path}")
+    except Exception as error:  # outside a Prefect run
+        logger().debug("no Prefect table artifact: %s", error)
+    return refs

@@ -1,0 +1,96 @@
+"""Every registry model builds, fits one short epoch on a slice of the real data, and reloads."""
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks import models
+from tasks.dataset import Frame
+from tasks.evaluate import evaluate
+from tasks.load import load_table
+from tasks.scale import scale
+from tasks.train import model_inputs, train
+
+
+def _scaled_slice(frame: Frame, sizes=(1_200, 300, 300)) -> Frame:
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(len(frame), sum(sizes), replace=False))
+    part = frame.take(rows)
+    part.spec = part.spec.replace(rows=None, split={})
+    labels = np.array(["train"] * sizes[0] + ["valid"] * sizes[1] + ["test"] * sizes[2], dtype=object)
+    index = Frame(part.spec, np.empty((len(part), 0)), part.y, part.row_id, labels)
+    return scale(part, index)[0]
+
+
+@pytest.fixture(scope="module")
+def fashion_slice(fashion):
+    return _scaled_slice(fashion)
+
+
+@pytest.fixture(scope="module")
+def housing_slice(housing):
+    return _scaled_slice(housing)
+
+
+def _fit_and_reload(frame, name, tmp_path):
+    result = train(frame, name, tmp_path, epochs=1, batch_size=64, seed=0)
+    reloaded = keras.models.load_model(result.model_path, safe_mode=True, custom_objects=models.custom_objects())
+    scores = evaluate(result.model_path, frame.part("test"), name)
+    assert np.isfinite(list(scores.values())).all()
+    assert result.params == reloaded.count_params()
+    return result, reloaded, scores
+
+
+@pytest.mark.parametrize("name", [n for n, e in models.MODELS.items() if e.task == "classification"])
+def test_every_classifier_fits_and_reloads(name, fashion_slice, tmp_path):
+    _, reloaded, scores = _fit_and_reload(fashion_slice, name, tmp_path)
+    assert set(scores) == {"loss", "accuracy"} and 0 <= scores["accuracy"] <= 1
+    assert reloaded.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("name", [n for n, e in models.MODELS.items() if e.task == "regression"])
+def test_every_regressor_fits_and_reloads(name, housing_slice, tmp_path):
+    result, _, scores = _fit_and_reload(housing_slice, name, tmp_path)
+    assert scores["loss"] > 0
+    if name == "wide_deep_multi_output":  # loss per head and combined, in history and on test
+        assert {"main_loss", "aux_loss", "val_main_loss", "val_aux_loss"} <= set(result.history.columns)
+        assert {"main_loss", "aux_loss"} <= set(scores)
+
+
+def test_subclass_round_trips_with_identical_predictions(housing_slice, tmp_path):
+    keras.utils.set_random_seed(3)
+    model = models.build("wide_deep_subclass", {"features": (8,)}, 1)
+    train_part = housing_slice.part("train")
+    model.fit(train_part.inputs(), train_part.y.astype("float32"), epochs=1, verbose=0)
+    before = model.predict(housing_slice.part("test").inputs(), verbose=0)
+    model.save(tmp_path / "subclass.keras")
+    loaded = keras.models.load_model(tmp_path / "subclass.keras", safe_mode=True,
+                                     custom_objects=models.custom_objects())
+    assert type(loaded).__name__ == "WideAndDeep" and loaded.get_config()["units"] == 30
+    np.testing.assert_array_equal(before, loaded.predict(housing_slice.part("test").inputs(), verbose=0))
+
+
+def test_multi_input_columns_are_declared_by_name(housing_slice, tmp_path):
+    inputs = model_inputs(housing_slice.part("test"), "wide_deep_multi_input")
+    features = list(housing_slice.spec.features)
+    np.testing.assert_array_equal(inputs["wide"], housing_slice.part("test").X[:, :5])
+    np.testing.assert_array_equal(inputs["deep"], housing_slice.part("test").X[:, 2:8])
+    assert features[2:8] == list(models.MODELS["wide_deep_multi_input"].inputs["deep"])
+    df = pd.DataFrame(housing_slice.X[:50], columns=features).drop(columns=["Latitude"])
+    df["y"] = housing_slice.y[:50]
+    df.to_csv(tmp_path / "no-latitude.csv", index=False)
+    frame, _ = load_table(tmp_path / "no-latitude.csv", "y", "regression")
+    with pytest.raises(ValueError, match=r"needs feature columns \['Latitude'\]"):
+        model_inputs(frame, "wide_deep_multi_input")
+
+
+def test_depth_width_activation_override_the_entry():
+    model = models.build("mlp", {"features": (28, 28)}, 10, {"depth": 3, "width": 50, "activation": "elu"})
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [50, 50, 50, 10]
+    assert dense[0].activation.__name__ == "elu"
+    deep = models.build("deep", {"features": (28, 28)}, 10)
+    assert sum(isinstance(layer, keras.layers.Dense) for layer in deep.layers) == 21
+    bn = models.build("deep_bn_before", {"features": (28, 28)}, 10)
+    kinds = [type(layer).__name__ for layer in bn.layers[2:5]]
+    assert kinds == ["Dense", "BatchNormalization", "Activation"] and not bn.layers[2].use_bias
