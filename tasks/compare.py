@@ -37,7 +37,10 @@ def plot_curves(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for model, series in curves.items():
         ax.plot(series.index, series.values, marker="o", markersize=3, label=model)
-    ax.set_xlabel("epoch"); ax.set_ylabel(next(iter(curves.values())).name); ax.set_title(title)
+    name = next(iter(curves.values())).name
+    if name.endswith("loss"):
+        ax.set_yscale("log")  # one diverging model must not flatten the others
+    ax.set_xlabel("epoch"); ax.set_ylabel(name); ax.set_title(title)
     ax.grid(True); ax.legend()
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return path

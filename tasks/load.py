@@ -269,6 +269,6 @@ def load_task(source: Source, artifacts: str, force: bool = False) -> ArtifactRe
         frame, files = source.read()
         # the sidecar names the verified raw files themselves
         run.parents = [dict(zip(("file", "sha256"), f.split(":"))) for f in files]
-        return {"raw": run.put_table(to_arrow(frame), dataset=frame.spec.name)}
+        return {"raw": run.put_table(to_arrow(frame))}
 
     return run.run(produce, force)["raw"]

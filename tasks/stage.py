@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from tasks.publish import publish
 from tasks.store import ArtifactRef, ArtifactStore, stable_hash
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +88,18 @@ class StageRun:
         return stable_hash({"stage": self.stage, "parents": parents, "params": self.params,
                             "seed": self.seed, "code": self.code_hash})
 
+    @property
+    def dataset(self) -> str:
+        """The dataset this stage works on: recorded by its first parent artifact, or the source."""
+        for parent in self.parents:
+            if isinstance(parent, ArtifactRef) and parent.sidecar.exists():
+                if name := self.store.sidecar(parent).get("dataset"):
+                    return name
+        return self.params.get("dataset") or Path(self.params.get("path") or "data").stem
+
     def _lineage(self, extra: dict[str, Any]) -> dict[str, Any]:
         return {"parents": self.parents, "params": self.params, "seed": self.seed,
-                "code_hash": self.code_hash, **extra}
+                "code_hash": self.code_hash, "dataset": self.dataset, **extra}
 
     def put_table(self, table: pa.Table, stage: str | None = None, **extra: Any) -> ArtifactRef:
         return self.store.put_table(table, stage or self.stage, **self._lineage(extra))
@@ -101,11 +111,14 @@ class StageRun:
             ) -> dict[str, ArtifactRef]:
         """Reuse this stage's outputs for an unchanged key; otherwise produce and remember them."""
         key = self.cache_key
-        if not force and (hit := self.store.cache_get(self.stage, key)) is not None:
+        reused = not force and (hit := self.store.cache_get(self.stage, key)) is not None
+        if reused:
             logger().info("%s: reused cached outputs (key %s)", self.stage, key[:12])
-            return hit
-        refs = produce(self)
-        self.store.cache_put(self.stage, key, refs)
+            refs = hit
+        else:
+            refs = produce(self)
+            self.store.cache_put(self.stage, key, refs)
+        publish(self.dataset, refs, self.parents, self.params, reused)
         return refs
 
 

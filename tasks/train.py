@@ -1,15 +1,15 @@
 """Training: fit a registry model on the scaled train split, select on the valid split.
 
 The course's callbacks: TensorBoard, ModelCheckpoint (best only, ``.keras``) and
-EarlyStopping. The model kept is the best checkpoint by validation loss, so the
-test set plays no part in choosing it.
+EarlyStopping. The model kept is the best checkpoint on the validation split (accuracy
+for classifiers, loss for regressors), so the test set plays no part in choosing it.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import models
 from tasks.dataset import Frame, read_frame
 from tasks.params import TrainParams
-from tasks.stage import StageRun, logger
+from tasks.stage import StageRun, logger, no_retry_on
 from tasks.store import ArtifactRef, ArtifactStore
 
 
@@ -35,12 +35,18 @@ class TrainResult:
     seconds: float
     n_outputs: int
     params: int
+    resumed_at: int = 1  # first epoch this attempt ran (> 1 after a resume)
 
 
 def n_outputs(frame: Frame) -> int:
     if frame.spec.task == "regression":
         return 1
     return len(frame.spec.classes) if frame.spec.classes else int(np.max(frame.y)) + 1
+
+
+def monitor(task: str) -> tuple[str, str]:
+    """What selects the model on the validation split, and which way is better."""
+    return ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
 
 
 def targets(frame: Frame) -> np.ndarray:
@@ -63,10 +69,35 @@ def model_targets(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray
     return {head: y for head in heads} if heads else y
 
 
+class InjectedCrash(RuntimeError):
+    """Raised by the fault-injection switch, to prove that a retried training resumes."""
+
+
+def _crash_at(epoch: int):
+    import keras
+
+    def begin(index: int, logs=None) -> None:
+        if index + 1 == epoch:
+            raise InjectedCrash(f"injected crash at the start of epoch {epoch}")
+    return keras.callbacks.LambdaCallback(on_epoch_begin=begin)
+
+
+def _epochs_done(log: Path) -> pd.DataFrame:
+    """Epochs finished by earlier attempts (CSVLogger rows; a re-run epoch keeps its last row)."""
+    if not log.exists() or log.stat().st_size == 0:
+        return pd.DataFrame()
+    return pd.read_csv(log).drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
 def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
           patience: int = 10, hparams: dict[str, Any] | None = None, tensorboard_dir: Path | None = None,
-          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Fit ``model`` on train, monitor valid; return the best checkpoint and the history."""
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+          crash_at_epoch: int | None = None) -> TrainResult:
+    """Fit ``model`` on train, monitor valid; return the best checkpoint and the history.
+
+    ``workdir`` holds a BackupAndRestore backup and a per-epoch log: calling again with the
+    same ``workdir`` after a crash resumes at the first unfinished epoch, not from zero.
+    """
     import keras
 
     models.entry(model, scaled.spec.task)  # fail early on a model of the wrong kind
@@ -76,23 +107,43 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
     net = models.build(model, shapes, outputs, hparams)
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint = workdir / "best.keras"
-    callbacks = [keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True),
-                 keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
+    checkpoint, log = workdir / "best.keras", workdir / "epochs.csv"
+    before = _epochs_done(log)
+    watched, mode = monitor(scaled.spec.task)
+    best_so_far = float(getattr(before[watched], mode)()) if len(before) else None
+    diverged: list[int] = []
+
+    def stop_on_nonfinite(batch: int, logs=None) -> None:  # TerminateOnNaN, but we learn that it fired
+        if logs and not np.isfinite(float(logs.get("loss", 0.0))):
+            diverged.append(batch)
+            net.stop_training = True
+
+    callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=stop_on_nonfinite),
+                 keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=watched, mode=mode, save_best_only=True,
+                                                 initial_value_threshold=best_so_far),
+                 keras.callbacks.EarlyStopping(monitor=watched, mode=mode, patience=patience,
+                                               restore_best_weights=True),
+                 keras.callbacks.CSVLogger(str(log), append=True),  # before the backup: see _epochs_done
+                 keras.callbacks.BackupAndRestore(str(workdir / "backup"))]
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     if on_epoch is not None:
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, dict(logs or {}))))
+    if crash_at_epoch:
+        callbacks.append(_crash_at(crash_at_epoch))
     start = time.perf_counter()
-    fit = net.fit(model_inputs(train_part, model), model_targets(train_part, model), epochs=epochs,
-                  batch_size=batch_size,
-                  validation_data=(model_inputs(valid_part, model), model_targets(valid_part, model)),
-                  callbacks=callbacks, verbose=0)
+    net.fit(model_inputs(train_part, model), model_targets(train_part, model), epochs=epochs,
+            batch_size=batch_size,
+            validation_data=(model_inputs(valid_part, model), model_targets(valid_part, model)),
+            callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
-    history = pd.DataFrame(fit.history)
-    history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return TrainResult(checkpoint, history, seconds, outputs, net.count_params())
+    if diverged or not checkpoint.exists():
+        raise FloatingPointError(f"{model}: the training loss became NaN or infinite (training diverged); "
+                                 f"lower --learning-rate")
+    history = _epochs_done(log)
+    history["epoch"] = history["epoch"].astype(int) + 1
+    return TrainResult(checkpoint, history, seconds, outputs, net.count_params(), resumed_at=len(before) + 1)
 
 
 def plot_history(history: pd.DataFrame, path: Path, title: str) -> Path:
@@ -119,34 +170,52 @@ def epoch_logger(logger: logging.Logger | Any, epochs: int) -> Callable[[int, di
     return log
 
 
-@task(name="train", cache_policy=NO_CACHE)
+CRASH_ENV = "KERAS_FLOWS_CRASH_AT_EPOCH"
+
+
+def _injected_crash() -> int | None:
+    """The fault-injection switch: crash at epoch N, on a task's first attempt only."""
+    from prefect.runtime import task_run
+
+    epoch = os.environ.get(CRASH_ENV)
+    return int(epoch) if epoch and (task_run.run_count or 1) <= 1 else None
+
+
+@task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
+      retry_condition_fn=no_retry_on(FloatingPointError, ValueError))
 def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
                ) -> dict[str, ArtifactRef]:
-    """Train on the scaled train/valid rows; store the best model, its history and curve."""
+    """Train on the scaled train/valid rows; store the best model, its history and curve.
+
+    The work folder is named by the stage's cache key, so a retry (or a re-run of a failed
+    flow) resumes from the last finished epoch; it is removed once the outputs are stored.
+    """
     store = ArtifactStore(artifacts)
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         frame = read_frame(scaled.path)  # whole file, no copy; train() takes views of train and valid
-        workdir = Path(tempfile.mkdtemp(dir=store.root, prefix=".train-"))
-        board = store.root / "tensorboard" / f"{frame.spec.name}-{params.model}-{run.cache_key[:12]}"
-        try:
-            result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
-                           seed=params.seed, patience=params.patience,
-                           hparams=params.hparams(), tensorboard_dir=board,
-                           on_epoch=epoch_logger(logger(), params.epochs))
-            logger().info("trained %s for %d epochs in %.1f s", params.model, len(result.history), result.seconds)
-            curve = plot_history(result.history, workdir / "learning_curve.png",
-                                 f"{frame.spec.name}: {params.model}")
-            return {
-                "model": run.put_file(result.model_path, summary={
-                    "train_seconds": result.seconds, "epochs_run": len(result.history), "params": result.params,
-                    "best_val_loss": float(result.history["val_loss"].min())}, tensorboard=str(board)),
-                "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False),
-                                         stage="history"),
-                "curve": run.put_file(curve, stage="curve"),
-            }
-        finally:
+        workdir = store.root / ".train" / run.cache_key
+        if force:
             shutil.rmtree(workdir, ignore_errors=True)
+        board = store.root / "tensorboard" / f"{frame.spec.name}-{params.model}-{run.cache_key[:12]}"
+        result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
+                       seed=params.seed, patience=params.patience, hparams=params.hparams(),
+                       tensorboard_dir=board, on_epoch=epoch_logger(logger(), params.epochs),
+                       crash_at_epoch=_injected_crash())
+        logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
+                      len(result.history), result.seconds, result.resumed_at)
+        curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")
+        refs = {
+            "model": run.put_file(result.model_path, summary={
+                "train_seconds": result.seconds, "epochs_run": len(result.history), "params": result.params,
+                "resumed_at_epoch": result.resumed_at,
+                "best_val_loss": float(result.history["val_loss"].min()),
+                "selected_on": monitor(frame.spec.task)[0]}, tensorboard=str(board)),
+            "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False), stage="history"),
+            "curve": run.put_file(curve, stage="curve"),
+        }
+        shutil.rmtree(workdir, ignore_errors=True)
+        return refs
 
     return StageRun(store, "model", __name__, parents=[scaled], params=dataclasses.asdict(params),
                     seed=params.seed).run(produce, force)

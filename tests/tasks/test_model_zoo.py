@@ -94,3 +94,11 @@ def test_depth_width_activation_override_the_entry():
     bn = models.build("deep_bn_before", {"features": (28, 28)}, 10)
     kinds = [type(layer).__name__ for layer in bn.layers[2:5]]
     assert kinds == ["Dense", "BatchNormalization", "Activation"] and not bn.layers[2].use_bias
+
+
+def test_classifiers_are_selected_on_validation_accuracy(fashion_slice, tmp_path):
+    result = train(fashion_slice, "mlp", tmp_path, epochs=3, batch_size=64, seed=0)
+    best = keras.models.load_model(result.model_path, safe_mode=True)
+    valid = fashion_slice.part("valid")
+    scores = best.evaluate(valid.inputs(), valid.y.astype("int64"), verbose=0, return_dict=True)
+    assert scores["accuracy"] == pytest.approx(result.history["val_accuracy"].max(), abs=1e-6)

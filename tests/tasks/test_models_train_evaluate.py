@@ -62,3 +62,24 @@ def test_evaluate_scores_only_the_test_split(small_housing, tmp_path):
     assert set(scores) == {"loss"} and scores["loss"] > 0
     with pytest.raises(ValueError, match="test split only"):
         evaluate(result.model_path, small_housing.part("valid"), "mlp30")
+
+
+def test_a_diverging_training_says_so(small_housing, tmp_path):
+    with pytest.raises(FloatingPointError, match="lower --learning-rate"):
+        train(small_housing, "mlp30", tmp_path, epochs=2, batch_size=32, seed=1, hparams={"learning_rate": 1e12})
+
+
+def test_a_crashed_training_resumes_at_its_epoch_with_identical_results(small_housing, tmp_path):
+    from tasks.train import InjectedCrash
+
+    args = dict(epochs=6, batch_size=32, seed=4)
+    with pytest.raises(InjectedCrash, match="epoch 3"):
+        train(small_housing, "mlp30", tmp_path / "resumed", crash_at_epoch=3, **args)
+    resumed = train(small_housing, "mlp30", tmp_path / "resumed", **args)
+    straight = train(small_housing, "mlp30", tmp_path / "straight", **args)
+    assert resumed.resumed_at == 3 and straight.resumed_at == 1
+    assert list(resumed.history["epoch"]) == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=0, atol=1e-6)
+    test = small_housing.part("test")
+    assert evaluate(resumed.model_path, test, "mlp30")["loss"] == pytest.approx(
+        evaluate(straight.model_path, test, "mlp30")["loss"], abs=1e-6)

@@ -1,0 +1,84 @@
+"""Lineage made visible in the Prefect UI, which has no asset graph of its own.
+
+For every stage output: a markdown artifact under a stable key per dataset and stage
+(the Artifacts page then shows that stage's history across runs) naming the hash,
+parameters, upstream artifacts and run; and a Prefect asset materialization event
+(``prefect.asset.materialization.succeeded``) whose related resources are the upstream
+assets, which the Event Feed shows. Outside a Prefect run both are skipped.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+from tasks.store import ArtifactRef
+
+ASSET_SCHEME = "keras-flows"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def asset_key(dataset: str, stage: str) -> str:
+    """One stable asset per dataset and stage; each materialization names its content hash."""
+    return f"{ASSET_SCHEME}://{slug(dataset)}/{slug(stage)}"
+
+
+def _parent_key(dataset: str, parent: ArtifactRef | dict[str, Any]) -> str:
+    if isinstance(parent, ArtifactRef):
+        return asset_key(dataset, parent.stage)
+    return f"file://{_raw_file(parent)[0]}"  # a raw file, by name
+
+
+def _raw_file(parent: dict[str, Any] | str) -> tuple[str, str]:
+    """(name, sha256) of a raw-file parent: a sidecar dict, or "name:sha256" before loading."""
+    if isinstance(parent, dict):
+        return parent.get("file", "source"), parent.get("sha256", "")
+    name, _, digest = str(parent).partition(":")
+    return name, digest
+
+
+def _markdown(dataset: str, ref: ArtifactRef, parents: list, params: dict[str, Any], reused: bool,
+              run_id: str | None) -> str:
+    lines = [f"### {dataset} / {ref.stage}", "",
+             f"- **artifact** `{ref.path}`", f"- **sha256** `{ref.sha256}`",
+             f"- **rows** {ref.rows if ref.rows is not None else '-'}",
+             f"- **flow run** `{run_id}`" + (" (outputs reused from the cache)" if reused else ""),
+             "- **parameters** " + (", ".join(f"`{k}={v}`" for k, v in params.items()) or "-"),
+             "- **upstream**"]
+    for parent in parents:
+        if isinstance(parent, ArtifactRef):
+            lines.append(f"  - {parent.stage} `{parent.sha256[:16]}` `{parent.path}`")
+        else:
+            name, digest = _raw_file(parent)
+            lines.append(f"  - raw file {name} sha256 `{digest or '-'}`")
+    if ref.path.endswith(".png") and Path(ref.path).stat().st_size < 400_000:  # show, don't link
+        data = base64.b64encode(Path(ref.path).read_bytes()).decode()
+        lines += ["", f"![{ref.stage}](data:image/png;base64,{data})"]
+    return "\n".join(lines)
+
+
+def publish(dataset: str, refs: dict[str, ArtifactRef], parents: list, params: dict[str, Any],
+            reused: bool) -> None:
+    """Markdown artifact + asset event for each output of one stage run (no-op outside Prefect)."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.events import emit_event
+        from prefect.runtime import flow_run, task_run
+    except ImportError:  # pragma: no cover
+        return
+    if task_run.id is None:
+        return
+    upstream = [{"prefect.resource.id": _parent_key(dataset, p), "prefect.resource.role": "asset"}
+                for p in parents]
+    for ref in refs.values():
+        create_markdown_artifact(key=slug(f"{dataset}-{ref.stage}"), description=f"{dataset} {ref.stage}",
+                                 markdown=_markdown(dataset, ref, parents, params, reused, flow_run.id))
+        if not reused:
+            emit_event(event="prefect.asset.materialization.succeeded",
+                       resource={"prefect.resource.id": asset_key(dataset, ref.stage),
+                                 "prefect.resource.name": f"{dataset} {ref.stage}"},
+                       related=upstream, payload={"sha256": ref.sha256, "path": ref.path, "rows": ref.rows})
