@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+from pathlib import Path
 
 from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
 
@@ -70,6 +71,28 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--list", action="store_true", help="list the registry's models and exit")
     _training_options(sub, CLASSIFICATION, "comma-separated model names (default: every model for --task)")
     sub.set_defaults(model=None)
+
+    sub = commands.add_parser("serve", help="serve a flow on a cron or interval schedule (needs a server)",
+                              formatter_class=defaults,
+                              description="Serve flows as scheduled deployments on the Prefect server named by "
+                                          "PREFECT_API_URL. SIGTERM or Ctrl-C stops serving and deletes the "
+                                          "scheduled runs. Either FLOW with --interval/--cron and training "
+                                          "options, or --config FILE with [[deployment]] tables "
+                                          "(flow, name, interval or cron, parameters).")
+    sub.add_argument("flow_name", nargs="?", choices=list(COURSE), metavar="FLOW",
+                     help="classification or regression")
+    when = sub.add_mutually_exclusive_group()
+    when.add_argument("--interval", type=int, metavar="SECONDS", help="run every SECONDS")
+    when.add_argument("--cron", metavar="EXPR", help='cron schedule, e.g. "0 3 * * *"')
+    sub.add_argument("--config", metavar="FILE", help="TOML file of deployments instead of FLOW")
+    sub.add_argument("--name", help="deployment name (default: FLOW-scheduled)")
+    _training_options(sub, CLASSIFICATION, "model name (default: the flow's course model)")
+    sub.set_defaults(model=None, epochs=None)
+
+    sub = commands.add_parser("lineage", help="print an artifact's chain back to the raw files",
+                              description="Follow an artifact's sidecars back to the raw files' sha256.")
+    sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder")
     return main
 
 
@@ -85,6 +108,28 @@ def _list_models() -> int:
 
     for name, entry in MODELS.items():
         print(f"{name:24s} {entry.task:15s} {entry.summary}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.serve import read_config, serve
+
+    if args.config:
+        specs = read_config(args.config)
+    elif args.flow_name and (args.interval or args.cron):
+        course = COURSE[args.flow_name]
+        params = _params(args, course, args.model or course.model)
+        if args.epochs is None:
+            params = dataclasses.replace(params, epochs=course.epochs)
+        specs = [{"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",
+                  "interval": args.interval, "cron": args.cron,
+                  "parameters": {"train": dataclasses.asdict(params), "target": args.target,
+                                 # served runs may start elsewhere: pin the paths
+                                 "data": str(Path(args.data).resolve()) if args.data else None,
+                                 "artifacts": str(Path(args.artifacts).resolve())}}]
+    else:
+        parser().error("serve needs FLOW with --interval or --cron, or --config FILE")
+    serve(specs)
     return 0
 
 
@@ -105,9 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "list", False):
         return _list_models()
+    if args.flow == "lineage":
+        from tasks.store import ArtifactStore
+
+        try:
+            print("\n".join(ArtifactStore(args.artifacts).lineage(args.target)))
+        except (FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
     if args.data and not args.target:
         parser().error("--data needs --target COLUMN")
     _quiet_defaults()
+    if args.flow == "serve":
+        return _serve(args)
     prefetch("great_expectations", "keras")
     try:
         summary = _run(args)

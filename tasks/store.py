@@ -149,6 +149,14 @@ class ArtifactStore:
             os.replace(tmp, final)
         if not ref.sidecar.exists():
             self._write_json(ref.sidecar, {**lineage, "artifact": ref.to_dict()})
+        else:  # same bytes from other inputs (a retrained model scoring the same): keep both lineages
+            side = json.loads(ref.sidecar.read_text())
+            other = {"flow_run_id": lineage.get("flow_run_id"), "parents": lineage.get("parents")}
+            known = [{"flow_run_id": side.get("flow_run_id"), "parents": side.get("parents")},
+                     *side.get("also_produced_by", [])]
+            if other["parents"] not in [k["parents"] for k in known]:
+                side.setdefault("also_produced_by", []).append(other)
+                self._write_json(ref.sidecar, side)
         return ref
 
     def _write_json(self, path: Path, payload: dict[str, Any]) -> None:
@@ -196,6 +204,36 @@ class ArtifactStore:
     @staticmethod
     def sidecar(ref: ArtifactRef) -> dict[str, Any]:
         return json.loads(ref.sidecar.read_text())
+
+    # ---- lineage -------------------------------------------------------
+    def find(self, target: str) -> Path:
+        """The sidecar of an artifact named by its path or by a prefix of its hash."""
+        if Path(target).is_file():
+            return Path(target).with_suffix(".json")
+        matches = sorted(m for m in self.root.glob(f"*/{target}*.json") if not m.parent.name.startswith(("_", ".")))
+        if not matches:
+            raise FileNotFoundError(f"no artifact {target!r} under {self.root}/")
+        if len(matches) > 1:
+            raise ValueError(f"{target!r} matches {len(matches)} artifacts; give more of the hash")
+        return matches[0]
+
+    def lineage(self, target: str) -> list[str]:
+        """The chain from an artifact back to the raw files, one indented line per step."""
+        lines: list[str] = []
+
+        def walk(sidecar: Path, depth: int) -> None:
+            side, pad = json.loads(sidecar.read_text()), "  " * depth
+            art = side["artifact"]
+            lines.append(f"{pad}{side['stage']}  {art['sha256'][:16]}  {art['path']}  "
+                         f"(flow run {side.get('flow_run_id') or '-'}, task {side.get('task_name') or '-'})")
+            for parent in side["parents"]:
+                if "path" in parent:
+                    walk(Path(parent["path"]).with_suffix(".json"), depth + 1)
+                else:
+                    lines.append(f"{pad}  raw file {parent.get('file')}  sha256 {parent.get('sha256')}")
+
+        walk(self.find(target), 0)
+        return lines
 
     # ---- cache ---------------------------------------------------------
     def cache_get(self, stage: str, key: str) -> dict[str, ArtifactRef] | None:

@@ -1,0 +1,48 @@
+"""Serve the flows as scheduled deployments (``python -m flows serve ...``).
+
+Needs a Prefect server: ``prefect server start`` and PREFECT_API_URL pointing at it.
+Stop with SIGTERM (or Ctrl-C): Prefect pauses the deployments and deletes their scheduled
+runs, so nothing is left waiting for a worker that is gone.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+def _flows() -> dict[str, Any]:
+    from flows.classification import classification
+    from flows.regression import regression
+    from flows.zoo import zoo
+
+    return {"classification": classification, "regression": regression, "zoo": zoo}
+
+
+def read_config(path: str | Path) -> list[dict[str, Any]]:
+    """``[[deployment]]`` tables: flow, name, interval (seconds) or cron, parameters."""
+    specs = tomllib.loads(Path(path).read_text()).get("deployment", [])
+    if not specs:
+        raise ValueError(f"{path}: no [[deployment]] tables")
+    return specs
+
+
+def deployments(specs: list[dict[str, Any]]) -> list[Any]:
+    flows, built = _flows(), []
+    for spec in specs:
+        name = spec.get("flow")
+        if name not in flows:
+            raise ValueError(f"unknown flow {name!r} in a deployment; choose from {sorted(flows)}")
+        if bool(spec.get("interval")) == bool(spec.get("cron")):
+            raise ValueError(f"deployment of {name!r}: give exactly one of interval (seconds) or cron")
+        built.append(flows[name].to_deployment(
+            name=spec.get("name", f"{name}-scheduled"), interval=spec.get("interval"), cron=spec.get("cron"),
+            parameters=spec.get("parameters", {})))
+    return built
+
+
+def serve(specs: list[dict[str, Any]]) -> None:
+    """Block, running each deployment on its schedule, until SIGTERM / Ctrl-C."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments(specs))

@@ -1,0 +1,119 @@
+"""End to end against a real Prefect server: runs, retries, artifacts, asset events, UI, schedules."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.regression import regression
+from tasks.params import TrainParams
+from tasks.train import CRASH_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait(check, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (found := check()):
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium is required for the UI check (.ci/run installs Debian's chromium)"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1400,900", "--virtual-time-budget=15000"]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def _ink(png: Path) -> float:
+    """Share of pixels that are not background white: a blank page scores ~0."""
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(png)[..., :3]
+    return float((pixels < 0.95).any(axis=-1).mean())
+
+
+def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_ui(
+        on_server, housing_csv, tmp_path, monkeypatch):
+    api, started = on_server, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    monkeypatch.setenv(CRASH_ENV, "2")  # training crashes at epoch 2 on its first attempt
+    result = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
+                        artifacts=str(tmp_path / "a"))
+    run = api.call("GET", f"/flow_runs/{result['run_id']}")
+    assert run["state_type"] == "COMPLETED"
+
+    tasks = api.call("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+    names = {t["name"].rsplit("-", 1)[0]: t for t in tasks}
+    assert {"load", "validate-raw", "split", "validate-split", "scale", "validate-scaled", "train",
+            "evaluate"} <= set(names)
+    states = [s["name"] for s in api.call("GET", f"/task_run_states/?task_run_id={names['train']['id']}")]
+    assert {"AwaitingRetry", "Retrying", "Completed"} <= set(states), states
+    model = json.loads(Path(result["artifacts"]["model"]).with_suffix(".json").read_text())
+    assert model["summary"]["resumed_at_epoch"] == 2
+
+    artifacts = api.call("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    keys = {a["key"]: a["type"] for a in artifacts}
+    assert keys.get("housing-slice-model") == "markdown" and keys.get("housing-slice-test-metrics") == "table"
+    curve = next(a for a in artifacts if a["key"] == "housing-slice-curve")
+    assert "data:image/png;base64," in curve["data"]  # the learning curve is embedded, so the UI shows it
+
+    def materialized():
+        page = api.call("POST", "/events/filter", {"filter": {
+            "occurred": {"since": started.isoformat(), "until": dt.datetime.now(dt.timezone.utc).isoformat()},
+            "event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50})
+        return [e for e in page["events"] if e["resource"]["prefect.resource.id"] == "keras-flows://housing-slice/model"]
+    event = _wait(materialized, 30, "the model's asset materialization event")[0]
+    assert {"prefect.resource.id": "keras-flows://housing-slice/scaled", "prefect.resource.role": "asset"} in \
+        [{k: r[k] for k in ("prefect.resource.id", "prefect.resource.role")} for r in event["related"]]
+
+    page = api.url.removesuffix("/api") + f"/runs/flow-run/{run['id']}"
+    dom = _chromium("--dump-dom", page).stdout
+    (tmp_path / "flow-run.html").write_text(dom)  # kept for a look when this fails
+    assert run["name"] in dom and "regression" in dom
+    shot, blank = tmp_path / "flow-run.png", tmp_path / "blank.png"
+    _chromium(f"--screenshot={shot}", page)
+    _chromium(f"--screenshot={blank}", "about:blank")
+    assert _ink(blank) < 0.001 and _ink(shot) > 0.05, (_ink(shot), shot)
+    curve_page = api.url.removesuffix("/api") + f"/artifacts/artifact/{curve['id']}"
+    curve_shot = tmp_path / "curve.png"
+    _chromium(f"--screenshot={curve_shot}", curve_page)
+    assert _ink(curve_shot) > 0.05
+    keep = ROOT / "artifacts" / "e2e"  # for a person to look at
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, keep / "flow-run.png")
+    shutil.copy(curve_shot, keep / "learning-curve-artifact.png")
+
+
+def test_a_served_interval_schedule_fires_twice_then_stops_clean(prefect_server, housing_csv, tmp_path):
+    api, name = prefect_server, f"e2e-interval-{int(time.time())}"
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "flows", "serve", "regression", "--interval", "10", "--name", name,
+         "--data", str(housing_csv), "--target", "MedHouseVal", "--epochs", "1", "--artifacts", str(tmp_path / "a")],
+        cwd=ROOT, env={**os.environ, "PREFECT_API_URL": api.url},
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
+    try:
+        deployment = _wait(lambda: api.call("POST", "/deployments/filter",
+                                            {"deployments": {"name": {"any_": [name]}}}), 60, "the deployment")[0]
+        runs = lambda kind: api.call("POST", "/flow_runs/filter", {"flow_runs": {  # noqa: E731
+            "deployment_id": {"any_": [deployment["id"]]}, "state": {"type": {"any_": [kind]}}}})
+        done = _wait(lambda: len(runs("COMPLETED")) >= 2 and runs("COMPLETED"), 240, "two completed scheduled runs")
+        assert all(r["state_type"] == "COMPLETED" for r in done)
+    finally:
+        serving.send_signal(signal.SIGTERM)
+        serving.wait(timeout=60)
+    _wait(lambda: runs("SCHEDULED") == [], 30, "no scheduled runs left behind")
+    assert runs("FAILED") == []
