@@ -187,7 +187,7 @@ _SGD = {"optimizer": "sgd", "learning_rate": 1e-2}
 _DEEP = {**_SGD, "depth": 20, "width": 100, "activation": "relu"}
 _HOUSING_DEEP_INPUTS = ("AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 _HOUSING_WIDE_INPUTS = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population")
-_WIDE_DEEP = {"width": 30, "activation": "relu", "optimizer": "sgd", "learning_rate": 1e-3}  # 1e-2 diverges
+_WIDE_DEEP = {"width": 30, "activation": "relu", "optimizer": "sgd", "learning_rate": 3e-3}  # 1e-2 diverges
 
 
 def _classifier(batch_norm=None):
