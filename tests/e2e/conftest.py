@@ -51,7 +51,7 @@ def prefect_server():
         except OSError:
             if time.time() > deadline or server.poll() is not None:
                 server.kill()
-                raise RuntimeError(f"prefect server did not start; see {log.name}")
+                raise RuntimeError(f"prefect server did not start; see {log.name}") from None
             time.sleep(0.5)
     yield api
     server.send_signal(signal.SIGTERM)

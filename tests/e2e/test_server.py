@@ -12,8 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 from flows.regression import regression
 from tasks.params import TrainParams
 from tasks.train import CRASH_ENV
