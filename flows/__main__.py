@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from flows.embedded import EmbeddedServer
 from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
@@ -35,10 +36,13 @@ def prefetch(*modules: str) -> None:
 
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_help: str) -> None:
     sub.add_argument("--model", default=course.model, help=model_help)
-    sub.add_argument("--epochs", type=int, default=course.epochs)
-    sub.add_argument("--batch-size", type=int, default=course.batch_size)
+    sub.add_argument("--epochs", type=int, default=course.epochs, help="most epochs (EarlyStopping may stop sooner)")
+    sub.add_argument("--batch-size", type=int, default=course.batch_size, help="examples per gradient step")
     sub.add_argument("--learning-rate", type=float, help="optimizer learning rate (default: the model's)")
     sub.add_argument("--optimizer", choices=["sgd", "adam", "nadam", "rmsprop"], help="default: the model's")
+    sub.add_argument("--schedule", choices=["constant", "cosine"],
+                     help="learning rate per epoch: constant (the course), or cosine decay to ~0 "
+                          "(default: the model's)")
     sub.add_argument("--depth", type=int, help="hidden layers of a dense model (default: the model's)")
     sub.add_argument("--width", type=int, help="units per hidden layer (default: the model's)")
     sub.add_argument("--activation", help="hidden activation, e.g. relu, selu, elu (default: the model's)")
@@ -51,13 +55,20 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_h
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where there is one ("None" would say nothing useful)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="python -m flows", description=__doc__.split("\n\n")[0],
         epilog="Data: built-in datasets are read from data/, then $DATA_MIRROR, then downloaded. "
                "Artifacts (Parquet + JSON lineage sidecars) go to --artifacts.")
     commands = main.add_subparsers(dest="flow", required=True, metavar="FLOW")
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = _Help
     for name, course in COURSE.items():
         sub = commands.add_parser(name, help=f"{DATASET[name]} {name} (or your own table)", formatter_class=defaults,
                                   description=f"Run the {name} flow: load, validate, split, scale, train, "
@@ -98,8 +109,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _params(args: argparse.Namespace, course: TrainParams, model: str) -> TrainParams:
     return dataclasses.replace(course, model=model, epochs=args.epochs, batch_size=args.batch_size,
-                               learning_rate=args.learning_rate, optimizer=args.optimizer, depth=args.depth,
-                               width=args.width, activation=args.activation, seed=args.seed,
+                               learning_rate=args.learning_rate, optimizer=args.optimizer, schedule=args.schedule,
+                               depth=args.depth, width=args.width, activation=args.activation, seed=args.seed,
                                patience=args.patience)
 
 
@@ -133,17 +144,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace):
+def _run(args: argparse.Namespace, server: EmbeddedServer):
     if args.flow == "zoo":
         from flows.zoo import zoo
 
         models = args.model.split(",") if args.model else None
-        return zoo(task=args.task, models=models, train=_params(args, COURSE[args.task], "-"),
-                   data=args.data, target=args.target, artifacts=args.artifacts, force=args.force)
-    module = importlib.import_module(f"flows.{args.flow}")
-    flow = getattr(module, args.flow)
-    return flow(train=_params(args, COURSE[args.flow], args.model), data=args.data, target=args.target,
-                artifacts=args.artifacts, force=args.force)
+        with server.api():
+            return zoo(task=args.task, models=models, train=_params(args, COURSE[args.task], "-"),
+                       data=args.data, target=args.target, artifacts=args.artifacts, force=args.force)
+    flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
+    with server.api():
+        return flow(train=_params(args, COURSE[args.flow], args.model), data=args.data, target=args.target,
+                    artifacts=args.artifacts, force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_defaults()
     if args.flow == "serve":
         return _serve(args)
+    server = EmbeddedServer().start()  # boots on the other core while the imports below run
     prefetch("great_expectations", "keras")
     try:
-        summary = _run(args)
+        summary = _run(args, server)
     except Exception as error:  # the flow already logged the traceback; say what failed, plainly
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+    finally:
+        server.stop()
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -17,13 +17,15 @@ class TrainParams:
     depth: int | None = None
     width: int | None = None
     activation: str | None = None
+    schedule: str | None = None  # "constant" (the course) or "cosine" (decay to ~0 over the epochs)
     seed: int = 42
     patience: int = 10
 
     def hparams(self) -> dict[str, object]:
         """The overrides a model builder takes (the rest are fit settings)."""
         return {"learning_rate": self.learning_rate, "optimizer": self.optimizer, "depth": self.depth,
-                "width": self.width, "activation": self.activation}
+                "width": self.width, "activation": self.activation,
+                "schedule": self.schedule}
 
 
 # the course's set-ups (the regression learning rate differs: see README)

@@ -83,3 +83,15 @@ def test_a_crashed_training_resumes_at_its_epoch_with_identical_results(small_ho
     test = small_housing.part("test")
     assert evaluate(resumed.model_path, test, "mlp30")["loss"] == pytest.approx(
         evaluate(straight.model_path, test, "mlp30")["loss"], abs=1e-6)
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_each_epoch(small_housing, tmp_path):
+    hp = models.hyperparameters("mlp30", {"schedule": "cosine", "learning_rate": 0.02})
+    rates = [models.learning_rate_at(hp, epoch, 4) for epoch in range(4)]
+    assert rates[0] == 0.02 and all(a > b > 0 for a, b in zip(rates, rates[1:]))
+    assert models.learning_rate_at(models.hyperparameters("mlp30"), 3, 4) == 0.01  # the course: constant
+    result = train(small_housing, "mlp30", tmp_path, epochs=4, batch_size=64, seed=1,
+                   hparams={"schedule": "cosine", "learning_rate": 0.02})
+    np.testing.assert_allclose(result.history["learning_rate"], rates, rtol=1e-5)  # what the optimizer used
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        train(small_housing, "mlp30", tmp_path / "x", epochs=1, batch_size=64, seed=1, hparams={"schedule": "step"})

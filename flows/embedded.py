@@ -1,0 +1,104 @@
+"""Prefect's embedded server, started as the CLI's first act instead of at its first API call.
+
+Prefect starts its temporary server lazily, when the flow makes its first API call: after
+Prefect, Keras and Great Expectations have been imported, and with the whole server stack
+(FastAPI, SQLAlchemy: ~2 s) imported into the client too. Starting the same server (the
+same app and settings Prefect uses, the same database under PREFECT_HOME) before those
+imports lets it boot on the other core meanwhile. Where a server is configured
+(PREFECT_API_URL, in the environment or the profile), nothing is started.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+
+class EmbeddedServer:
+    """One ``uvicorn prefect.server.api.server:create_app`` child process on a free local port."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.url: str | None = None
+
+    def start(self) -> "EmbeddedServer":
+        """Start the server unless the settings already name one; returns immediately."""
+        import prefect
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings()
+        if settings.api.url:
+            return self
+        port = _free_port()
+        env = {**os.environ, **settings.to_environment_variables(exclude_unset=True),
+               "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
+             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "error", "--lifespan", "on"], env=env)
+        self.url = f"http://127.0.0.1:{port}/api"
+        return self
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the server answers /health; say plainly if it died or never answered."""
+        if self.process is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the embedded Prefect server exited with code {self.process.returncode} "
+                                   "before answering; its error is printed above")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{self.url}/health", timeout=1).close()
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the embedded Prefect server did not answer {self.url}/health within {timeout:.0f} s")
+
+    @contextlib.contextmanager
+    def api(self) -> Iterator[None]:
+        """Point this process's Prefect client at the server (no-op when none was started)."""
+        if self.url is None:
+            yield
+            return
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        self.wait()
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            try:
+                yield
+            finally:
+                _drain_prefect_workers()
+
+    def stop(self) -> None:
+        """SIGTERM and wait for the server's own clean shutdown, as Prefect does."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def _drain_prefect_workers() -> None:
+    """Send the run's last logs and events while the server is still up (Prefect would
+    otherwise send them at interpreter exit, to a server that is gone)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,32 @@
+"""The CLI's early-started embedded server: a real Prefect server, started and stopped cleanly."""
+import urllib.request
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.embedded import EmbeddedServer
+
+
+def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as on a machine with no server set
+        server = EmbeddedServer().start()
+    try:
+        assert server.process is not None and server.url.startswith("http://127.0.0.1:")
+        with server.api():
+            with get_client(sync_client=True) as client:
+                assert client.api_url == server.url + "/"
+                assert client.hello().status_code == 200
+    finally:
+        server.stop()
+    assert server.process is None
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{server.url}/health", timeout=2)
+
+
+def test_no_server_is_started_where_settings_name_one():
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        server = EmbeddedServer().start()
+        assert server.process is None
+        with server.api():  # a no-op: the configured server is used as it is
+            pass
