@@ -230,8 +230,8 @@ MODELS: dict[str, ModelEntry] = {
                           "20 x Dense(100, relu) + Dropout(0.5) before the output"),
     "cnn": ModelEntry("classification", build_cnn,
                       {"filters": [32, 64], "width": 128, "dropout": 0.5, "optimizer": "adam",
-                       "learning_rate": 1e-3},
-                      "2 x (Conv-BN-Conv-MaxPool-Dropout), Dense 128, Dropout 0.5; Adam"),
+                       "learning_rate": 1e-3, "schedule": "cosine"},  # constant: 0.922 after 15 epochs
+                      "2 x (Conv-BN-Conv-MaxPool-Dropout), Dense 128, Dropout 0.5; Adam, cosine decay"),
     "mlp30": ModelEntry("regression", lambda s, n, hp: build_dense_stack(s, n, hp, "regression"),
                         {"hidden": [30], "activation": "relu", **_SGD}, "Dense 30 relu, Dense 1; MSE; SGD"),
     "wide_deep": ModelEntry("regression", build_wide_deep, _WIDE_DEEP,
