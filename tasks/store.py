@@ -277,11 +277,13 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filt
 
 
 def _compression(table: pa.Table) -> str:
-    """snappy for float tensors (zstd gains little there and reads slower), zstd otherwise
-    (Parquet stores uint8 pixels as int32: zstd writes raw images at a fifth of the size)."""
+    """No compression for float tensors, zstd otherwise. Standardised pixels compress by a
+    quarter at best (snappy: 211 -> 162 MB for Fashion-MNIST) and writing them plain saves
+    ~0.3 s of the data stages' ~3 s; Parquet stores uint8 pixels as int32, where zstd writes
+    raw images at a fifth of the size."""
     floats = any(pa.types.is_fixed_size_list(f.type) and pa.types.is_floating(f.type.value_type)
                  for f in table.schema)
-    return "snappy" if floats else "zstd"
+    return "none" if floats else "zstd"
 
 
 def _small_columns(table: pa.Table) -> list[str]:
