@@ -248,5 +248,9 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         shutil.rmtree(workdir, ignore_errors=True)
         return refs
 
-    return StageRun(store, "model", __name__, parents=[scaled], params=dataclasses.asdict(params),
+    import keras
+
+    # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result
+    return StageRun(store, "model", __name__, parents=[scaled],
+                    params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()},
                     seed=params.seed).run(produce, force)

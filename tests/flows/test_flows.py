@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,6 +53,7 @@ def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path
     assert _lineage_roots(first["artifacts"]["metrics"]) == {HOUSING_DATA_SHA}
     model = _sidecar(first["artifacts"]["model"])
     assert model["flow_run_id"] == first["run_id"] and model["seed"] == 42 and model["params"]["epochs"] == 2
+    assert model["params"]["keras_backend"] == keras.backend.backend()  # part of the training's cache key
     metrics = _sidecar(first["artifacts"]["metrics"])
     assert metrics["summary"]["test"] == first["test"] and metrics["summary"]["test_rows"] == 5_160
     history = pd.read_parquet(first["artifacts"]["history"])
