@@ -66,10 +66,11 @@ class EmbeddedServer:
         if self.url is None:
             yield
             return
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
         self.wait()
-        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+        # no UI here (as in Prefect's own embedded server): no "View at" link to a dead page
+        with temporary_settings(updates={PREFECT_API_URL: self.url, PREFECT_UI_URL: ""}):
             try:
                 yield
             finally:
