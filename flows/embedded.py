@@ -20,30 +20,38 @@ from pathlib import Path
 from typing import Iterator
 
 
+ADDRESS_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it too)
+
+
 class EmbeddedServer:
     """One ``uvicorn prefect.server.api.server:create_app`` child process on a free local port."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+        self._env: dict[str, str] = {}
 
     def start(self) -> "EmbeddedServer":
         """Start the server unless the settings already name one; returns immediately."""
-        import prefect
         from prefect.settings import get_current_settings
 
         settings = get_current_settings()
         if settings.api.url:
             return self
+        self._env = {**os.environ, **settings.to_environment_variables(exclude_unset=True),
+                     "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        self._spawn()
+        return self
+
+    def _spawn(self) -> None:
+        import prefect
+
         port = _free_port()
-        env = {**os.environ, **settings.to_environment_variables(exclude_unset=True),
-               "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
              "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "error", "--lifespan", "on"], env=env)
+             "--log-level", "error", "--lifespan", "on"], env=self._env)
         self.url = f"http://127.0.0.1:{port}/api"
-        return self
 
     def wait(self, timeout: float = 60.0) -> None:
         """Block until the server answers /health; say plainly if it died or never answered."""
@@ -51,7 +59,9 @@ class EmbeddedServer:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.process.poll() == ADDRESS_IN_USE:  # the port was taken since we picked it
+                self._spawn()
+            elif self.process.poll() is not None:
                 raise RuntimeError(f"the embedded Prefect server exited with code {self.process.returncode} "
                                    "before answering; its error is printed above")
             with contextlib.suppress(OSError):

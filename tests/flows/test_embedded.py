@@ -1,4 +1,5 @@
 """The CLI's early-started embedded server: a real Prefect server, started and stopped cleanly."""
+import socket
 import urllib.request
 
 import pytest
@@ -24,6 +25,25 @@ def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
     assert server.process is None
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{server.url}/health", timeout=2)
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(monkeypatch):
+    import flows.embedded as embedded
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1], embedded._free_port()])
+    monkeypatch.setattr(embedded, "_free_port", lambda: next(ports))
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        server = EmbeddedServer().start()
+        try:
+            server.wait()
+            assert server.url.endswith(f":{server.process.args[server.process.args.index('--port') + 1]}/api")
+            assert str(taken.getsockname()[1]) not in server.url
+        finally:
+            server.stop()
+            taken.close()
 
 
 def test_no_server_is_started_where_settings_name_one():
