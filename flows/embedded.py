@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-
 ADDRESS_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it too)
 
 

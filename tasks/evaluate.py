@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import models
 from tasks.dataset import Frame, read_frame, spec_of
 from tasks.stage import StageRun, logger
 from tasks.store import ArtifactRef, ArtifactStore, read_parquet
-from tasks import models
 from tasks.train import model_inputs, model_targets
 
 
