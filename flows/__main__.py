@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from flows.embedded import EmbeddedServer
-from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
+from tasks.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
@@ -40,7 +40,7 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_h
     sub.add_argument("--batch-size", type=int, default=course.batch_size, help="examples per gradient step")
     sub.add_argument("--learning-rate", type=float, help="optimizer learning rate (default: the model's)")
     sub.add_argument("--optimizer", choices=["sgd", "adam", "nadam", "rmsprop"], help="default: the model's")
-    sub.add_argument("--schedule", choices=["constant", "cosine"],
+    sub.add_argument("--schedule", choices=SCHEDULES,
                      help="learning rate per epoch: constant (the course), or cosine decay to ~0 "
                           "(default: the model's)")
     sub.add_argument("--depth", type=int, help="hidden layers of a dense model (default: the model's)")

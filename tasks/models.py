@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
+from tasks.params import SCHEDULES
+
 FEATURES = "features"  # the one input of a single-input model
 
 
@@ -68,17 +70,19 @@ def _dense_block(x, hp: dict[str, Any], batch_norm: str | None = None):
     return keras.layers.BatchNormalization()(x) if batch_norm == "after" else x
 
 
-SCHEDULES = ("constant", "cosine")
+def schedule_of(hp: dict[str, Any]) -> str:
+    """The learning-rate schedule by name: "constant" (the course) unless set; an unknown one fails."""
+    schedule = hp.get("schedule") or "constant"
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {list(SCHEDULES)}")
+    return schedule
 
 
 def learning_rate_at(hp: dict[str, Any], epoch: int, epochs: int) -> float:
     """The learning rate of ``epoch`` (0-based): constant, or a cosine from the model's
     rate down to ~0 at the last epoch (fed to the course's LearningRateScheduler callback).
     A decaying rate is what takes the course MLP past 0.885 in 20 epochs (README)."""
-    schedule = hp.get("schedule") or "constant"
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose from {list(SCHEDULES)}")
-    if schedule == "constant":
+    if schedule_of(hp) == "constant":
         return hp["learning_rate"]
     return hp["learning_rate"] * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
 

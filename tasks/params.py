@@ -24,9 +24,10 @@ class TrainParams:
     def hparams(self) -> dict[str, object]:
         """The overrides a model builder takes (the rest are fit settings)."""
         return {"learning_rate": self.learning_rate, "optimizer": self.optimizer, "depth": self.depth,
-                "width": self.width, "activation": self.activation,
-                "schedule": self.schedule}
+                "width": self.width, "activation": self.activation, "schedule": self.schedule}
 
+
+SCHEDULES = ("constant", "cosine")  # learning rate per epoch; see models.learning_rate_at
 
 # the course's set-ups (the regression learning rate differs: see README)
 CLASSIFICATION = TrainParams(model="mlp", epochs=10)

@@ -140,7 +140,7 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
     net = models.build(model, shapes, outputs, hparams)
     hp = models.hyperparameters(model, hparams)
-    models.learning_rate_at(hp, 0, epochs)  # an unknown schedule fails here, not inside fit
+    scheduled = models.schedule_of(hp) != "constant"  # an unknown schedule fails here, before any write
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint, log = workdir / "best.keras", workdir / "epochs.csv"
     before = _epochs_done(log)
@@ -148,7 +148,7 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     best_so_far = float(getattr(before[watched], mode)()) if len(before) else None
     guard = stop_on_nonfinite()
     callbacks = [guard]
-    if (hp.get("schedule") or "constant") != "constant":  # before CSVLogger, which then logs the rate
+    if scheduled:  # before CSVLogger, which then logs the rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, _: models.learning_rate_at(hp, e, epochs)))
     callbacks += [keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=watched, mode=mode,
                                                   save_best_only=True, initial_value_threshold=best_so_far),
