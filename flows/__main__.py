@@ -7,6 +7,7 @@ and the path of every artifact, for scripts and schedulers.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import importlib
 import json
@@ -196,5 +197,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_without_teardown(finished: list[int]) -> None:
+    """The last exit handler: after a run that returned, leave without the interpreter's teardown.
+
+    Freeing the modules of TensorFlow, Great Expectations and Prefect takes ~1.6 s on this
+    2-core machine (0.8 s for Keras alone) and does nothing a finished run needs: artifacts
+    are already fsync'd, Prefect's own exit handlers (last logs and events) ran before this
+    one, and logging and the standard streams are flushed here. A run that raised, or an
+    argparse exit, takes Python's normal path.
+    """
+    if not finished:
+        return
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(finished[0])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _finished: list[int] = []
+    atexit.register(exit_without_teardown, _finished)  # registered first, so it runs last
+    _finished.append(main())
+    sys.exit(_finished[0])

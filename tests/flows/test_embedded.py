@@ -4,7 +4,7 @@ import urllib.request
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 from prefect.utilities.urls import url_for
 
 from flows.embedded import EmbeddedServer
@@ -20,6 +20,8 @@ def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
                 assert client.api_url == server.url + "/"
                 assert client.hello().status_code == 200
             assert url_for("flow-run", obj_id="00000000-0000-0000-0000-000000000000") is None  # no UI link
+            assert get_current_settings().flows.heartbeat_frequency is None  # nobody outlives it to watch
+        assert get_current_settings().flows.heartbeat_frequency is not None  # others keep Prefect's
     finally:
         server.stop()
     assert server.process is None

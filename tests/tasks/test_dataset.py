@@ -1,0 +1,48 @@
+"""The one Parquet layout: real Fashion-MNIST images go to disk and come back bit for bit."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.dataset import Frame, from_arrow, read_frame, tensor_column, to_arrow
+from tasks.scale import StandardScaler
+from tasks.store import _RECENT, ArtifactStore
+
+
+@pytest.fixture(scope="module")
+def images(fashion):
+    return fashion.take(np.arange(3_000))
+
+
+def _from_disk(store: ArtifactStore, table: pa.Table, stage: str):
+    ref = store.put_table(table, stage)
+    _RECENT.clear()  # read the file, not this process's copy
+    return ref, read_frame(ref.path)
+
+
+def test_raw_and_scaled_images_round_trip_through_parquet_exactly(images, tmp_path):
+    store = ArtifactStore(tmp_path)
+    standardised = StandardScaler().fit(images.X).transform(images.X)
+    scaled = Frame(images.spec, standardised, images.y, images.row_id, np.full(len(images), "train"))
+    for stage, frame, dtype in (("raw", images, np.uint8), ("scaled", scaled, np.float32)):
+        ref, back = _from_disk(store, to_arrow(frame), stage)
+        assert pq.read_schema(ref.path).field("image").type == pa.binary(784 * np.dtype(dtype).itemsize)
+        assert back.X.dtype == dtype and back.X.shape == frame.X.shape
+        assert np.array_equal(back.X, frame.X) and np.array_equal(back.y, frame.y)
+        assert np.array_equal(back.row_id, frame.row_id) and back.spec == frame.spec
+        assert back.inputs().shape == (len(frame), 28, 28)
+
+
+def test_a_sliced_or_chunked_tensor_column_reads_the_right_rows(images):
+    table = to_arrow(images)
+    assert np.array_equal(from_arrow(table.slice(10, 5)).X, images.X[10:15])  # a column with an offset
+    chunked = pa.concat_tables([table.slice(0, 7), table.slice(7, 8)])
+    assert chunked["image"].num_chunks == 2
+    assert np.array_equal(tensor_column(chunked, "image"), images.X[:15])
+    assert tensor_column(table.slice(0, 0), "image").shape == (0, 784)
+
+
+def test_a_column_that_is_not_a_pipeline_tensor_is_refused_by_name(images):
+    table = to_arrow(images).drop_columns(["image"]).append_column("image", pa.array([b"x"] * len(images)))
+    with pytest.raises(ValueError, match="column 'image' is binary"):
+        tensor_column(table, "image")
