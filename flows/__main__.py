@@ -177,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_defaults()
     if args.flow == "serve":
         return _serve(args)
-    server = EmbeddedServer().start()  # boots on the other core while the imports below run
-    prefetch("great_expectations", "keras")
+    from tasks.gx import start_worker, stop_worker
+
+    start_worker()  # imports Great Expectations in its own process, on the other core
+    server = EmbeddedServer().start()  # boots meanwhile, too
+    prefetch("keras")
     try:
         summary = _run(args, server)
     except Exception as error:  # the flow already logged the traceback; say what failed, plainly
@@ -186,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         server.stop()
+        stop_worker()
     if args.json:
         print(json.dumps(summary))
         return 0

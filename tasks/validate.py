@@ -6,14 +6,12 @@ dtype kind, nulls, non-finite count, min, max, allowed range; 784 rows for the
 images), a *target* frame, a *split index* and its *sizes* and *class balance*.
 Great Expectations then runs a handful of expectations per frame, and a failure names
 the expectation, the column and example values (the frame's index names the feature,
-row, split or class).
+row, split or class). The suites run in ``tasks.gx`` (in a helper process under the CLI).
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -22,6 +20,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import SPLITS, DatasetSpec, Frame, read_frame
+from tasks.gx import Check, expect, run_suites
 from tasks.scale import column_moments, feature_names
 from tasks.stage import StageRun, logger
 from tasks.store import ArtifactRef, ArtifactStore
@@ -41,16 +40,6 @@ class ValidationFailed(RuntimeError):
 
 
 @dataclass
-class Check:
-    """One frame and the expectations to run on it; ``index_name`` says what a row is."""
-
-    name: str
-    frame: pd.DataFrame
-    expectations: list[Any]
-    index_name: str
-
-
-@dataclass
 class Report:
     point: str
     dataset: str
@@ -63,83 +52,12 @@ class Report:
                                                      "success": True, "unexpected": 0}])
 
 
-# ---- Great Expectations plumbing -------------------------------------------------------
-@lru_cache(maxsize=1)
-def _gx():
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return gx, context.data_sources.add_pandas("pipeline")
-
-
-def expectations():
-    """The Great Expectations expectation classes (imported on first use: it is slow)."""
-    import great_expectations.expectations as gxe
-    return gxe
-
-
-def _batch(name: str, frame: pd.DataFrame):
-    _, source = _gx()
-    try:
-        asset = source.get_asset(name)
-    except LookupError:
-        asset = source.add_dataframe_asset(name=name)
-        asset.add_batch_definition_whole_dataframe("whole")
-    return asset.get_batch_definition("whole").get_batch(batch_parameters={"dataframe": frame})
-
-
-def _describe(check: Check, result) -> str:
-    config = result.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
-    columns = [kwargs.pop(k) for k in ("column", "column_A", "column_B") if k in kwargs]
-    where = f"column {', '.join(map(repr, columns))} of the {check.name} frame" if columns \
-        else f"the {check.name} frame"
-    detail = result.result or {}
-    if detail.get("partial_unexpected_list") is not None:
-        values = detail["partial_unexpected_list"][:5]
-        index = [i.get(check.frame.index.name, i) if isinstance(i, dict) else i  # a named index
-                 for i in (detail.get("partial_unexpected_index_list") or [])[:5]]
-        examples = ", ".join(f"{check.index_name} {i}: {_plain(v)}" for i, v in zip(index, values)) \
-            if index else ", ".join(map(_plain, values))
-        found = f"{detail.get('unexpected_count')} unexpected, e.g. {examples}"
-    else:
-        found = f"observed {_plain(detail.get('observed_value'))}"
-    if result.exception_info and result.exception_info.get("raised_exception"):
-        found = f"error: {result.exception_info.get('exception_message')}"
-    return f"{config.type} {kwargs} on {where}: {found}"
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_plain(v) for v in value) + ")"
-    if isinstance(value, (np.generic,)):
-        value = value.item()
-    return repr(value)
-
-
 def run_checks(point: str, spec: DatasetSpec, checks: list[Check]) -> Report:
     """Run every check; raise ValidationFailed listing all failures, else return a report."""
-    start = time.perf_counter()
-    gx, _ = _gx()
-    report, failures = Report(point, spec.name), []
-    for check in checks:
-        suite = gx.ExpectationSuite(name=f"{point}-{check.name}", expectations=check.expectations)
-        result = _batch(f"{point}-{check.name}", check.frame).validate(suite, result_format="SUMMARY")
-        for item in result.results:
-            kwargs = item.expectation_config.kwargs
-            report.checks.append({
-                "frame": check.name, "expectation": item.expectation_config.type,
-                "column": str(kwargs.get("column") or kwargs.get("column_A") or ""),
-                "success": bool(item.success),
-                "unexpected": int((item.result or {}).get("unexpected_count") or 0)})
-            if not item.success:
-                failures.append(_describe(check, item))
-    report.seconds = time.perf_counter() - start
-    if failures:
-        raise ValidationFailed(point, spec.name, failures)
-    return report
+    outcome, seconds = run_suites(point, checks)
+    if outcome.failures:
+        raise ValidationFailed(point, spec.name, outcome.failures)
+    return Report(point, spec.name, outcome.rows, seconds)
 
 
 # ---- the frames ------------------------------------------------------------------------
@@ -175,46 +93,46 @@ def _class_set(spec: DatasetSpec, y: np.ndarray) -> list[int]:
 
 
 def raw_checks(frame: Frame) -> list[Check]:
-    gxe, spec = expectations(), frame.spec
+    spec = frame.spec
     target = pd.DataFrame({spec.target: frame.y}, index=pd.Index(frame.row_id, name="row"))
-    rows = gxe.ExpectTableRowCountToEqual(value=spec.rows) if spec.rows \
-        else gxe.ExpectTableRowCountToBeBetween(min_value=MIN_ROWS)
-    on_target = [rows, gxe.ExpectColumnValuesToNotBeNull(column=spec.target)]
+    rows = expect("ExpectTableRowCountToEqual", value=spec.rows) if spec.rows \
+        else expect("ExpectTableRowCountToBeBetween", min_value=MIN_ROWS)
+    on_target = [rows, expect("ExpectColumnValuesToNotBeNull", column=spec.target)]
     if spec.task == "classification":
-        on_target.append(gxe.ExpectColumnValuesToBeInSet(column=spec.target, value_set=_class_set(spec, frame.y)))
+        on_target.append(expect("ExpectColumnValuesToBeInSet", column=spec.target, value_set=_class_set(spec, frame.y)))
     else:
-        on_target.append(gxe.ExpectColumnValuesToBeInTypeList(
-            column=spec.target, type_list=["float64", "float32", "int64", "int32"]))
+        on_target.append(expect("ExpectColumnValuesToBeInTypeList", column=spec.target,
+                                type_list=["float64", "float32", "int64", "int32"]))
         if spec.target_range:
-            on_target.append(gxe.ExpectColumnValuesToBeBetween(
-                column=spec.target, min_value=spec.target_range[0], max_value=spec.target_range[1]))
+            on_target.append(expect("ExpectColumnValuesToBeBetween", column=spec.target,
+                                    min_value=spec.target_range[0], max_value=spec.target_range[1]))
     on_features = [
-        gxe.ExpectTableRowCountToEqual(value=int(np.prod(spec.feature_shape))),
-        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["u", "i", "f"]),
-        gxe.ExpectColumnValuesToBeBetween(column="nulls", max_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="nonfinite", max_value=0),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="min", column_B="lower", or_equal=True),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="upper", column_B="max", or_equal=True),
+        expect("ExpectTableRowCountToEqual", value=int(np.prod(spec.feature_shape))),
+        expect("ExpectColumnValuesToBeInSet", column="kind", value_set=["u", "i", "f"]),
+        expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=0),
+        expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0),
+        expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="min", column_B="lower", or_equal=True),
+        expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="upper", column_B="max", or_equal=True),
     ]
     return [Check("target", target, on_target, "row"),
             Check("features", feature_profile(frame), on_features, "feature")]
 
 
 def split_checks(index: Frame, raw_rows: int) -> list[Check]:
-    gxe, spec = expectations(), index.spec
+    spec = index.spec
     table = pd.DataFrame({"row_id": index.row_id, "split": index.split, "target": index.y})
-    on_index = [gxe.ExpectTableRowCountToEqual(value=raw_rows),
-                gxe.ExpectColumnValuesToBeUnique(column="row_id"),
-                gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS))]
+    on_index = [expect("ExpectTableRowCountToEqual", value=raw_rows),
+                expect("ExpectColumnValuesToBeUnique", column="row_id"),
+                expect("ExpectColumnValuesToBeInSet", column="split", value_set=list(SPLITS))]
     sizes = table["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_frame("rows")
     expected = spec.split.get("sizes") or {}
     sizes["expected"] = [expected.get(s, n) for s, n in sizes["rows"].items()]
-    on_sizes = [gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1),
-                gxe.ExpectColumnPairValuesToBeEqual(column_A="rows", column_B="expected")]
+    on_sizes = [expect("ExpectColumnValuesToBeBetween", column="rows", min_value=1),
+                expect("ExpectColumnPairValuesToBeEqual", column_A="rows", column_B="expected")]
     checks = [Check("split index", table, on_index, "row"), Check("split sizes", sizes, on_sizes, "split")]
     if spec.task == "classification":
         checks.append(Check("class balance", class_balance(table), [
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="tolerance", column_B="gap", or_equal=True)],
+            expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="tolerance", column_B="gap", or_equal=True)],
             "split/class"))
     return checks
 
@@ -237,7 +155,6 @@ def class_balance(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def scaled_checks(scaled: Frame) -> list[Check]:
-    gxe = expectations()
     n_train = int(np.count_nonzero(scaled.split == "train"))
     mean, std = column_moments(scaled.X[:n_train])  # train rows come first
     profile = pd.DataFrame({
@@ -247,9 +164,9 @@ def scaled_checks(scaled: Frame) -> list[Check]:
         "nonfinite": (~np.isfinite(scaled.X)).sum(axis=0),
     }, index=pd.Index(feature_names(scaled), name="feature"))
     return [Check("scaled features", profile, [
-        gxe.ExpectColumnValuesToBeBetween(column="mean", min_value=-MEAN_TOLERANCE, max_value=MEAN_TOLERANCE),
-        gxe.ExpectColumnValuesToBeBetween(column="std_gap", max_value=STD_TOLERANCE),
-        gxe.ExpectColumnValuesToBeBetween(column="nonfinite", max_value=0)], "feature")]
+        expect("ExpectColumnValuesToBeBetween", column="mean", min_value=-MEAN_TOLERANCE, max_value=MEAN_TOLERANCE),
+        expect("ExpectColumnValuesToBeBetween", column="std_gap", max_value=STD_TOLERANCE),
+        expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0)], "feature")]
 
 
 def validate_raw(frame: Frame) -> Report:

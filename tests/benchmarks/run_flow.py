@@ -9,8 +9,10 @@ import time
 
 start = time.perf_counter()
 from flows.__main__ import prefetch  # noqa: E402
+from tasks.gx import start_worker  # noqa: E402
 
-prefetch("great_expectations", "keras")  # as the CLI does
+start_worker()  # as the CLI does
+prefetch("keras")
 from flows.classification import classification  # noqa: E402
 from tasks.params import TrainParams  # noqa: E402
 

@@ -14,6 +14,14 @@ def test_matches_scikit_learn_on_train(housing):
     np.testing.assert_allclose(ours.transform(housing.X), theirs.transform(housing.X), rtol=1e-5, atol=1e-5)
 
 
+def test_pixel_moments_from_integer_sums_match_scikit_learn(fashion):
+    pixels = fashion.X[5_000:25_000]  # uint8: the exact integer path
+    ours, theirs = StandardScaler().fit(pixels), SkScaler().fit(pixels.astype(np.float64))
+    np.testing.assert_allclose(ours.mean_, theirs.mean_, rtol=1e-12)
+    np.testing.assert_allclose(ours.scale_, theirs.scale_, rtol=1e-9, atol=1e-12)
+    assert ours.mean_.dtype == np.float64
+
+
 def test_transform_before_fit_is_refused():
     with pytest.raises(NotFittedError, match="before fit"):
         StandardScaler().transform(np.ones((2, 2)))

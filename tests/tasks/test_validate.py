@@ -1,11 +1,14 @@
+import os
+
 import numpy as np
 import pytest
 
+from tasks import gx
 from tasks.dataset import Frame
 from tasks.load import load_table
 from tasks.scale import scale
 from tasks.split import split
-from tasks.validate import ValidationFailed, validate_raw, validate_scaled, validate_split
+from tasks.validate import ValidationFailed, raw_checks, validate_raw, validate_scaled, validate_split
 
 
 def _copy(frame: Frame) -> Frame:
@@ -86,3 +89,34 @@ def test_unscaled_or_nonfinite_data_fails_after_scaling(housing):
     inf.X[-1, 0] = np.inf
     with pytest.raises(ValidationFailed, match="column 'nonfinite' .* feature MedInc: 1"):
         validate_scaled(inf)
+
+
+@pytest.fixture
+def gx_worker():
+    worker = gx.start_worker()
+    yield worker
+    gx.stop_worker()
+
+
+def test_the_great_expectations_worker_process_gives_the_same_reports_and_errors(fashion, gx_worker):
+    wrong = _copy(fashion)
+    wrong.y[42] = 10
+    here = gx.run_suites_here("raw", raw_checks(fashion))  # in this process, not the worker
+    assert gx_worker.process.is_alive() and gx_worker.process.pid != os.getpid()
+    sent = validate_raw(fashion)  # through the worker
+    assert sent.checks == here.rows and sent.point == "raw"
+    with pytest.raises(ValidationFailed) as error_sent:
+        validate_raw(wrong)
+    assert "row 42: 10" in str(error_sent.value)
+    outcome = gx.run_suites_here("raw", raw_checks(wrong))
+    assert error_sent.value.failures == outcome.failures
+    gx.stop_worker()
+    assert not gx_worker.process.is_alive()
+
+
+def test_a_dead_worker_is_replaced_by_validating_in_this_process(housing, gx_worker, caplog):
+    gx_worker.process.kill()
+    gx_worker.process.join()
+    report = validate_raw(housing)
+    assert report.checks and all(c["success"] for c in report.checks)
+    assert "worker process is gone" in caplog.text and gx._worker is None

@@ -1,0 +1,202 @@
+"""Great Expectations: run validation suites here, or in a helper process that imported it early.
+
+Importing Great Expectations costs ~1 s of CPU even after Prefect and Keras are loaded
+(2 s alone), and imports hold the GIL: in the flow's process it delayed the first stages.
+The CLI starts ``GxWorker`` first thing, so the import runs in another process, on the
+other core, while the flow's process imports Prefect and Keras. Validation profiles are
+small frames (one row per feature, or the target column), cheap to send over a pipe.
+
+Without a worker (tests, library use, served runs) suites run in this process.
+Expectations travel as ``Expect`` values (GE's class name and its arguments), so the
+caller never imports Great Expectations.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+
+class Expect(NamedTuple):
+    """One expectation: a Great Expectations class name (``ExpectColumnValuesToBeBetween``) and its
+    keyword arguments, built into the real expectation where the suite runs."""
+
+    type: str
+    kwargs: dict[str, Any]
+
+
+def expect(type_: str, **kwargs: Any) -> Expect:
+    return Expect(type_, kwargs)
+
+
+@dataclass
+class Check:
+    """One frame and the expectations to run on it; ``index_name`` says what a row is."""
+
+    name: str
+    frame: pd.DataFrame
+    expectations: list[Expect]
+    index_name: str
+
+
+class Outcome(NamedTuple):
+    rows: list[dict[str, Any]]  # one per expectation: frame, expectation, column, success, unexpected
+    failures: list[str]  # one readable line per failed expectation
+
+
+# ---- in this process -------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _gx():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context.data_sources.add_pandas("pipeline")
+
+
+def _batch(name: str, frame: pd.DataFrame):
+    _, source = _gx()
+    try:
+        asset = source.get_asset(name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=name)
+        asset.add_batch_definition_whole_dataframe("whole")
+    return asset.get_batch_definition("whole").get_batch(batch_parameters={"dataframe": frame})
+
+
+def run_suites_here(point: str, checks: list[Check]) -> Outcome:
+    """One Great Expectations suite per check, validated on its frame."""
+    import great_expectations.expectations as gxe
+
+    gx, _ = _gx()
+    rows, failures = [], []
+    for check in checks:
+        suite = gx.ExpectationSuite(name=f"{point}-{check.name}",
+                                    expectations=[getattr(gxe, e.type)(**e.kwargs) for e in check.expectations])
+        result = _batch(f"{point}-{check.name}", check.frame).validate(suite, result_format="SUMMARY")
+        for item in result.results:
+            kwargs = item.expectation_config.kwargs
+            rows.append({"frame": check.name, "expectation": item.expectation_config.type,
+                         "column": str(kwargs.get("column") or kwargs.get("column_A") or ""),
+                         "success": bool(item.success),
+                         "unexpected": int((item.result or {}).get("unexpected_count") or 0)})
+            if not item.success:
+                failures.append(_describe(check, item))
+    return Outcome(rows, failures)
+
+
+def _describe(check: Check, result) -> str:
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    columns = [kwargs.pop(k) for k in ("column", "column_A", "column_B") if k in kwargs]
+    where = f"column {', '.join(map(repr, columns))} of the {check.name} frame" if columns \
+        else f"the {check.name} frame"
+    detail = result.result or {}
+    if detail.get("partial_unexpected_list") is not None:
+        values = detail["partial_unexpected_list"][:5]
+        index = [i.get(check.frame.index.name, i) if isinstance(i, dict) else i  # a named index
+                 for i in (detail.get("partial_unexpected_index_list") or [])[:5]]
+        examples = ", ".join(f"{check.index_name} {i}: {_plain(v)}" for i, v in zip(index, values)) \
+            if index else ", ".join(map(_plain, values))
+        found = f"{detail.get('unexpected_count')} unexpected, e.g. {examples}"
+    else:
+        found = f"observed {_plain(detail.get('observed_value'))}"
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        found = f"error: {result.exception_info.get('exception_message')}"
+    return f"{config.type} {kwargs} on {where}: {found}"
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_plain(v) for v in value) + ")"
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    return repr(value)
+
+
+# ---- in a helper process ---------------------------------------------------------------
+def _serve(conn) -> None:
+    """The helper's loop: import GE at once, then run each (point, checks) it is sent."""
+    _gx()
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:  # the parent is gone
+            break
+        if request is None:
+            break
+        try:
+            conn.send(("ok", run_suites_here(*request)))
+        except Exception as error:  # noqa: BLE001 - the parent re-raises it with its type named
+            conn.send(("error", f"{type(error).__name__}: {error}"))
+    conn.close()
+    os._exit(0)  # like the CLI: no interpreter teardown of GE's modules
+
+
+class GxWorker:
+    """A helper process holding Great Expectations, started before the flow's heavy imports."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process that may hold TF threads
+        self._conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), name="great-expectations", daemon=True)
+        self.process.start()
+        child.close()
+
+    def run(self, point: str, checks: list[Check]) -> Outcome:
+        self._conn.send((point, checks))
+        status, payload = self._conn.recv()
+        if status == "error":
+            raise RuntimeError(f"Great Expectations failed in its worker process: {payload}")
+        return payload
+
+    def stop(self) -> None:
+        try:
+            self._conn.send(None)
+        except OSError:
+            pass
+        self._conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+_worker: GxWorker | None = None
+
+
+def start_worker() -> GxWorker:
+    """Start the helper process (once); validation in this process goes through it from now on."""
+    global _worker
+    if _worker is None:
+        _worker = GxWorker()
+    return _worker
+
+
+def stop_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.stop()
+        _worker = None
+
+
+def run_suites(point: str, checks: list[Check]) -> tuple[Outcome, float]:
+    """Validate ``checks``: in the worker when one is running, else here. Returns the outcome and
+    the seconds it took. A worker that died is replaced by running here, with a warning."""
+    global _worker
+    start = time.perf_counter()
+    if _worker is not None:
+        try:
+            return _worker.run(point, checks), time.perf_counter() - start
+        except (EOFError, OSError) as error:
+            logging.getLogger("pipeline").warning(
+                "the Great Expectations worker process is gone (%s); validating in this process", error)
+            _worker = None
+    return run_suites_here(point, checks), time.perf_counter() - start
