@@ -173,7 +173,10 @@ _worker: GxWorker | None = None
 
 
 def start_worker() -> GxWorker:
-    """Start the helper process (once); validation in this process goes through it from now on."""
+    """Start the helper process (once); validation in this process goes through it from now on.
+
+    The helper is spawned: it imports the main module again, so a script that calls this
+    must do so under ``if __name__ == "__main__":`` (as ``python -m flows`` does)."""
     global _worker
     if _worker is None:
         _worker = GxWorker()
