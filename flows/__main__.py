@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -15,6 +16,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Iterator
 
 from flows.embedded import EmbeddedServer
 from tasks.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
@@ -33,6 +35,24 @@ def prefetch(*modules: str) -> None:
     """Import heavy libraries on a side thread: they load while Prefect starts its server."""
     for name in modules:
         threading.Thread(target=importlib.import_module, args=(name,), daemon=True).start()
+
+
+@contextlib.contextmanager
+def started() -> Iterator[EmbeddedServer]:
+    """What a run starts before its heavy imports, each on a core the GIL does not hold:
+    Great Expectations' helper process, the embedded server (unless one is configured) and
+    Keras's import on a side thread. Both processes are stopped on the way out."""
+    from tasks.gx import start_worker, stop_worker
+
+    server = EmbeddedServer()
+    try:
+        start_worker()
+        server.start()
+        prefetch("keras")
+        yield server
+    finally:
+        server.stop()
+        stop_worker()
 
 
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_help: str) -> None:
@@ -177,19 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_defaults()
     if args.flow == "serve":
         return _serve(args)
-    from tasks.gx import start_worker, stop_worker
-
-    start_worker()  # imports Great Expectations in its own process, on the other core
-    server = EmbeddedServer().start()  # boots meanwhile, too
-    prefetch("keras")
     try:
-        summary = _run(args, server)
+        with started() as server:
+            summary = _run(args, server)
     except Exception as error:  # the flow already logged the traceback; say what failed, plainly
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    finally:
-        server.stop()
-        stop_worker()
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -207,8 +220,9 @@ def exit_without_teardown(finished: list[int]) -> None:
     Freeing the modules of TensorFlow, Great Expectations and Prefect takes ~1.6 s on this
     2-core machine (0.8 s for Keras alone) and does nothing a finished run needs: artifacts
     are already fsync'd, Prefect's own exit handlers (last logs and events) ran before this
-    one, and logging and the standard streams are flushed here. A run that raised, or an
-    argparse exit, takes Python's normal path.
+    one, and logging and the standard streams are flushed here. ``main`` returns its exit
+    code for failed runs too (1); only an exception escaping it, or an argparse exit
+    (SystemExit), takes Python's normal path.
     """
     if not finished:
         return

@@ -129,14 +129,25 @@ def tensor_array(X: np.ndarray) -> pa.FixedSizeBinaryArray:
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(rows), [None, pa.py_buffer(rows)])
 
 
+def tensor_dtype(field: pa.Field) -> np.dtype | None:
+    """The numpy dtype of a tensor column, None for any other column."""
+    meta = field.metadata or {}
+    return np.dtype(meta[DTYPE_KEY].decode()) if DTYPE_KEY in meta else None
+
+
 def tensor_column(table: pa.Table, name: str) -> np.ndarray:
     """A tensor column back as a (rows x features) array; zero-copy when the column is one chunk."""
-    field = table.schema.field(name)
-    if not pa.types.is_fixed_size_binary(field.type) or DTYPE_KEY not in (field.metadata or {}):
+    field, dtype = table.schema.field(name), tensor_dtype(table.schema.field(name))
+    if pa.types.is_fixed_size_list(field.type):
+        raise ValueError(f"column {name!r} is {field.type}: an artifact of an older version of the "
+                         "pipeline; re-run the flow (or pass --force) to rewrite it")
+    if not pa.types.is_fixed_size_binary(field.type) or dtype is None \
+            or field.type.byte_width % dtype.itemsize:
         raise ValueError(f"column {name!r} is {field.type}, not a tensor column written by the pipeline")
-    dtype = np.dtype(field.metadata[DTYPE_KEY].decode())
     chunks = table[name].chunks
     column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    if column.null_count:
+        raise ValueError(f"column {name!r} has {column.null_count} empty (null) rows")
     width = field.type.byte_width
     if len(column) == 0:
         return np.empty((0, width // dtype.itemsize), dtype)
@@ -157,6 +168,8 @@ def from_arrow(table: pa.Table) -> Frame:
         X = np.empty((table.num_rows, 0))  # a split index: no features
     elif spec.is_image:
         X = tensor_column(table, IMAGE_COLUMN)
+        if X.shape[1] != int(np.prod(spec.image_shape)):
+            raise ValueError(f"{spec.name}: images of {X.shape[1]} values, but the spec says {spec.image_shape}")
     else:
         X = np.column_stack([table[name].to_numpy() for name in spec.features])
     split = table["split"].to_numpy(zero_copy_only=False) if "split" in table.column_names else None

@@ -12,10 +12,13 @@ caller never imports Great Expectations.
 """
 from __future__ import annotations
 
-import logging
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
 import time
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -79,6 +82,10 @@ def run_suites_here(point: str, checks: list[Check]) -> Outcome:
     gx, _ = _gx()
     rows, failures = [], []
     for check in checks:
+        unknown = [e.type for e in check.expectations if not hasattr(gxe, e.type)]
+        if unknown:
+            raise ValueError(f"no Great Expectations expectation named {', '.join(unknown)} "
+                             f"(in the {check.name} check at {point})")
         suite = gx.ExpectationSuite(name=f"{point}-{check.name}",
                                     expectations=[getattr(gxe, e.type)(**e.kwargs) for e in check.expectations])
         result = _batch(f"{point}-{check.name}", check.frame).validate(suite, result_format="SUMMARY")
@@ -123,8 +130,13 @@ def _plain(value: Any) -> str:
 
 
 # ---- in a helper process ---------------------------------------------------------------
+class WorkerGone(RuntimeError):
+    """The helper process exited: the caller validates in its own process instead."""
+
+
 def _serve(conn) -> None:
     """The helper's loop: import GE at once, then run each (point, checks) it is sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _gx()
     while True:
         try:
@@ -135,8 +147,8 @@ def _serve(conn) -> None:
             break
         try:
             conn.send(("ok", run_suites_here(*request)))
-        except Exception as error:  # noqa: BLE001 - the parent re-raises it with its type named
-            conn.send(("error", f"{type(error).__name__}: {error}"))
+        except Exception:  # noqa: BLE001 - sent back whole, re-raised by the parent
+            conn.send(("error", traceback.format_exc()))
     conn.close()
     os._exit(0)  # like the CLI: no interpreter teardown of GE's modules
 
@@ -147,26 +159,34 @@ class GxWorker:
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a process that may hold TF threads
         self._conn, child = context.Pipe()
+        self._lock = threading.Lock()  # one request and its reply at a time on the pipe
         self.process = context.Process(target=_serve, args=(child,), name="great-expectations", daemon=True)
         self.process.start()
         child.close()
 
     def run(self, point: str, checks: list[Check]) -> Outcome:
-        self._conn.send((point, checks))
-        status, payload = self._conn.recv()
+        with self._lock:
+            try:
+                self._conn.send((point, checks))
+                while not self._conn.poll(0.5):  # no time limit on a big suite, but notice a dead worker
+                    if not self.process.is_alive():
+                        raise WorkerGone(f"exit code {self.process.exitcode}")
+                status, payload = self._conn.recv()
+            except (EOFError, OSError) as error:
+                raise WorkerGone(str(error) or type(error).__name__) from error
         if status == "error":
-            raise RuntimeError(f"Great Expectations failed in its worker process: {payload}")
+            raise RuntimeError(f"Great Expectations failed in its worker process:\n{payload}")
         return payload
 
     def stop(self) -> None:
-        try:
+        """Ask the helper to exit; one still importing (a run that failed early) is terminated."""
+        with contextlib.suppress(OSError):
             self._conn.send(None)
-        except OSError:
-            pass
         self._conn.close()
-        self.process.join(timeout=5)
+        self.process.join(timeout=1)
         if self.process.is_alive():
-            self.process.kill()
+            self.process.terminate()
+            self.process.join(timeout=5)
 
 
 _worker: GxWorker | None = None
@@ -193,13 +213,13 @@ def stop_worker() -> None:
 def run_suites(point: str, checks: list[Check]) -> tuple[Outcome, float]:
     """Validate ``checks``: in the worker when one is running, else here. Returns the outcome and
     the seconds it took. A worker that died is replaced by running here, with a warning."""
-    global _worker
     start = time.perf_counter()
     if _worker is not None:
         try:
             return _worker.run(point, checks), time.perf_counter() - start
-        except (EOFError, OSError) as error:
-            logging.getLogger("pipeline").warning(
-                "the Great Expectations worker process is gone (%s); validating in this process", error)
-            _worker = None
+        except WorkerGone as gone:
+            from tasks.stage import logger
+
+            logger().warning("the Great Expectations worker process is gone (%s); validating in this process", gone)
+            stop_worker()
     return run_suites_here(point, checks), time.perf_counter() - start

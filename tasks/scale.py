@@ -18,6 +18,7 @@ from tasks.stage import StageRun
 from tasks.store import ArtifactRef, ArtifactStore
 
 _CHUNK_ROWS = 8_192
+assert _CHUNK_ROWS * 255 ** 2 < 2 ** 31, "_byte_moments sums a chunk's squares in int32"
 
 
 def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,11 +25,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.dataset import DTYPE_KEY
+from tasks.dataset import tensor_dtype
 
 # Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
 # stage, that held the flow's peak RSS ~400 MB higher. The system allocator returns it.
@@ -283,8 +282,8 @@ def _compression(table: pa.Table) -> str:
     """No compression for float tensors, zstd otherwise. Standardised pixels compress by a
     quarter at best (snappy: 220 -> 163 MB for Fashion-MNIST) at the cost of a pass over
     them; raw uint8 images shrink to 31 MB from 55 under zstd in ~0.1 s."""
-    dtypes = [np.dtype(f.metadata[DTYPE_KEY].decode()) for f in table.schema if DTYPE_KEY in (f.metadata or {})]
-    return "none" if any(dtype.kind == "f" for dtype in dtypes) else "zstd"
+    floats = any(dtype is not None and dtype.kind == "f" for dtype in map(tensor_dtype, table.schema))
+    return "none" if floats else "zstd"
 
 
 def _small_columns(table: pa.Table) -> list[str]:

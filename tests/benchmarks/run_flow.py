@@ -20,25 +20,20 @@ def stage_seconds(run_id: str) -> dict[str, float]:
 
 def main(epochs: int, artifacts: str) -> dict:
     start = time.perf_counter()
-    from flows.__main__ import prefetch
-    from flows.embedded import EmbeddedServer
-    from tasks.gx import start_worker
+    from flows.__main__ import started
 
-    start_worker()  # as the CLI does
-    server = EmbeddedServer().start()
-    prefetch("keras")
-    from flows.classification import classification
-    from tasks.params import TrainParams
+    with started() as server:  # as the CLI starts a run
+        from flows.classification import classification
+        from tasks.params import TrainParams
 
-    imported = time.perf_counter()
-    params = TrainParams("mlp", epochs=epochs, seed=42)
-    with server.api():
-        first = classification(train=params, artifacts=artifacts)
-        done_first = time.perf_counter()
-        second = classification(train=params, artifacts=artifacts)
-        done_second = time.perf_counter()
-        stages, stages_second = stage_seconds(first["run_id"]), stage_seconds(second["run_id"])
-    server.stop()
+        imported = time.perf_counter()
+        params = TrainParams("mlp", epochs=epochs, seed=42)
+        with server.api():
+            first = classification(train=params, artifacts=artifacts)
+            done_first = time.perf_counter()
+            second = classification(train=params, artifacts=artifacts)
+            done_second = time.perf_counter()
+            stages, stages_second = stage_seconds(first["run_id"]), stage_seconds(second["run_id"])
     return {"import_seconds": imported - start, "first_seconds": done_first - imported,
             "second_seconds": done_second - done_first, "test": first["test"],
             "same_artifacts": first["artifacts"] == second["artifacts"],

@@ -46,3 +46,11 @@ def test_a_column_that_is_not_a_pipeline_tensor_is_refused_by_name(images):
     table = to_arrow(images).drop_columns(["image"]).append_column("image", pa.array([b"x"] * len(images)))
     with pytest.raises(ValueError, match="column 'image' is binary"):
         tensor_column(table, "image")
+
+
+def test_an_artifact_in_the_old_list_layout_is_named_as_such(images):
+    flat = pa.array(images.X.reshape(-1))
+    old = to_arrow(images).drop_columns(["image"]).append_column(
+        "image", pa.FixedSizeListArray.from_arrays(flat, 784))
+    with pytest.raises(ValueError, match="older version of the pipeline; re-run"):
+        from_arrow(old)

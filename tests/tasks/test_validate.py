@@ -120,3 +120,13 @@ def test_a_dead_worker_is_replaced_by_validating_in_this_process(housing, gx_wor
     report = validate_raw(housing)
     assert report.checks and all(c["success"] for c in report.checks)
     assert "worker process is gone" in caplog.text and gx._worker is None
+
+
+def test_an_error_inside_the_worker_comes_back_with_its_traceback(housing, gx_worker):
+    checks = raw_checks(housing)
+    checks[0].expectations.append(gx.expect("ExpectNothingAtAll"))
+    with pytest.raises(ValueError, match="no Great Expectations expectation named ExpectNothingAtAll"):
+        gx.run_suites_here("raw", checks)
+    with pytest.raises(RuntimeError, match=r"(?s)in its worker process:.*Traceback.*ExpectNothingAtAll"):
+        gx.run_suites("raw", checks)
+    assert gx_worker.process.is_alive()  # one bad request does not end the worker
