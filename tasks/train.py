@@ -6,15 +6,17 @@ for classifiers, loss for regressors), so the test set plays no part in choosing
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -115,6 +117,28 @@ def epoch_tensorboard():
     return EpochTensorBoard
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """``keras.utils.set_random_seed``, with Keras's default seeds drawn from a private generator.
+
+    Keras draws each initializer's default seed from Python's global ``random``, which other
+    threads share: websockets' keepalive ping in Prefect's event-loop thread calls
+    ``random.getrandbits`` every 20 s, and one landing while a model was built changed its
+    initial weights (a seeded run was not reproducible; seen as a flaky resume test). The
+    private generator gives the same draws as the seeded global one would, undisturbed.
+    Keras 3.15 draws through ``keras.src.random.seed_generator.python_random``.
+    """
+    import keras
+    from keras.src.random import seed_generator
+
+    keras.utils.set_random_seed(seed)
+    shared, seed_generator.python_random = seed_generator.python_random, random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
+
+
 def _epochs_done(log: Path) -> pd.DataFrame:
     """Epochs finished by earlier attempts (CSVLogger rows; a re-run epoch keeps its last row)."""
     if not log.exists() or log.stat().st_size == 0:
@@ -134,41 +158,42 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     import keras
 
     models.entry(model, scaled.spec.task)  # fail early on a model of the wrong kind
-    keras.utils.set_random_seed(seed)
-    train_part, valid_part = scaled.part("train"), scaled.part("valid")
-    outputs = n_outputs(scaled)
-    shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
-    net = models.build(model, shapes, outputs, hparams)
-    hp = models.hyperparameters(model, hparams)
-    scheduled = models.schedule_of(hp) != "constant"  # an unknown schedule fails here, before any write
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint, log = workdir / "best.keras", workdir / "epochs.csv"
-    before = _epochs_done(log)
-    watched, mode = monitor(scaled.spec.task)
-    best_so_far = float(getattr(before[watched], mode)()) if len(before) else None
-    guard = stop_on_nonfinite()
-    callbacks = [guard]
-    if scheduled:  # before CSVLogger, which then logs the rate
-        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, _: models.learning_rate_at(hp, e, epochs)))
-    callbacks += [keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=watched, mode=mode,
-                                                  save_best_only=True, initial_value_threshold=best_so_far),
-                  keras.callbacks.EarlyStopping(monitor=watched, mode=mode, patience=patience,
-                                                restore_best_weights=True),
-                  keras.callbacks.CSVLogger(str(log), append=True),  # before the backup: see _epochs_done
-                  keras.callbacks.BackupAndRestore(str(workdir / "backup"))]
-    if tensorboard_dir is not None:
-        callbacks.append(epoch_tensorboard()(log_dir=str(tensorboard_dir)))
-    if on_epoch is not None:
-        callbacks.append(keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, dict(logs or {}))))
-    if crash_at_epoch:
-        callbacks.append(_crash_at(crash_at_epoch))
-    start = time.perf_counter()
-    net.fit(model_inputs(train_part, model), model_targets(train_part, model), epochs=epochs,
-            batch_size=batch_size,
-            validation_data=(model_inputs(valid_part, model), model_targets(valid_part, model)),
-            callbacks=callbacks, verbose=0)
-    seconds = time.perf_counter() - start
+    with seeded(seed):  # from here to the end of fit, Keras draws only from this seed
+        train_part, valid_part = scaled.part("train"), scaled.part("valid")
+        outputs = n_outputs(scaled)
+        shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
+        net = models.build(model, shapes, outputs, hparams)
+        hp = models.hyperparameters(model, hparams)
+        scheduled = models.schedule_of(hp) != "constant"  # an unknown schedule fails here, before any write
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoint, log = workdir / "best.keras", workdir / "epochs.csv"
+        before = _epochs_done(log)
+        watched, mode = monitor(scaled.spec.task)
+        best_so_far = float(getattr(before[watched], mode)()) if len(before) else None
+        guard = stop_on_nonfinite()
+        callbacks = [guard]
+        if scheduled:  # before CSVLogger, which then logs the rate
+            callbacks.append(keras.callbacks.LearningRateScheduler(
+                lambda e, _: models.learning_rate_at(hp, e, epochs)))
+        callbacks += [keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=watched, mode=mode,
+                                                      save_best_only=True, initial_value_threshold=best_so_far),
+                      keras.callbacks.EarlyStopping(monitor=watched, mode=mode, patience=patience,
+                                                    restore_best_weights=True),
+                      keras.callbacks.CSVLogger(str(log), append=True),  # before the backup: see _epochs_done
+                      keras.callbacks.BackupAndRestore(str(workdir / "backup"))]
+        if tensorboard_dir is not None:
+            callbacks.append(epoch_tensorboard()(log_dir=str(tensorboard_dir)))
+        if on_epoch is not None:
+            callbacks.append(keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, dict(logs or {}))))
+        if crash_at_epoch:
+            callbacks.append(_crash_at(crash_at_epoch))
+        start = time.perf_counter()
+        net.fit(model_inputs(train_part, model), model_targets(train_part, model), epochs=epochs,
+                batch_size=batch_size,
+                validation_data=(model_inputs(valid_part, model), model_targets(valid_part, model)),
+                callbacks=callbacks, verbose=0)
+        seconds = time.perf_counter() - start
     if guard.diverged or not checkpoint.exists():
         raise FloatingPointError(f"{model}: the training loss became NaN or infinite (training diverged); "
                                  f"lower --learning-rate")

@@ -1,3 +1,6 @@
+import random
+import threading
+
 import keras
 import numpy as np
 import pytest
@@ -95,3 +98,22 @@ def test_a_cosine_schedule_decays_the_learning_rate_each_epoch(small_housing, tm
     np.testing.assert_allclose(result.history["learning_rate"], rates, rtol=1e-5)  # what the optimizer used
     with pytest.raises(ValueError, match="unknown schedule 'step'"):
         train(small_housing, "mlp30", tmp_path / "x", epochs=1, batch_size=64, seed=1, hparams={"schedule": "step"})
+
+
+def test_a_seeded_training_ignores_other_threads_drawing_from_python_random(small_housing, tmp_path):
+    args = dict(epochs=2, batch_size=64, seed=7)
+    baseline = train(small_housing, "mlp30", tmp_path / "a", **args)
+    stop = threading.Event()
+
+    def draw() -> None:  # as websockets' keepalive ping does, from Prefect's event-loop thread
+        while not stop.wait(0.0005):
+            random.getrandbits(32)
+
+    other = threading.Thread(target=draw, daemon=True)
+    other.start()
+    try:
+        disturbed = train(small_housing, "mlp30", tmp_path / "b", **args)
+    finally:
+        stop.set()
+        other.join()
+    np.testing.assert_allclose(disturbed.history["val_loss"], baseline.history["val_loss"], rtol=1e-6)
