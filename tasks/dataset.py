@@ -125,7 +125,7 @@ def to_arrow(frame: Frame) -> pa.Table:
 def tensor_array(X: np.ndarray) -> pa.FixedSizeBinaryArray:
     """Rows of ``X`` as fixed-size binary values, sharing ``X``'s memory (no copy when contiguous)."""
     rows = np.ascontiguousarray(X)
-    width = rows.itemsize * (rows.size // len(rows) if len(rows) else int(np.prod(rows.shape[1:])))
+    width = rows.itemsize * int(np.prod(rows.shape[1:]))
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(rows), [None, pa.py_buffer(rows)])
 
 
@@ -137,7 +137,8 @@ def tensor_dtype(field: pa.Field) -> np.dtype | None:
 
 def tensor_column(table: pa.Table, name: str) -> np.ndarray:
     """A tensor column back as a (rows x features) array; zero-copy when the column is one chunk."""
-    field, dtype = table.schema.field(name), tensor_dtype(table.schema.field(name))
+    field = table.schema.field(name)
+    dtype = tensor_dtype(field)
     if pa.types.is_fixed_size_list(field.type):
         raise ValueError(f"column {name!r} is {field.type}: an artifact of an older version of the "
                          "pipeline; re-run the flow (or pass --force) to rewrite it")

@@ -218,7 +218,7 @@ def run_suites(point: str, checks: list[Check]) -> tuple[Outcome, float]:
         try:
             return _worker.run(point, checks), time.perf_counter() - start
         except WorkerGone as gone:
-            from tasks.stage import logger
+            from tasks.stage import logger  # here, not at the top: the helper process needs no Prefect
 
             logger().warning("the Great Expectations worker process is gone (%s); validating in this process", gone)
             stop_worker()
