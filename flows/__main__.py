@@ -55,10 +55,18 @@ def started() -> Iterator[EmbeddedServer]:
         stop_worker()
 
 
-def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_help: str) -> None:
-    sub.add_argument("--model", default=course.model, help=model_help)
-    sub.add_argument("--epochs", type=int, default=course.epochs, help="most epochs (EarlyStopping may stop sooner)")
-    sub.add_argument("--batch-size", type=int, default=course.batch_size, help="examples per gradient step")
+def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, model_help: str) -> None:
+    """The training options; ``course`` gives their defaults, or None where the flow picks them
+    later (zoo and serve: the course's set-up of the task they run)."""
+    def default(name: str):
+        return getattr(course, name) if course else None
+
+    shown = " (default: %(default)s)" if course else " (default: the task's course set-up)"
+    sub.add_argument("--model", default=default("model"), help=model_help + (shown if course else ""))
+    sub.add_argument("--epochs", type=int, default=default("epochs"),
+                     help="most epochs (EarlyStopping may stop sooner)" + shown)
+    sub.add_argument("--batch-size", type=int, default=TrainParams.batch_size,
+                     help="examples per gradient step (default: %(default)s)")
     sub.add_argument("--learning-rate", type=float, help="optimizer learning rate (default: the model's)")
     sub.add_argument("--optimizer", choices=["sgd", "adam", "nadam", "rmsprop"], help="default: the model's")
     sub.add_argument("--schedule", choices=SCHEDULES,
@@ -67,20 +75,21 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams, model_h
     sub.add_argument("--depth", type=int, help="hidden layers of a dense model (default: the model's)")
     sub.add_argument("--width", type=int, help="units per hidden layer (default: the model's)")
     sub.add_argument("--activation", help="hidden activation, e.g. relu, selu, elu (default: the model's)")
-    sub.add_argument("--seed", type=int, default=course.seed, help="random seed for weights and shuffling")
-    sub.add_argument("--patience", type=int, default=course.patience, help="EarlyStopping patience, epochs")
+    sub.add_argument("--initializer", help="hidden layers' kernel initializer, e.g. lecun_normal, he_normal "
+                                           "(default: the model's)")
+    sub.add_argument("--seed", type=int, default=TrainParams.seed,
+                     help="random seed for weights and shuffling (default: %(default)s)")
+    sub.add_argument("--patience", type=int, default=default("patience"),
+                     help="EarlyStopping: epochs without progress on the validation loss before it stops" + shown)
+    sub.add_argument("--min-delta", type=float, default=default("min_delta"),
+                     help="EarlyStopping: the least decrease of the validation loss that counts as progress"
+                          + shown)
     sub.add_argument("--data", metavar="PATH", help="your own table (.csv or .parquet) instead")
     sub.add_argument("--target", metavar="COLUMN", help="with --data: the label/value column")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
     sub.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Show a default only where there is one ("None" would say nothing useful)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -89,23 +98,19 @@ def parser() -> argparse.ArgumentParser:
         epilog="Data: built-in datasets are read from data/, then $DATA_MIRROR, then downloaded. "
                "Artifacts (Parquet + JSON lineage sidecars) go to --artifacts.")
     commands = main.add_subparsers(dest="flow", required=True, metavar="FLOW")
-    defaults = _Help
     for name, course in COURSE.items():
-        sub = commands.add_parser(name, help=f"{DATASET[name]} {name} (or your own table)", formatter_class=defaults,
+        sub = commands.add_parser(name, help=f"{DATASET[name]} {name} (or your own table)",
                                   description=f"Run the {name} flow: load, validate, split, scale, train, "
                                               f"evaluate. Default data: {DATASET[name]}.")
         _training_options(sub, course, "model name in the registry (see `zoo --list`)")
     sub = commands.add_parser("zoo", help="train several models on one dataset and compare them",
-                              formatter_class=defaults,
                               description="Train a set of registry models with the same budget; write a "
                                           "comparison table and a plot of their validation curves.")
-    sub.add_argument("--task", choices=list(COURSE), default="classification")
+    sub.add_argument("--task", choices=list(COURSE), default="classification", help="(default: %(default)s)")
     sub.add_argument("--list", action="store_true", help="list the registry's models and exit")
-    _training_options(sub, CLASSIFICATION, "comma-separated model names (default: every model for --task)")
-    sub.set_defaults(model=None)
+    _training_options(sub, None, "comma-separated model names (default: every model for --task)")
 
     sub = commands.add_parser("serve", help="serve a flow on a cron or interval schedule (needs a server)",
-                              formatter_class=defaults,
                               description="Serve flows as scheduled deployments on the Prefect server named by "
                                           "PREFECT_API_URL. SIGTERM or Ctrl-C stops serving and deletes the "
                                           "scheduled runs. Either FLOW with --interval/--cron and training "
@@ -118,21 +123,21 @@ def parser() -> argparse.ArgumentParser:
     when.add_argument("--cron", metavar="EXPR", help='cron schedule, e.g. "0 3 * * *"')
     sub.add_argument("--config", metavar="FILE", help="TOML file of deployments instead of FLOW")
     sub.add_argument("--name", help="deployment name (default: FLOW-scheduled)")
-    _training_options(sub, CLASSIFICATION, "model name (default: the flow's course model)")
-    sub.set_defaults(model=None, epochs=None)
+    _training_options(sub, None, "model name (default: the flow's course model)")
 
     sub = commands.add_parser("lineage", help="print an artifact's chain back to the raw files",
                               description="Follow an artifact's sidecars back to the raw files' sha256.")
     sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder (default: %(default)s)")
     return main
 
 
 def _params(args: argparse.Namespace, course: TrainParams, model: str) -> TrainParams:
-    return dataclasses.replace(course, model=model, epochs=args.epochs, batch_size=args.batch_size,
-                               learning_rate=args.learning_rate, optimizer=args.optimizer, schedule=args.schedule,
-                               depth=args.depth, width=args.width, activation=args.activation, seed=args.seed,
-                               patience=args.patience)
+    """The options over the course's set-up for the task; an option left unset keeps the course's."""
+    given = {name: getattr(args, name.replace("-", "_")) for name in
+             ("epochs", "batch_size", "learning_rate", "optimizer", "schedule", "depth", "width",
+              "activation", "initializer", "seed", "patience", "min_delta")}
+    return dataclasses.replace(course, model=model, **{k: v for k, v in given.items() if v is not None})
 
 
 def _list_models() -> int:
@@ -151,8 +156,6 @@ def _serve(args: argparse.Namespace) -> int:
     elif args.flow_name and (args.interval or args.cron):
         course = COURSE[args.flow_name]
         params = _params(args, course, args.model or course.model)
-        if args.epochs is None:
-            params = dataclasses.replace(params, epochs=course.epochs)
         specs = [{"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",
                   "interval": args.interval, "cron": args.cron,
                   "parameters": {"train": dataclasses.asdict(params), "target": args.target,

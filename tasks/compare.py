@@ -12,13 +12,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluate import read_metrics
+from tasks.plots import plot_lines
 from tasks.stage import StageRun, logger
 from tasks.store import ArtifactRef, ArtifactStore, read_parquet
 
 
 def compare(rows: list[dict[str, Any]], histories: dict[str, pd.DataFrame], task: str
             ) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """One row per model; the validation curve each was selected on."""
+    """One row per model; the validation curve a reader compares them by (accuracy or loss)."""
     curve = "val_accuracy" if task == "classification" else "val_loss"
     table = pd.DataFrame(rows)
     table["best_" + curve] = [getattr(histories[m][curve], "max" if task == "classification" else "min")()
@@ -26,24 +27,6 @@ def compare(rows: list[dict[str, Any]], histories: dict[str, pd.DataFrame], task
     order = ("test_accuracy" if task == "classification" else "test_loss")
     table = table.sort_values(order, ascending=task != "classification").reset_index(drop=True)
     return table, {m: histories[m].set_index("epoch")[curve] for m in table["model"]}
-
-
-def plot_curves(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for model, series in curves.items():
-        ax.plot(series.index, series.values, marker="o", markersize=3, label=model)
-    name = next(iter(curves.values())).name
-    if name.endswith("loss"):
-        ax.set_yscale("log")  # one diverging model must not flatten the others
-    ax.set_xlabel("epoch"); ax.set_ylabel(name); ax.set_title(title)
-    ax.grid(True); ax.legend()
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
-    return path
 
 
 @task(name="compare", cache_policy=NO_CACHE)
@@ -55,15 +38,17 @@ def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset:
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         rows, histories = [], {}
         for model, refs in trained.items():
-            summary = store.sidecar(refs["model"])["summary"]
+            facts = store.record(refs["model"]).training
             test = read_metrics(refs["metrics"])
-            rows.append({"model": model, "params": summary["params"], "epochs_run": summary["epochs_run"],
+            rows.append({"model": model, "weights": facts.weights, "epochs_run": facts.epochs_run,
                          **{f"test_{k}": v for k, v in test.items() if k in ("loss", "accuracy")},
-                         "train_seconds": round(summary["train_seconds"], 1)})
+                         "train_seconds": round(facts.train_seconds, 1)})
             histories[model] = read_parquet(refs["history"].path).to_pandas()
         table, curves = compare(rows, histories, task)
         with tempfile.TemporaryDirectory(dir=store.root) as tmp:
-            plot = plot_curves(curves, Path(tmp) / "curves.png", f"{dataset}: validation curves")
+            name = next(iter(curves.values())).name  # log scale for losses: one diverging model
+            plot = plot_lines(curves, Path(tmp) / "curves.png", f"{dataset}: validation curves",  # must not
+                              ylabel=name, log_y=name.endswith("loss"))  # flatten the others
             return {"comparison": run.put_table(pa.Table.from_pandas(table, preserve_index=False)),
                     "plot": run.put_file(plot, stage="comparison-plot")}
 

@@ -10,20 +10,19 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import models
+from tasks import model_files
 from tasks.dataset import Frame, read_frame, spec_of
+from tasks.lineage import Evaluation
 from tasks.stage import StageRun, logger
 from tasks.store import ArtifactRef, ArtifactStore, read_parquet
-from tasks.train import model_inputs, model_targets
+from tasks.models import model_inputs, model_targets
 
 
 def evaluate(model_path: Path, test: Frame, model_name: str) -> dict[str, float]:
     """Keras metrics on the test split, keyed by Keras's names (``loss``, ``accuracy``...)."""
-    import keras
-
     if test.split is not None and set(np.unique(test.split)) != {"test"}:
         raise ValueError("evaluate() takes the test split only")
-    model = keras.models.load_model(model_path, safe_mode=True, custom_objects=models.custom_objects())
+    model = model_files.load(model_path)
     scores = model.evaluate(model_inputs(test, model_name), model_targets(test, model_name),
                             verbose=0, return_dict=True)
     return {name: float(value) for name, value in scores.items()}
@@ -40,9 +39,9 @@ def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force
     """Score the model on the test rows once; publish the metrics as a Prefect table."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         test = read_frame(scaled.path, filters=[("split", "=", "test")])
-        scores = evaluate(Path(model.path), test, ArtifactStore.sidecar(model)["params"]["model"])
+        scores = evaluate(Path(model.path), test, ArtifactStore.record(model).params["model"])
         table = pa.table({"metric": list(scores), "value": list(scores.values())})
-        return {"metrics": run.put_table(table, summary={"test": scores, "test_rows": len(test)})}
+        return {"metrics": run.put_table(table, evaluation=Evaluation(test=scores, test_rows=len(test)))}
 
     ref = StageRun(ArtifactStore(artifacts), "metrics", __name__, parents=[model, scaled]).run(produce, force)["metrics"]
     scores = read_metrics(ref)

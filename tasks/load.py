@@ -20,6 +20,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import SPLITS, DatasetSpec, Frame, to_arrow
+from tasks import lineage
 from tasks.stage import StageRun, no_retry_on
 from tasks.store import ArtifactRef, ArtifactStore, sha256_file
 
@@ -31,7 +32,7 @@ class RawDataError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RawFile:
+class SourceFile:
     name: str
     folder: str  # sub-folder of the cache and of the mirror
     sha256: frozenset[str]  # accepted checksums
@@ -40,7 +41,7 @@ class RawFile:
 
 _FASHION_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 FASHION_FILES = {
-    key: RawFile(name, "fashion-mnist", frozenset({digest}), _FASHION_URL + name)
+    key: SourceFile(name, "fashion-mnist", frozenset({digest}), _FASHION_URL + name)
     for key, name, digest in [
         ("train_images", "train-images-idx3-ubyte.gz",
          "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
@@ -52,9 +53,9 @@ FASHION_FILES = {
          "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
     ]
 }
-HOUSING_DATA = RawFile("cal_housing.data", "california-housing",
+HOUSING_DATA = SourceFile("cal_housing.data", "california-housing",
                        frozenset({"a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"}), "")
-HOUSING_TGZ = RawFile(
+HOUSING_TGZ = SourceFile(
     "cal_housing.tgz", "california-housing",
     # the mirror's rebuilt archive, and the figshare original scikit-learn downloads
     frozenset({"13f461d5827cebfe074cf95c6cd71b0e98ed87130e4aafeac36e38cfee9801da",
@@ -87,7 +88,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PIPELINE_DATA", "data"))
 
 
-def _checked(path: Path, raw: RawFile) -> str:
+def _checked(path: Path, raw: SourceFile) -> str:
     """The file's sha256, if it is one of the accepted ones; a clear error otherwise."""
     actual = sha256_file(path)
     if actual not in raw.sha256:
@@ -97,7 +98,7 @@ def _checked(path: Path, raw: RawFile) -> str:
     return actual
 
 
-def _download(raw: RawFile, target: Path) -> str:
+def _download(raw: SourceFile, target: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.part")
     with urllib.request.urlopen(raw.url, timeout=60) as response, open(tmp, "wb") as out:
@@ -112,7 +113,7 @@ def _download(raw: RawFile, target: Path) -> str:
     return digest
 
 
-def locate(raw: RawFile, download: bool = True) -> tuple[Path, str] | None:
+def locate(raw: SourceFile, download: bool = True) -> tuple[Path, str] | None:
     """(path, sha256) of a verified copy of ``raw``: cache, then mirror, then a download."""
     cached = cache_dir() / raw.folder / raw.name
     candidates = [cached]
@@ -129,7 +130,7 @@ def locate(raw: RawFile, download: bool = True) -> tuple[Path, str] | None:
     return None
 
 
-def _missing(files: list[RawFile]) -> RawDataError:
+def _missing(files: list[SourceFile]) -> RawDataError:
     mirror = os.environ.get(MIRROR_ENV)
     return RawDataError(
         f"raw files not found: {', '.join(f.name for f in files)}. Looked in {cache_dir() / files[0].folder}, "
@@ -268,7 +269,7 @@ def load_task(source: Source, artifacts: str, force: bool = False) -> ArtifactRe
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         frame, files = source.read()
         # the sidecar names the verified raw files themselves
-        run.parents = [dict(zip(("file", "sha256"), f.split(":"))) for f in files]
+        run.parents = [lineage.RawFile(*f.split(":")) for f in files]
         return {"raw": run.put_table(to_arrow(frame))}
 
     return run.run(produce, force)["raw"]

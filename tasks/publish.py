@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tasks.store import ArtifactRef
+from tasks.lineage import ArtifactRef, RawFile
 
 ASSET_SCHEME = "keras-flows"
 
@@ -27,16 +27,16 @@ def asset_key(dataset: str, stage: str) -> str:
     return f"{ASSET_SCHEME}://{slug(dataset)}/{slug(stage)}"
 
 
-def _parent_key(dataset: str, parent: ArtifactRef | dict[str, Any]) -> str:
+def _parent_key(dataset: str, parent: ArtifactRef | RawFile | str) -> str:
     if isinstance(parent, ArtifactRef):
         return asset_key(dataset, parent.stage)
     return f"file://{_raw_file(parent)[0]}"  # a raw file, by name
 
 
-def _raw_file(parent: dict[str, Any] | str) -> tuple[str, str]:
-    """(name, sha256) of a raw-file parent: a sidecar dict, or "name:sha256" before loading."""
-    if isinstance(parent, dict):
-        return parent.get("file", "source"), parent.get("sha256", "")
+def _raw_file(parent: RawFile | str) -> tuple[str, str]:
+    """(name, sha256) of a raw-file parent: a verified file, or "name:sha256" before loading."""
+    if isinstance(parent, RawFile):
+        return parent.file, parent.sha256
     name, _, digest = str(parent).partition(":")
     return name, digest
 

@@ -3,7 +3,8 @@
 A stage's cache key is (stage, input artifact hashes, parameters, code hash). The code
 hash covers the stage's module *and every project module it imports, transitively*:
 Prefect's TASK_SOURCE hashes only the task function's own text, so a change in a
-helper would otherwise leave a stale cache.
+helper would otherwise leave a stale cache. It hashes what runs, the syntax tree without
+docstrings (comments never reach it), so a comment fix does not retrain every model.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from tasks.lineage import declared
 from tasks.publish import publish
 from tasks.store import ArtifactRef, ArtifactStore, stable_hash
 
@@ -32,9 +34,9 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def _project_imports(source: bytes) -> set[str]:
+def _project_imports(tree: ast.Module) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -43,9 +45,20 @@ def _project_imports(source: bytes) -> set[str]:
     return {n for n in names if n.split(".")[0] in PROJECT_PACKAGES}
 
 
+def _behaviour(tree: ast.Module) -> str:
+    """The module's syntax tree without docstrings and line numbers: what changes behaviour."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
 @lru_cache(maxsize=None)
 def code_hash(module: str) -> str:
-    """sha256 over the source of ``module`` and every project module it imports."""
+    """sha256 over the code of ``module`` and every project module it imports."""
     seen: dict[str, str] = {}
     pending = [module]
     while pending:
@@ -53,9 +66,9 @@ def code_hash(module: str) -> str:
         path = _module_file(name)
         if name in seen or path is None:
             continue
-        source = path.read_bytes()
-        seen[name] = hashlib.sha256(source).hexdigest()
-        pending.extend(_project_imports(source))
+        tree = ast.parse(path.read_bytes())
+        pending.extend(_project_imports(tree))
+        seen[name] = hashlib.sha256(_behaviour(tree).encode()).hexdigest()
     return stable_hash(seen)
 
 
@@ -92,14 +105,13 @@ class StageRun:
     def dataset(self) -> str:
         """The dataset this stage works on: recorded by its first parent artifact, or the source."""
         for parent in self.parents:
-            if isinstance(parent, ArtifactRef) and parent.sidecar.exists():
-                if name := self.store.sidecar(parent).get("dataset"):
-                    return name
+            if isinstance(parent, ArtifactRef):
+                return self.store.record(parent).dataset
         return self.params.get("dataset") or Path(self.params.get("path") or "data").stem
 
     def _lineage(self, extra: dict[str, Any]) -> dict[str, Any]:
         return {"parents": self.parents, "params": self.params, "seed": self.seed,
-                "code_hash": self.code_hash, "dataset": self.dataset, **extra}
+                "code_hash": self.code_hash, "dataset": self.dataset, **declared(**extra)}
 
     def put_table(self, table: pa.Table, stage: str | None = None, **extra: Any) -> ArtifactRef:
         return self.store.put_table(table, stage or self.stage, **self._lineage(extra))

@@ -11,7 +11,6 @@ cache key (input hashes, parameters, code hash) to the refs the stage produced.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -29,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.dataset import tensor_dtype
+from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 
 # Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
 # stage, that held the flow's peak RSS ~400 MB higher. The system allocator returns it.
@@ -37,23 +37,6 @@ pa.set_memory_pool(pa.system_memory_pool())
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
              "tensorflow", "prefect", "great-expectations")
 _CHUNK = 1 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class ArtifactRef:
-    """A pointer to one stored artifact: where it is, what it holds, and its hash."""
-
-    stage: str
-    path: str
-    sha256: str
-    rows: int | None = None
-
-    @property
-    def sidecar(self) -> Path:
-        return Path(self.path).with_suffix(".json")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class ArtifactConflict(RuntimeError):
@@ -149,21 +132,17 @@ class ArtifactStore:
                 raise ArtifactConflict(f"{final} exists with other content; refusing to overwrite")
         else:
             os.replace(tmp, final)
-        if not ref.sidecar.exists():
-            self._write_json(ref.sidecar, {**lineage, "artifact": ref.to_dict()})
-        else:  # same bytes from other inputs (a retrained model scoring the same): keep both lineages
-            side = json.loads(ref.sidecar.read_text())
-            other = {"flow_run_id": lineage.get("flow_run_id"), "parents": lineage.get("parents")}
-            known = [{"flow_run_id": side.get("flow_run_id"), "parents": side.get("parents")},
-                     *side.get("also_produced_by", [])]
-            if other["parents"] not in [k["parents"] for k in known]:
-                side.setdefault("also_produced_by", []).append(other)
-                self._write_json(ref.sidecar, side)
+        record = self._record(ref, lineage)
+        try:  # the same bytes again (a retraining, a re-evaluation): keep the first record, name this run
+            record = self.record(ref).with_producer(record.producer)
+        except LineageError:  # no sidecar yet, or one this version cannot read: write this run's
+            pass
+        self._write_json(ref.sidecar_path, record.to_json())
         return ref
 
-    def _write_json(self, path: Path, payload: dict[str, Any]) -> None:
+    def _write_json(self, path: Path, text: str) -> None:
         with self._atomic(path.parent, ".json") as (handle, tmp):
-            handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+            handle.write(text.encode())
         os.replace(tmp, path)
 
     def put_table(self, table: pa.Table, stage: str, **lineage: Any) -> ArtifactRef:
@@ -173,8 +152,7 @@ class ArtifactStore:
             pq.write_table(table, pa.PythonFile(sink, mode="w"), compression=_compression(table),
                            use_dictionary=_small_columns(table),
                            write_statistics=_small_columns(table))
-        ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows,
-                            self._lineage(stage, lineage))
+        ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows, lineage)
         _remember(ref.path, table)
         return ref
 
@@ -185,27 +163,23 @@ class ArtifactStore:
             sink = _HashingWriter(handle)
             with open(source, "rb") as src:
                 shutil.copyfileobj(src, sink, _CHUNK)
-        return self._publish(tmp, stage, sink.digest.hexdigest(), source.suffix, None,
-                             self._lineage(stage, lineage))
+        return self._publish(tmp, stage, sink.digest.hexdigest(), source.suffix, None, lineage)
 
-    def _lineage(self, stage: str, lineage: dict[str, Any]) -> dict[str, Any]:
-        parents = lineage.pop("parents", [])
-        return {
-            "stage": stage,
-            **run_context(),
-            "parents": [p.to_dict() if isinstance(p, ArtifactRef) else p for p in parents],
-            "params": lineage.pop("params", {}),
-            "seed": lineage.pop("seed", None),
-            "code_version": {"git": git_version(), "code_hash": lineage.pop("code_hash", None)},
-            "libraries": library_versions(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-            **lineage,
-        }
+    @staticmethod
+    def _record(ref: ArtifactRef, lineage: dict[str, Any]) -> Lineage:
+        """The one place a lineage record is made: the stage's facts plus the run and the code."""
+        parents = tuple(p if isinstance(p, (ArtifactRef, RawFile)) else parent_of(p)
+                        for p in lineage.pop("parents", ()))
+        return Lineage(artifact=ref, stage=ref.stage, parents=parents, dataset=lineage.pop("dataset", ""),
+                       params=lineage.pop("params", {}), seed=lineage.pop("seed", None),
+                       code_hash=lineage.pop("code_hash", None), git=git_version(), libraries=library_versions(),
+                       created=dt.datetime.now(dt.timezone.utc).isoformat(), **run_context(), **lineage)
 
     # ---- reading -------------------------------------------------------
     @staticmethod
-    def sidecar(ref: ArtifactRef) -> dict[str, Any]:
-        return json.loads(ref.sidecar.read_text())
+    def record(ref: ArtifactRef) -> Lineage:
+        """The artifact's lineage record (``LineageError`` when missing, unreadable or foreign)."""
+        return Lineage.read(ref.sidecar_path)
 
     # ---- lineage -------------------------------------------------------
     def find(self, target: str) -> Path:
@@ -224,15 +198,15 @@ class ArtifactStore:
         lines: list[str] = []
 
         def walk(sidecar: Path, depth: int) -> None:
-            side, pad = json.loads(sidecar.read_text()), "  " * depth
-            art = side["artifact"]
-            lines.append(f"{pad}{side['stage']}  {art['sha256'][:16]}  {art['path']}  "
-                         f"(flow run {side.get('flow_run_id') or '-'}, task {side.get('task_name') or '-'})")
-            for parent in side["parents"]:
-                if "path" in parent:
-                    walk(Path(parent["path"]).with_suffix(".json"), depth + 1)
+            record, pad = Lineage.read(sidecar), "  " * depth
+            art = record.artifact
+            lines.append(f"{pad}{record.stage}  {art.sha256[:16]}  {art.path}  "
+                         f"(flow run {record.flow_run_id or '-'}, task {record.task_name or '-'})")
+            for parent in record.parents:
+                if isinstance(parent, ArtifactRef):
+                    walk(parent.sidecar_path, depth + 1)
                 else:
-                    lines.append(f"{pad}  raw file {parent.get('file')}  sha256 {parent.get('sha256')}")
+                    lines.append(f"{pad}  raw file {parent.file}  sha256 {parent.sha256}")
 
         walk(self.find(target), 0)
         return lines
@@ -250,7 +224,7 @@ class ArtifactStore:
 
     def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
         self._write_json(self.root / "_cache" / stage / f"{key}.json",
-                         {name: ref.to_dict() for name, ref in refs.items()})
+                         json.dumps({name: ref.to_dict() for name, ref in refs.items()}, indent=2, sort_keys=True))
 
 
 # The last few tables written or read in this process, by path. Artifacts never change once

@@ -189,7 +189,7 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
         report = check()
         logger().info("validation %s: %d expectations passed in %.2f s",
                       point, len(report.checks), report.seconds)
-        return {"report": run.put_table(report.table(), seconds=report.seconds)}
+        return {"report": run.put_table(report.table(), validation_seconds=report.seconds)}
 
     StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents).run(produce, force)
     return dataclasses.replace(subject)  # a new value, so the task graph draws validate -> next

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flows.regression import regression
 from tasks.params import TrainParams
-from tasks.train import CRASH_ENV
+from tasks.callbacks import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     states = [s["name"] for s in api.call("GET", f"/task_run_states/?task_run_id={names['train']['id']}")]
     assert {"AwaitingRetry", "Retrying", "Completed"} <= set(states), states
     model = json.loads(Path(result["artifacts"]["model"]).with_suffix(".json").read_text())
-    assert model["summary"]["resumed_at_epoch"] == 2
+    assert model["training"]["resumed_at_epoch"] == 2
 
     artifacts = api.call("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
     keys = {a["key"]: a["type"] for a in artifacts}

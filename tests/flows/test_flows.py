@@ -55,7 +55,7 @@ def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path
     assert model["flow_run_id"] == first["run_id"] and model["seed"] == 42 and model["params"]["epochs"] == 2
     assert model["params"]["keras_backend"] == keras.backend.backend()  # part of the training's cache key
     metrics = _sidecar(first["artifacts"]["metrics"])
-    assert metrics["summary"]["test"] == first["test"] and metrics["summary"]["test_rows"] == 5_160
+    assert metrics["evaluation"]["test"] == first["test"] and metrics["evaluation"]["test_rows"] == 5_160
     history = pd.read_parquet(first["artifacts"]["history"])
     assert list(history["epoch"]) == [1, 2]
 
@@ -107,14 +107,19 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     top = run("--help")
     assert top.returncode == 0 and "classification" in top.stdout and "regression" in top.stdout
     sub = run("classification", "--help")
+    sub.stdout = " ".join(sub.stdout.split())
     for option in ("--model", "--epochs", "--batch-size", "--seed", "--data", "--target", "--json"):
         assert option in sub.stdout
-    assert "(default: mlp)" in sub.stdout and "(default: 10)" in sub.stdout
+    assert "(default: mlp)" in sub.stdout and "(default: 10)" in sub.stdout and "--min-delta" in sub.stdout
+    housing_help = " ".join(run("regression", "--help").stdout.split())
+    assert "(default: mlp30)" in housing_help and "(default: 100)" in housing_help and "(default: 0.01)" in housing_help
     out = run("regression", "--data", str(housing_csv), "--target", "MedHouseVal", "--epochs", "1",
               "--artifacts", str(tmp_path / "a"), "--json")
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["flow"] == "regression" and summary["test"]["loss"] > 0
     assert Path(summary["artifacts"]["model"]).is_file()
+    fit = _sidecar(summary["artifacts"]["model"])["params"]  # the course's EarlyStopping, in lineage
+    assert (fit["epochs"], fit["patience"], fit["min_delta"]) == (1, 5, 0.01)
     bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y", "--artifacts", str(tmp_path / "b"))
     assert bad.returncode == 1 and "no such file" in bad.stderr

@@ -10,7 +10,7 @@ from flows.__main__ import main as cli
 from flows.regression import regression
 from tasks import stage
 from tasks.params import TrainParams
-from tasks.train import InjectedCrash
+from tasks.callbacks import InjectedCrash
 
 
 def _side(path: str | Path) -> dict:
@@ -24,7 +24,7 @@ def _run(csv: Path, artifacts: Path, epochs: int = 2, force: bool = False) -> di
 
 def test_a_run_that_failed_at_train_restarts_at_train(housing_csv, tmp_path, monkeypatch):
     artifacts = tmp_path / "a"
-    monkeypatch.setattr("tasks.train._injected_crash", lambda: 2)  # every attempt crashes
+    monkeypatch.setattr("tasks.train.injected_crash", lambda: 2)  # every attempt crashes
     with pytest.raises(InjectedCrash):
         _run(housing_csv, artifacts, epochs=3)
     assert not (artifacts / "model").exists()
@@ -37,8 +37,8 @@ def test_a_run_that_failed_at_train_restarts_at_train(housing_csv, tmp_path, mon
         assert _side(again["artifacts"][stage_name])["flow_run_id"] == failed_run, stage_name
     model = _side(again["artifacts"]["model"])
     assert model["flow_run_id"] == again["run_id"]
-    assert model["summary"]["resumed_at_epoch"] == 2  # and training resumed from its backup
-    assert model["summary"]["epochs_run"] == 3
+    assert model["training"]["resumed_at_epoch"] == 2  # and training resumed from its backup
+    assert model["training"]["epochs_run"] == 3
 
 
 def test_changing_model_code_reruns_training_and_what_follows_only(housing_csv, tmp_path, monkeypatch):
@@ -56,20 +56,22 @@ def test_changing_model_code_reruns_training_and_what_follows_only(housing_csv, 
         stage.code_hash.cache_clear()
     for kept in ("raw", "split", "scaled", "scaler"):
         assert second["artifacts"][kept] == first["artifacts"][kept], kept
-    assert second["artifacts"]["model"] != first["artifacts"]["model"]
-    assert _side(second["artifacts"]["model"])["flow_run_id"] == second["run_id"]
     cache_entries = {name: len(list((artifacts / "_cache" / name).glob("*.json")))
                      for name in ("raw", "split", "scaled", "model", "metrics")}
     assert cache_entries == {"raw": 1, "split": 1, "scaled": 1, "model": 2, "metrics": 2}
-    # same seed, same weights: the re-evaluation gives the same bytes, and both lineages are kept
-    metrics = _side(second["artifacts"]["metrics"])
-    producers = [metrics["parents"][0]["path"]] + [p["parents"][0]["path"] for p in metrics.get("also_produced_by", [])]
-    assert second["artifacts"]["model"] in producers
+    # same seed, same weights, same bytes: one model file whose record names both trainings
+    assert second["artifacts"]["model"] == first["artifacts"]["model"]
+    for produced in ("model", "metrics"):
+        record = _side(second["artifacts"][produced])
+        runs = [record["flow_run_id"]] + [p["flow_run_id"] for p in record["also_produced_by"]]
+        assert runs == [first["run_id"], second["run_id"]], produced
 
     unchanged = _run(housing_csv, artifacts)
     assert unchanged["artifacts"] == first["artifacts"]  # back to the original code: all cached
-    forced = _run(housing_csv, artifacts, force=True)
-    assert forced["artifacts"]["model"] not in (first["artifacts"]["model"], second["artifacts"]["model"])
+    forced = _run(housing_csv, artifacts, force=True)  # trains again, to the same bytes
+    assert forced["artifacts"]["model"] == first["artifacts"]["model"]
+    assert [p["flow_run_id"] for p in _side(forced["artifacts"]["model"])["also_produced_by"]] == \
+        [second["run_id"], forced["run_id"]]
 
 
 def test_lineage_prints_the_chain_back_to_the_raw_file(housing_csv, tmp_path, capsys):
@@ -86,16 +88,17 @@ def test_lineage_prints_the_chain_back_to_the_raw_file(housing_csv, tmp_path, ca
 
 
 def test_a_crash_at_epoch_3_of_6_is_retried_and_matches_an_uninterrupted_run(housing_csv, tmp_path, monkeypatch):
-    from tasks.train import CRASH_ENV
+    from tasks.callbacks import CRASH_ENV
 
     straight = regression(train=TrainParams("mlp30", epochs=6), data=str(housing_csv), target="MedHouseVal",
                           artifacts=str(tmp_path / "straight"))
     monkeypatch.setenv(CRASH_ENV, "3")
     crashed = regression(train=TrainParams("mlp30", epochs=6), data=str(housing_csv), target="MedHouseVal",
                          artifacts=str(tmp_path / "crashed"))
-    model = _side(crashed["artifacts"]["model"])["summary"]
+    model = _side(crashed["artifacts"]["model"])["training"]
     assert model["resumed_at_epoch"] == 3 and model["epochs_run"] == 6
     assert crashed["test"]["loss"] == pytest.approx(straight["test"]["loss"], abs=1e-6)
+    assert Path(crashed["artifacts"]["model"]).name == Path(straight["artifacts"]["model"]).name  # same bytes
 
 
 def test_schedules_come_from_a_config_file(tmp_path):

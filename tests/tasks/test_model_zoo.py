@@ -4,12 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import models
+from tasks import model_files, models
 from tasks.dataset import Frame
 from tasks.evaluate import evaluate
 from tasks.load import load_table
 from tasks.scale import scale
-from tasks.train import model_inputs, train
+from tasks.callbacks import Watch
+from tasks.models import model_inputs
+from tasks.train import train
 
 
 def _scaled_slice(frame: Frame, sizes=(1_200, 300, 300)) -> Frame:
@@ -34,24 +36,31 @@ def housing_slice(housing):
 
 def _fit_and_reload(frame, name, tmp_path):
     result = train(frame, name, tmp_path, epochs=1, batch_size=64, seed=0)
-    reloaded = keras.models.load_model(result.model_path, safe_mode=True, custom_objects=models.custom_objects())
+    reloaded = model_files.load(result.model_path)
     scores = evaluate(result.model_path, frame.part("test"), name)
-    assert np.isfinite(list(scores.values())).all()
-    assert result.params == reloaded.count_params()
-    return result, reloaded, scores
+    assert result.weights == reloaded.count_params()
+    test = frame.part("test")
+    predicted = reloaded.predict(model_inputs(test, name), verbose=0)
+    if isinstance(predicted, (list, tuple)):  # several heads: in the order the model names them
+        predicted = dict(zip(reloaded.output_names, predicted))
+    return result, predicted, scores, test
 
 
 @pytest.mark.parametrize("name", [n for n, e in models.MODELS.items() if e.task == "classification"])
 def test_every_classifier_fits_and_reloads(name, fashion_slice, tmp_path):
-    _, reloaded, scores = _fit_and_reload(fashion_slice, name, tmp_path)
-    assert set(scores) == {"loss", "accuracy"} and 0 <= scores["accuracy"] <= 1
-    assert reloaded.output_shape == (None, 10)
+    _, predicted, scores, test = _fit_and_reload(fashion_slice, name, tmp_path)
+    assert set(scores) == {"loss", "accuracy"} and predicted.shape == (len(test), 10)
+    # evaluate's score is the reloaded model's own: its argmax against the labels
+    assert scores["accuracy"] == pytest.approx(np.mean(predicted.argmax(axis=1) == test.y), abs=1e-6)
 
 
 @pytest.mark.parametrize("name", [n for n, e in models.MODELS.items() if e.task == "regression"])
 def test_every_regressor_fits_and_reloads(name, housing_slice, tmp_path):
-    result, _, scores = _fit_and_reload(housing_slice, name, tmp_path)
-    assert scores["loss"] > 0
+    result, predicted, scores, test = _fit_and_reload(housing_slice, name, tmp_path)
+    heads = predicted.values() if isinstance(predicted, dict) else [predicted]
+    # the test loss is the reloaded model's MSE (summed over heads; Keras's per-head figures
+    # average the batches unweighted, so they drift from the MSE when the last batch is short)
+    assert scores["loss"] == pytest.approx(sum(np.mean((p.ravel() - test.y) ** 2) for p in heads), rel=1e-4)
     if name == "wide_deep_multi_output":  # loss per head and combined, in history and on test
         assert {"main_loss", "aux_loss", "val_main_loss", "val_aux_loss"} <= set(result.history.columns)
         assert {"main_loss", "aux_loss"} <= set(scores)
@@ -93,12 +102,14 @@ def test_depth_width_activation_override_the_entry():
     assert sum(isinstance(layer, keras.layers.Dense) for layer in deep.layers) == 21
     bn = models.build("deep_bn_before", {"features": (28, 28)}, 10)
     kinds = [type(layer).__name__ for layer in bn.layers[2:5]]
-    assert kinds == ["Dense", "BatchNormalization", "Activation"] and not bn.layers[2].use_bias
+    assert kinds == ["Dense", "BatchNormalization", "Activation"]
 
 
-def test_classifiers_are_selected_on_validation_accuracy(fashion_slice, tmp_path):
-    result = train(fashion_slice, "mlp", tmp_path, epochs=3, batch_size=64, seed=0)
+def test_classifiers_are_selected_on_validation_loss(fashion_slice, tmp_path):
+    # SGD at 0.1 overfits the small slice: the last epoch is not the best one on valid
+    result = train(fashion_slice, "mlp", tmp_path, epochs=6, batch_size=64, seed=0, watch=Watch(patience=10),
+                   hparams={"learning_rate": 0.1})
     best = keras.models.load_model(result.model_path, safe_mode=True)
     valid = fashion_slice.part("valid")
     scores = best.evaluate(valid.inputs(), valid.y.astype("int64"), verbose=0, return_dict=True)
-    assert scores["accuracy"] == pytest.approx(result.history["val_accuracy"].max(), abs=1e-6)
+    assert scores["loss"] == pytest.approx(result.history["val_loss"].min(), abs=1e-5)

@@ -4,12 +4,17 @@ import threading
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tasks import models
 from tasks.evaluate import evaluate
 from tasks.scale import scale
 from tasks.split import split
-from tasks.train import plot_history, train
+from tasks.callbacks import InjectedCrash, Watch
+from tasks.plots import plot_history
+from tasks.store import sha256_file
+from tasks.train import train
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +47,14 @@ def test_train_keeps_the_best_checkpoint_and_never_touches_test_rows(small_housi
     poisoned.X = poisoned.X.copy()
     poisoned.X[poisoned.split == "test"] = np.nan  # any use of test rows would turn losses to NaN
     result = train(poisoned, "mlp30", tmp_path, epochs=3, batch_size=32, seed=1,
-                   tensorboard_dir=tmp_path / "tb")
+                   watch=Watch(tensorboard_dir=tmp_path / "tb"))
     assert list(result.history.columns) == ["epoch", "loss", "val_loss"]
     assert np.isfinite(result.history[["loss", "val_loss"]].to_numpy()).all()
-    assert any((tmp_path / "tb").rglob("*")), "TensorBoard wrote no logs"
+    for part, column in (("train", "loss"), ("validation", "val_loss")):  # one scalar per epoch, as fit saw it
+        board = EventAccumulator(str(tmp_path / "tb" / part))
+        board.Reload()
+        scalars = [tf.make_ndarray(event.tensor_proto).item() for event in board.Tensors("epoch_loss")]
+        np.testing.assert_allclose(scalars, result.history[column], rtol=1e-5)
     best = keras.models.load_model(result.model_path, safe_mode=True)
     valid = small_housing.part("valid")
     val_loss = best.evaluate(valid.inputs(), valid.y.astype(np.float32), verbose=0)
@@ -57,6 +66,7 @@ def test_same_seed_same_model(small_housing, tmp_path):
     a = train(small_housing, "mlp30", tmp_path / "a", epochs=2, batch_size=64, seed=5)
     b = train(small_housing, "mlp30", tmp_path / "b", epochs=2, batch_size=64, seed=5)
     np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-6)
+    assert sha256_file(a.model_path) == sha256_file(b.model_path)  # same training, same bytes, same hash
 
 
 def test_evaluate_scores_only_the_test_split(small_housing, tmp_path):
@@ -73,11 +83,9 @@ def test_a_diverging_training_says_so(small_housing, tmp_path):
 
 
 def test_a_crashed_training_resumes_at_its_epoch_with_identical_results(small_housing, tmp_path):
-    from tasks.train import InjectedCrash
-
     args = dict(epochs=6, batch_size=32, seed=4)
     with pytest.raises(InjectedCrash, match="epoch 3"):
-        train(small_housing, "mlp30", tmp_path / "resumed", crash_at_epoch=3, **args)
+        train(small_housing, "mlp30", tmp_path / "resumed", watch=Watch(crash_at_epoch=3), **args)
     resumed = train(small_housing, "mlp30", tmp_path / "resumed", **args)
     straight = train(small_housing, "mlp30", tmp_path / "straight", **args)
     assert resumed.resumed_at == 3 and straight.resumed_at == 1

@@ -5,6 +5,8 @@ import pyarrow as pa
 import pytest
 
 from tasks import stage
+from tasks import store as store_module
+from tasks.lineage import SCHEMA, LineageError, RawFile
 from tasks.store import ArtifactConflict, ArtifactStore, sha256_file
 
 
@@ -16,10 +18,38 @@ def test_put_table_names_the_file_by_its_bytes_and_writes_a_sidecar(tmp_path):
     store = ArtifactStore(tmp_path)
     ref = store.put_table(_table(), "raw", parents=[{"file": "a.gz", "sha256": "abc"}], params={"p": 1}, seed=3)
     assert ref.path.endswith(f"raw/{ref.sha256}.parquet") and sha256_file(ref.path) == ref.sha256
-    side = json.loads(ref.sidecar.read_text())
-    assert side["parents"] == [{"file": "a.gz", "sha256": "abc"}] and side["params"] == {"p": 1}
-    assert side["seed"] == 3 and "pyarrow" in side["libraries"] and "git" in side["code_version"]
+    record = store.record(ref)
+    assert record.artifact == ref and record.parents == (RawFile("a.gz", "abc"),) and record.params == {"p": 1}
+    assert record.seed == 3 and "pyarrow" in record.libraries and record.schema == SCHEMA
+    assert json.loads(ref.sidecar_path.read_text())["schema"] == SCHEMA
     assert [p for p in os.listdir(tmp_path / "raw") if p.startswith(".tmp")] == []
+
+
+def test_the_same_bytes_from_other_parents_keep_both_lineages(tmp_path):
+    store = ArtifactStore(tmp_path)
+    first = store.put_table(_table(), "metrics", parents=[{"file": "model-a", "sha256": "a"}])
+    again = store.put_table(_table(), "metrics", parents=[{"file": "model-a", "sha256": "a"}])
+    assert store.record(first).also_produced_by == ()  # the same producer is named once
+    other = store.put_table(_table(), "metrics", parents=[{"file": "model-b", "sha256": "b"}])
+    record = store.record(other)
+    assert first == again == other and record.parents == (RawFile("model-a", "a"),)
+    assert [p.parents for p in record.also_produced_by] == [(RawFile("model-b", "b"),)]
+
+
+def test_a_sidecar_of_another_schema_or_none_is_refused_with_what_to_do(tmp_path):
+    store = ArtifactStore(tmp_path)
+    ref = store.put_table(_table(), "raw")
+    old = json.loads(ref.sidecar_path.read_text())
+    del old["schema"]
+    ref.sidecar_path.write_text(json.dumps(old))
+    with pytest.raises(LineageError, match="lineage schema 1, this version reads 2; re-run the flow with --force"):
+        store.record(ref)
+    ref.sidecar_path.write_text("{not json")
+    with pytest.raises(LineageError, match="unreadable"):
+        store.record(ref)
+    ref.sidecar_path.unlink()
+    with pytest.raises(LineageError, match="sidecar is missing"):
+        store.record(ref)
 
 
 def test_same_content_same_artifact_and_first_sidecar_kept(tmp_path):
@@ -27,7 +57,7 @@ def test_same_content_same_artifact_and_first_sidecar_kept(tmp_path):
     first = store.put_table(_table(), "raw", params={"run": 1})
     second = store.put_table(_table(), "raw", params={"run": 2})
     assert first == second
-    assert json.loads(first.sidecar.read_text())["params"] == {"run": 1}
+    assert store.record(first).params == {"run": 1}
 
 
 def test_an_existing_artifact_is_never_overwritten_with_other_bytes(tmp_path):
@@ -40,11 +70,18 @@ def test_an_existing_artifact_is_never_overwritten_with_other_bytes(tmp_path):
     assert open(ref.path, "rb").read() == b"other"
 
 
-def test_a_failed_write_leaves_nothing_behind(tmp_path):
+def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     store = ArtifactStore(tmp_path)
-    with pytest.raises(pa.ArrowInvalid):
-        store.put_table(pa.table({"x": [1]}).replace_schema_metadata({}).append_column("y", pa.array([1, 2])), "raw")
-    assert not (tmp_path / "raw").exists() or os.listdir(tmp_path / "raw") == []
+    real_write = store_module.pq.write_table
+
+    def disk_full(table, sink, **kwargs):  # half the file reaches the disk, then the write fails
+        real_write(table, sink, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module.pq, "write_table", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.put_table(_table(), "raw")
+    assert os.listdir(tmp_path / "raw") == []  # the folder was made; no temp file, artifact or sidecar
 
 
 def test_cache_returns_refs_only_while_their_files_exist(tmp_path):
@@ -68,9 +105,18 @@ def test_code_hash_follows_imported_helpers(tmp_path, monkeypatch):
     (tmp_path / "tasks" / "other.py").write_text("x = 2\n")
     stage.code_hash.cache_clear()
     assert stage.code_hash("tasks.builder") == before  # an unrelated module changes nothing
+    (tmp_path / "tasks" / "helpers.py").write_text('"""Widths."""\n# the course\'s width\nwidth = 30  # units\n')
+    stage.code_hash.cache_clear()
+    assert stage.code_hash("tasks.builder") == before  # a docstring or comment edit keeps the cache
     (tmp_path / "tasks" / "helpers.py").write_text("width = 31\n")
     stage.code_hash.cache_clear()
-    assert stage.code_hash("tasks.builder") != before
+    assert stage.code_hash("tasks.builder") != before  # a code edit in a helper invalidates it
+    (tmp_path / "tasks" / "helpers.py").write_text('width = 30\ndef f():\n    "doc"\n    return "doc"\n')
+    stage.code_hash.cache_clear()
+    changed_function = stage.code_hash("tasks.builder")
+    (tmp_path / "tasks" / "helpers.py").write_text('width = 30\ndef f():\n    "doc"\n    return "other"\n')
+    stage.code_hash.cache_clear()
+    assert stage.code_hash("tasks.builder") != changed_function  # a string that is code still counts
     stage.code_hash.cache_clear()
 
 
