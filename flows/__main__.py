@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
 
         models = args.model.split(",") if args.model else None
         with server.api():
-            return zoo(task=args.task, models=models, train=_params(args, COURSE[args.task], "-"),
+            return zoo(task=args.task, models=models, train=_params(args, COURSE[args.task], COURSE[args.task].model),
                        data=args.data, target=args.target, artifacts=args.artifacts, force=args.force)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
     with server.api():

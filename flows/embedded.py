@@ -37,8 +37,8 @@ class EmbeddedServer:
         settings = get_current_settings()
         if settings.api.url:
             return self
-        self._env = {**os.environ, **settings.to_environment_variables(exclude_unset=True),
-                     "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        check_prefect()
+        self._env = {**os.environ, **settings.to_environment_variables(exclude_unset=True), "PREFECT_UI_ENABLED": "0"}
         self._spawn()
         return self
 
@@ -47,8 +47,8 @@ class EmbeddedServer:
 
         port = _free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
-             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).resolve().parent.parent),
+             "--factory", "flows.server_app:create_app", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "error", "--lifespan", "on"], env=self._env)
         self.url = f"http://127.0.0.1:{port}/api"
 
@@ -108,12 +108,35 @@ class EmbeddedServer:
 
 def _drain_prefect_workers() -> None:
     """Send the run's last logs and events while the server is still up (Prefect would
-    otherwise send them at interpreter exit, to a server that is gone)."""
+    otherwise send them at interpreter exit, to a server that is gone). Prefect has no
+    documented call for this; ``drain_all`` is what its own exit handler runs, checked by
+    ``check_prefect()`` at start-up."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=10)
     EventsWorker.drain_all(timeout=10)
+
+
+def check_prefect() -> None:
+    """Fail at start-up, not at the end of a run, if Prefect no longer has what this module
+    uses. Reads Prefect's source instead of importing the server stack into the CLI (~2 s)."""
+    import importlib.util
+
+    import prefect
+
+    def source(module: str) -> str:
+        return Path(importlib.util.find_spec(module).origin).read_text()
+
+    server = source("prefect.server.api.server")
+    signature = server[server.index("def create_app("):][:600]
+    missing = [f"prefect.server.api.server.create_app({name}=)" for name in ("ephemeral", "final")
+               if f"{name}: bool" not in signature]
+    if "def drain_all(" not in source("prefect._internal.concurrency.services"):  # their shared base class
+        missing.append("QueueService.drain_all (of APILogWorker and EventsWorker)")
+    if missing:
+        raise RuntimeError(f"prefect {prefect.__version__} lacks {', '.join(missing)}, which this project was "
+                           "checked with (prefect 3.9); install the version pyproject.toml pins")
 
 
 def _free_port() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from tasks.evaluate import evaluate_task
 from tasks.load import Source, load_task
@@ -23,18 +24,24 @@ def source_for(task: str, data: str | None, target: str | None) -> Source:
     return Source(path=data, target=target, task=task) if data else Source(dataset=DATASETS[task], task=task)
 
 
+def value(result: Any) -> Any:
+    """What a stage task returned: a task whose outputs came from the cache returns Prefect's
+    "Cached" state (so the UI shows it as cached), which holds the same value."""
+    return result.result() if isinstance(result, State) else result
+
+
 def prepare(source: Source, artifacts: str, force: bool = False) -> dict[str, ArtifactRef]:
-    raw = validate_raw_task(load_task(source, artifacts, force), artifacts, force)
-    index = validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force)
-    scaled = scale_task(raw, index, artifacts, force)
+    raw = value(validate_raw_task(load_task(source, artifacts, force), artifacts, force))
+    index = value(validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force))
+    scaled = value(scale_task(raw, index, artifacts, force))
     return {"raw": raw, "split": index, "scaler": scaled["scaler"],
-            "scaled": validate_scaled_task(scaled["scaled"], artifacts, force)}
+            "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force))}
 
 
 def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
                   ) -> tuple[dict[str, ArtifactRef], dict[str, float]]:
-    trained = train_task(scaled, params, artifacts, force)
-    metrics, test = evaluate_task(trained["model"], scaled, artifacts, force)
+    trained = value(train_task(scaled, params, artifacts, force))
+    metrics, test = value(evaluate_task(trained["model"], scaled, artifacts, force))
     return {**trained, "metrics": metrics}, test
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import fit_and_score, prepare, source_for, summary
+from flows.pipeline import fit_and_score, prepare, source_for, summary, value
 from tasks.compare import compare_task
 from tasks.models import MODELS
 from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
@@ -28,5 +28,5 @@ def zoo(task: str = "classification", models: list[str] | None = None, train: Tr
     for name in models or models_for(task):
         trained[name], tests[name] = fit_and_score(data_refs["scaled"], dataclasses.replace(budget, model=name),
                                                    artifacts, force)
-    compared = compare_task(trained, task, source.dataset or source.path, artifacts, force)
+    compared = value(compare_task(trained, task, source.dataset or source.path, artifacts, force))
     return summary({**data_refs, **compared}, tests)

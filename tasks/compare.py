@@ -11,10 +11,11 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.dataset import read_parquet
 from tasks.evaluate import read_metrics
 from tasks.plots import plot_lines
-from tasks.stage import StageRun, logger
-from tasks.store import ArtifactRef, ArtifactStore, read_parquet
+from tasks.stage import StageRun, logger, reported
+from tasks.store import ArtifactRef, ArtifactStore
 
 
 def compare(rows: list[dict[str, Any]], histories: dict[str, pd.DataFrame], task: str
@@ -53,7 +54,8 @@ def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset:
                     "plot": run.put_file(plot, stage="comparison-plot")}
 
     parents = [ref for refs in trained.values() for ref in (refs["model"], refs["metrics"], refs["history"])]
-    refs = StageRun(store, "comparison", __name__, parents=parents).run(produce, force)
+    run = StageRun(store, "comparison", __name__, parents=parents)
+    refs = run.run(produce, force)
     table = read_parquet(refs["comparison"].path).to_pylist()
     logger().info("zoo on %s:\n%s", dataset, pd.DataFrame(table).to_string(index=False))
     try:
@@ -63,4 +65,4 @@ def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset:
                               description=f"Model comparison on {dataset}; plot: {refs['plot'].path}")
     except Exception as error:  # outside a Prefect run
         logger().debug("no Prefect table artifact: %s", error)
-    return refs
+    return reported(refs, run)

@@ -11,10 +11,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import model_files
-from tasks.dataset import Frame, read_frame, spec_of
+from tasks.dataset import Frame, read_frame, read_parquet, spec_of
 from tasks.lineage import Evaluation
-from tasks.stage import StageRun, logger
-from tasks.store import ArtifactRef, ArtifactStore, read_parquet
+from tasks.stage import StageRun, logger, reported
+from tasks.store import ArtifactRef, ArtifactStore
 from tasks.models import model_inputs, model_targets
 
 
@@ -43,11 +43,12 @@ def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force
         table = pa.table({"metric": list(scores), "value": list(scores.values())})
         return {"metrics": run.put_table(table, evaluation=Evaluation(test=scores, test_rows=len(test)))}
 
-    ref = StageRun(ArtifactStore(artifacts), "metrics", __name__, parents=[model, scaled]).run(produce, force)["metrics"]
+    run = StageRun(ArtifactStore(artifacts), "metrics", __name__, parents=[model, scaled])
+    ref = run.run(produce, force)["metrics"]
     scores = read_metrics(ref)
     logger().info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
     _publish(scores, spec_of(pq.read_schema(scaled.path)).name, model, ref)
-    return ref, scores
+    return reported((ref, scores), run)
 
 
 def _publish(scores: dict[str, float], dataset: str, model: ArtifactRef, ref: ArtifactRef) -> None:

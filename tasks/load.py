@@ -19,9 +19,9 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.dataset import SPLITS, DatasetSpec, Frame, to_arrow
+from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitRule, to_arrow
 from tasks import lineage
-from tasks.stage import StageRun, no_retry_on
+from tasks.stage import StageRun, no_retry_on, reported
 from tasks.store import ArtifactRef, ArtifactStore, sha256_file
 
 MIRROR_ENV = "DATA_MIRROR"
@@ -68,7 +68,7 @@ FASHION_SPEC = DatasetSpec(
     name="fashion-mnist", task="classification", target="label", features=("image",),
     image_shape=(28, 28), classes=tuple(range(10)), feature_ranges={"*": (0, 255)},
     rows=70_000,
-    split={"method": "head", "valid_size": 5_000, "sizes": {"train": 55_000, "valid": 5_000, "test": 10_000}})
+    split=SplitRule("head", valid_size=5_000, sizes={"train": 55_000, "valid": 5_000, "test": 10_000}))
 
 HOUSING_FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup",
                     "Latitude", "Longitude")
@@ -79,8 +79,7 @@ HOUSING_SPEC = DatasetSpec(
     feature_ranges={"MedInc": (0.4999, 15.0001), "HouseAge": (1, 52), "AveRooms": (0.5, 150),
                     "AveBedrms": (0.3, 40), "Population": (3, 40_000), "AveOccup": (0.5, 1_300),
                     "Latitude": (32.5, 42.0), "Longitude": (-124.4, -114.3)},
-    split={"method": "random", "test_seed": 7, "valid_seed": 11,
-           "sizes": {"train": 11_610, "valid": 3_870, "test": 5_160}})
+    split=SplitRule("random", test_seed=7, valid_seed=11, sizes={"train": 11_610, "valid": 3_870, "test": 5_160}))
 
 
 # ---- finding and checking raw files -------------------------------------------------
@@ -225,8 +224,7 @@ def load_table(path: str | os.PathLike, target: str, task: str) -> tuple[Frame, 
         raise ValueError(f"{path.name}: feature column(s) {bad} are not numeric "
                          f"(e.g. {bad[0]}={example!r}); encode them as numbers first")
     spec = DatasetSpec(name=path.stem, task=task, target=target, features=tuple(map(str, features)),
-                       split={"method": "given" if split is not None else "random",
-                              "test_seed": 7, "valid_seed": 11})
+                       split=SplitRule("given" if split is not None else "random"))
     X = df[features].to_numpy(dtype=np.float64)
     return Frame(spec, X, df[target].to_numpy(), np.arange(len(df), dtype=np.int64), split), \
         [f"{path.name}:{sha256_file(path)}"]
@@ -272,4 +270,4 @@ def load_task(source: Source, artifacts: str, force: bool = False) -> ArtifactRe
         run.parents = [lineage.RawFile(*f.split(":")) for f in files]
         return {"raw": run.put_table(to_arrow(frame))}
 
-    return run.run(produce, force)["raw"]
+    return reported(run.run(produce, force)["raw"], run)

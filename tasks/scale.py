@@ -13,8 +13,8 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.dataset import Frame, read_frame, to_arrow
-from tasks.stage import StageRun
+from tasks.dataset import Frame, SplitIndex, read_frame, read_index, to_arrow
+from tasks.stage import StageRun, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
 _CHUNK_ROWS = 8_192
@@ -87,7 +87,7 @@ def feature_names(frame: Frame) -> list[str]:
     return list(frame.spec.features)
 
 
-def scale(raw: Frame, index: Frame) -> tuple[Frame, StandardScaler]:
+def scale(raw: Frame, index: SplitIndex) -> tuple[Frame, StandardScaler]:
     """Join the split index onto the raw rows, fit on train rows only, scale every split.
 
     Rows come out ordered train, valid, test so that each split is one contiguous block.
@@ -107,8 +107,9 @@ def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool
                ) -> dict[str, ArtifactRef]:
     """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        scaled, scaler = scale(read_frame(raw.path), read_frame(index.path))
+        scaled, scaler = scale(read_frame(raw.path), read_index(index.path))
         return {"scaled": run.put_table(to_arrow(scaled)),
                 "scaler": run.put_table(scaler.to_arrow(feature_names(scaled)), stage="scaler")}
 
-    return StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index]).run(produce, force)
+    run = StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index])
+    return reported(run.run(produce, force), run)

@@ -11,8 +11,8 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.dataset import Frame, read_frame, spec_of, to_arrow
-from tasks.stage import StageRun
+from tasks.dataset import DatasetSpec, Frame, SplitIndex, read_parquet, spec_of, to_arrow
+from tasks.stage import StageRun, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
 
@@ -24,39 +24,38 @@ def _random_halves(index: np.ndarray, y: np.ndarray, seed: int, stratify: bool, 
     return train_test_split(index, test_size=test_size, random_state=seed, stratify=strata)
 
 
-def assign_splits(frame: Frame) -> np.ndarray:
-    """One label per row ("train", "valid", "test"), following the dataset's split rule."""
-    rule = frame.spec.split
-    method = rule.get("method", "random")
-    stratify = frame.spec.task == "classification"
-    index = np.arange(len(frame))
-    labels = np.empty(len(frame), dtype=object)
+def assign_splits(spec: DatasetSpec, y: np.ndarray, own: np.ndarray | None) -> np.ndarray:
+    """One label per row ("train", "valid", "test"), following the dataset's split rule;
+    ``own`` is the table's own split column, if it has one."""
+    rule = spec.split
+    method = rule.method
+    stratify = spec.task == "classification"
+    index = np.arange(len(y))
+    labels = np.empty(len(y), dtype=object)
     if method == "random":
-        rest, test = _random_halves(index, frame.y, rule.get("test_seed", 7), stratify)
+        rest, test = _random_halves(index, y, rule.test_seed, stratify)
         labels[test] = "test"
     elif method in ("head", "given"):
-        if frame.split is None:
-            raise ValueError(f"{frame.spec.name}: split method {method!r} needs the table's own split column")
-        labels[:] = frame.split
-        rest = index[frame.split == "train"]
-        if method == "given" and (frame.split == "valid").any():
+        if own is None:
+            raise ValueError(f"{spec.name}: split method {method!r} needs the table's own split column")
+        labels[:] = own
+        rest = index[own == "train"]
+        if method == "given" and (own == "valid").any():
             return labels
     else:
         raise ValueError(f"unknown split method {method!r}; use random, head or given")
     if method == "head":
-        valid = rest[: rule["valid_size"]]
-        rest = rest[rule["valid_size"]:]
+        valid, rest = rest[: rule.valid_size], rest[rule.valid_size:]
     else:
-        rest, valid = _random_halves(rest, frame.y[rest], rule.get("valid_seed", 11), stratify)
+        rest, valid = _random_halves(rest, y[rest], rule.valid_seed, stratify)
     labels[rest] = "train"
     labels[valid] = "valid"
     return labels
 
 
-def split(frame: Frame) -> Frame:
+def split(frame: Frame) -> SplitIndex:
     """The split index: row ids, split label and target, no features (they stay in raw)."""
-    labels = assign_splits(frame)
-    return Frame(frame.spec, np.empty((len(frame), 0)), frame.y, frame.row_id, labels)
+    return SplitIndex(frame.spec, frame.y, frame.row_id, assign_splits(frame.spec, frame.y, frame.split))
 
 
 @task(name="split", cache_policy=NO_CACHE)
@@ -66,7 +65,12 @@ def split_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> Artifac
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(raw.path)
-        columns = [c for c in ("row_id", "split", spec_of(schema).target) if c in schema.names]
-        return {"split": run.put_table(to_arrow(split(read_frame(raw.path, columns))))}
+        spec = spec_of(schema)  # the features stay in raw: read only what the split needs
+        table = read_parquet(raw.path, [c for c in ("row_id", "split", spec.target) if c in schema.names])
+        y = table[spec.target].to_numpy()
+        own = table["split"].to_numpy(zero_copy_only=False) if "split" in table.column_names else None
+        index = SplitIndex(spec, y, table["row_id"].to_numpy(), assign_splits(spec, y, own))
+        return {"split": run.put_table(to_arrow(index))}
 
-    return StageRun(ArtifactStore(artifacts), "split", __name__, parents=[raw]).run(produce, force)["split"]
+    run = StageRun(ArtifactStore(artifacts), "split", __name__, parents=[raw])
+    return reported(run.run(produce, force)["split"], run)

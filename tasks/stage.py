@@ -90,6 +90,7 @@ class StageRun:
     parents: list[ArtifactRef | dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    reused: bool = False  # set by run(): the outputs came from the store's cache
 
     @property
     def code_hash(self) -> str:
@@ -123,7 +124,7 @@ class StageRun:
             ) -> dict[str, ArtifactRef]:
         """Reuse this stage's outputs for an unchanged key; otherwise produce and remember them."""
         key = self.cache_key
-        reused = not force and (hit := self.store.cache_get(self.stage, key)) is not None
+        reused = self.reused = not force and (hit := self.store.cache_get(self.stage, key)) is not None
         if reused:
             logger().info("%s: reused cached outputs (key %s)", self.stage, key[:12])
             refs = hit
@@ -132,6 +133,17 @@ class StageRun:
             self.store.cache_put(self.stage, key, refs)
         publish(self.dataset, refs, self.parents, self.params, reused)
         return refs
+
+
+def reported(value: Any, *runs: StageRun) -> Any:
+    """A task's return value; as Prefect's "Cached" state when all its stage runs were reused,
+    so the run's graph and task list show the step as cached, as for Prefect's own cache.
+    A flow that calls the task directly gets that state back: ``flows.pipeline.value`` unwraps it."""
+    if runs and all(run.reused for run in runs):
+        from prefect.states import Completed
+
+        return Completed(name="Cached", message="outputs reused from the artifact store", data=value)
+    return value
 
 
 def no_retry_on(*errors: type[BaseException]) -> Callable[..., bool]:

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections import OrderedDict
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -27,12 +26,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.dataset import tensor_dtype
+from tasks.dataset import remember, write_settings
 from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
-
-# Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
-# stage, that held the flow's peak RSS ~400 MB higher. The system allocator returns it.
-pa.set_memory_pool(pa.system_memory_pool())
 
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
              "tensorflow", "prefect", "great-expectations")
@@ -149,11 +144,9 @@ class ArtifactStore:
         """Write an Arrow table as Parquet; hash the bytes while they are written."""
         with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
             sink = _HashingWriter(handle)
-            pq.write_table(table, pa.PythonFile(sink, mode="w"), compression=_compression(table),
-                           use_dictionary=_small_columns(table),
-                           write_statistics=_small_columns(table))
+            pq.write_table(table, pa.PythonFile(sink, mode="w"), **write_settings(table))
         ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows, lineage)
-        _remember(ref.path, table)
+        remember(ref.path, table)
         return ref
 
     def put_file(self, source: str | os.PathLike, stage: str, **lineage: Any) -> ArtifactRef:
@@ -225,41 +218,3 @@ class ArtifactStore:
     def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
         self._write_json(self.root / "_cache" / stage / f"{key}.json",
                          json.dumps({name: ref.to_dict() for name, ref in refs.items()}, indent=2, sort_keys=True))
-
-
-# The last few tables written or read in this process, by path. Artifacts never change once
-# written, so the next stage in the same process can take the table from memory instead of
-# decoding the Parquet file again (the flow writes scaled data and reads it back three times).
-_RECENT: "OrderedDict[str, pa.Table]" = OrderedDict()
-_RECENT_SIZE = 4
-
-
-def _remember(path: str, table: pa.Table) -> None:
-    _RECENT[str(path)] = table
-    _RECENT.move_to_end(str(path))
-    while len(_RECENT) > _RECENT_SIZE:
-        _RECENT.popitem(last=False)
-
-
-def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filters=None) -> pa.Table:
-    """A stored Parquet artifact as an Arrow table (from memory when this process just had it)."""
-    table = _RECENT.get(str(path))
-    if table is None:
-        table = pq.read_table(path)
-        _remember(str(path), table)
-    if filters is not None:
-        table = table.filter(pq.filters_to_expression(filters))
-    return table.select(columns) if columns is not None else table
-
-
-def _compression(table: pa.Table) -> str:
-    """No compression for float tensors, zstd otherwise. Standardised pixels compress by a
-    quarter at best (snappy: 220 -> 163 MB for Fashion-MNIST) at the cost of a pass over
-    them; raw uint8 images shrink to 31 MB from 55 under zstd in ~0.1 s."""
-    floats = any(dtype is not None and dtype.kind == "f" for dtype in map(tensor_dtype, table.schema))
-    return "none" if floats else "zstd"
-
-
-def _small_columns(table: pa.Table) -> list[str]:
-    """Columns worth dictionary encoding and statistics: everything but tensors."""
-    return [f.name for f in table.schema if not pa.types.is_fixed_size_binary(f.type)]

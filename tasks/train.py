@@ -26,7 +26,7 @@ from tasks.keras_compat import seeded
 from tasks.lineage import Training
 from tasks.params import TrainParams
 from tasks.plots import plot_history
-from tasks.stage import StageRun, logger, no_retry_on
+from tasks.stage import StageRun, logger, no_retry_on, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
 
@@ -127,6 +127,6 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         return refs
 
     # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result
-    return StageRun(store, "model", __name__, parents=[scaled],
-                    params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()},
-                    seed=params.seed).run(produce, force)
+    run = StageRun(store, "model", __name__, parents=[scaled],
+                   params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()}, seed=params.seed)
+    return reported(run.run(produce, force), run)

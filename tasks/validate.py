@@ -19,10 +19,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.dataset import SPLITS, DatasetSpec, Frame, read_frame
+from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
 from tasks.gx import Check, expect, run_suites
 from tasks.scale import column_moments, feature_names
-from tasks.stage import StageRun, logger
+from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
 MIN_ROWS = 20
@@ -118,14 +118,14 @@ def raw_checks(frame: Frame) -> list[Check]:
             Check("features", feature_profile(frame), on_features, "feature")]
 
 
-def split_checks(index: Frame, raw_rows: int) -> list[Check]:
+def split_checks(index: SplitIndex, raw_rows: int) -> list[Check]:
     spec = index.spec
     table = pd.DataFrame({"row_id": index.row_id, "split": index.split, "target": index.y})
     on_index = [expect("ExpectTableRowCountToEqual", value=raw_rows),
                 expect("ExpectColumnValuesToBeUnique", column="row_id"),
                 expect("ExpectColumnValuesToBeInSet", column="split", value_set=list(SPLITS))]
     sizes = table["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_frame("rows")
-    expected = spec.split.get("sizes") or {}
+    expected = spec.split.sizes or {}
     sizes["expected"] = [expected.get(s, n) for s, n in sizes["rows"].items()]
     on_sizes = [expect("ExpectColumnValuesToBeBetween", column="rows", min_value=1),
                 expect("ExpectColumnPairValuesToBeEqual", column_A="rows", column_B="expected")]
@@ -173,7 +173,7 @@ def validate_raw(frame: Frame) -> Report:
     return run_checks("raw", frame.spec, raw_checks(frame))
 
 
-def validate_split(index: Frame, raw_rows: int) -> Report:
+def validate_split(index: SplitIndex, raw_rows: int) -> Report:
     return run_checks("split", index.spec, split_checks(index, raw_rows))
 
 
@@ -191,8 +191,9 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
                       point, len(report.checks), report.seconds)
         return {"report": run.put_table(report.table(), validation_seconds=report.seconds)}
 
-    StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents).run(produce, force)
-    return dataclasses.replace(subject)  # a new value, so the task graph draws validate -> next
+    run = StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents)
+    run.run(produce, force)
+    return reported(dataclasses.replace(subject), run)  # a new value: the graph draws validate -> next
 
 
 @task(name="validate-raw", cache_policy=NO_CACHE)
@@ -204,7 +205,7 @@ def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> 
 def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
                         ) -> ArtifactRef:
     return _validated("split", index, [index, raw], artifacts,
-                      lambda: validate_split(read_frame(index.path), raw.rows), force)
+                      lambda: validate_split(read_index(index.path), raw.rows), force)
 
 
 @task(name="validate-scaled", cache_policy=NO_CACHE)

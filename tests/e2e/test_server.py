@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from flows.regression import regression
-from tasks.params import TrainParams
 from tasks.callbacks import CRASH_ENV
+from tasks.params import TrainParams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,6 +90,15 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     curve_shot = tmp_path / "curve.png"
     _chromium(f"--screenshot={curve_shot}", curve_page)
     assert _ink(curve_shot) > 0.05
+    monkeypatch.delenv(CRASH_ENV)  # an unchanged re-run: every stage shows as Cached in the UI
+    again = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
+                       artifacts=str(tmp_path / "a"))
+    assert again["artifacts"] == result["artifacts"]
+    reran = api.call("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [again["run_id"]]}}})
+    assert {t["name"].rsplit("-", 1)[0]: (t["state_type"], t["state_name"]) for t in reran} == \
+        {name: ("COMPLETED", "Cached") for name in names}
+    assert {t["state_name"] for t in tasks} == {"Completed"}  # the first run produced everything
+
     keep = ROOT / "artifacts" / "e2e"  # for a person to look at
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, keep / "flow-run.png")

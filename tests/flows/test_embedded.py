@@ -54,3 +54,26 @@ def test_no_server_is_started_where_settings_name_one():
         assert server.process is None
         with server.api():  # a no-op: the configured server is used as it is
             pass
+
+
+def test_the_private_names_the_project_relies_on_still_exist():
+    from flows.embedded import check_prefect
+    from tasks.keras_compat import check
+
+    check_prefect()  # raises, naming what is gone, on a Prefect without it
+    check()  # the same for Keras's seed generator and TensorBoard's batch flags
+
+
+def test_a_keras_without_the_private_seed_generator_is_refused_by_name(monkeypatch):
+    from keras.src.random import seed_generator
+
+    from tasks import keras_compat
+
+    monkeypatch.delattr(seed_generator, "python_random")
+    keras_compat.check.cache_clear()
+    try:
+        with pytest.raises(keras_compat.KerasIncompatible, match="seed_generator.python_random"):
+            keras_compat.check()
+    finally:
+        monkeypatch.undo()
+        keras_compat.check.cache_clear()

@@ -7,11 +7,12 @@ from tasks.params import TrainParams
 
 
 def test_zoo_compares_models_with_the_same_budget(housing_csv, tmp_path):
-    result = zoo(task="regression", models=["mlp30", "wide_deep_multi_output"], train=TrainParams("-", epochs=2),
+    result = zoo(task="regression", models=["mlp30", "wide_deep_multi_output"], train=TrainParams("mlp30", epochs=2),
                  data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
     assert set(result["test"]) == {"mlp30", "wide_deep_multi_output"}
     table = pd.read_parquet(result["artifacts"]["comparison"])
     assert sorted(table["model"]) == ["mlp30", "wide_deep_multi_output"]
-    assert {"params", "epochs_run", "best_val_loss", "test_loss", "train_seconds"} <= set(table.columns)
+    assert {"weights", "epochs_run", "best_val_loss", "test_loss", "train_seconds"} <= set(table.columns)
+    assert dict(zip(table["model"], table["weights"]))["mlp30"] == 8 * 30 + 30 + 31
     assert (table["epochs_run"] == 2).all() and table["test_loss"].is_monotonic_increasing
     assert Path(result["artifacts"]["plot"]).stat().st_size > 5_000

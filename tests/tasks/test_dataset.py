@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.dataset import Frame, from_arrow, read_frame, tensor_column, to_arrow
+from tasks.dataset import _RECENT, Frame, from_arrow, read_frame, tensor_column, to_arrow
 from tasks.scale import StandardScaler
-from tasks.store import _RECENT, ArtifactStore
+from tasks.store import ArtifactStore
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,6 @@ def test_user_table_keeps_its_own_split(housing_csv, tmp_path):
     path = tmp_path / "with-split.parquet"
     df.to_parquet(path)
     frame, sources = load_table(path, "MedHouseVal", "regression")
-    assert frame.spec.split["method"] == "given" and (frame.split[::5] == "test").all()
+    assert frame.spec.split.method == "given" and (frame.split[::5] == "test").all()
     assert frame.spec.features == tuple(c for c in df.columns if c not in ("MedHouseVal", "split"))
     assert sources[0].startswith("with-split.parquet:")

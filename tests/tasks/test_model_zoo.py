@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tasks import model_files, models
-from tasks.dataset import Frame
+from tasks.dataset import Frame, SplitIndex, SplitRule
 from tasks.evaluate import evaluate
 from tasks.load import load_table
 from tasks.scale import scale
@@ -18,9 +18,9 @@ def _scaled_slice(frame: Frame, sizes=(1_200, 300, 300)) -> Frame:
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(len(frame), sum(sizes), replace=False))
     part = frame.take(rows)
-    part.spec = part.spec.replace(rows=None, split={})
+    part.spec = part.spec.replace(rows=None, split=SplitRule())
     labels = np.array(["train"] * sizes[0] + ["valid"] * sizes[1] + ["test"] * sizes[2], dtype=object)
-    index = Frame(part.spec, np.empty((len(part), 0)), part.y, part.row_id, labels)
+    index = SplitIndex(part.spec, part.y, part.row_id, labels)
     return scale(part, index)[0]
 
 

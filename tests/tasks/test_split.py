@@ -1,6 +1,9 @@
+import tempfile
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from tasks.dataset import from_arrow, to_arrow
 from tasks.split import split
 
 
@@ -8,7 +11,23 @@ def test_fashion_course_split_first_5000_train_images_are_valid(fashion):
     index = split(fashion)
     assert (index.split[:5_000] == "valid").all()
     assert (index.split[5_000:60_000] == "train").all() and (index.split[60_000:] == "test").all()
-    assert index.X.shape == (70_000, 0)  # an index: features stay in the raw artifact
+    table = to_arrow(index)  # an index: the features stay in the raw artifact
+    assert table.column_names == ["row_id", "split", "label"]
+    assert (read_index_of(table).split == index.split).all()
+
+
+def read_index_of(table):
+    """A split index read back as the scale stage reads it (and refused as a frame of features)."""
+    import pyarrow.parquet as pq
+    import pytest
+
+    from tasks.dataset import read_index
+
+    path = tempfile.mkdtemp() + "/index.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ValueError, match="no feature columns"):
+        from_arrow(table)
+    return read_index(path)
 
 
 def test_housing_split_is_the_course_train_test_split(housing):
