@@ -20,6 +20,7 @@ from typing import Iterator
 
 from flows.embedded import EmbeddedServer
 from tasks.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
+from tasks.search import STRATEGIES
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
@@ -125,6 +126,23 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", help="deployment name (default: FLOW-scheduled)")
     _training_options(sub, None, "model name (default: the flow's course model)")
 
+    sub = commands.add_parser("search", help="search hyperparameters: trials on the valid split, best scored on test",
+                              description="Prepare the data once, train one trial per configuration (cached: a "
+                                          "search run again re-uses finished trials), choose on the validation "
+                                          "loss, score the best once on the test split.")
+    sub.add_argument("--strategy", choices=STRATEGIES, default="random", help="(default: %(default)s)")
+    sub.add_argument("--task", choices=list(COURSE), default="regression", help="(default: %(default)s)")
+    sub.add_argument("--space", help='e.g. "learning_rate=loguniform(1e-4,3e-2) depth=int(1,4) '
+                                     'optimizer=choice(sgd,adam)", or a TOML file with a [space] table '
+                                     "(default: the course's depth 1..4, width 1..99, learning rate 1e-4..1e-2; "
+                                     "for sweep its six learning rates)")
+    sub.add_argument("--n-iter", type=int, default=10, help="trials of random, genetic and heuristic (default: 10)")
+    sub.add_argument("--grid-points", type=int, default=3, help="points per numeric parameter in a grid (default: 3)")
+    sub.add_argument("--population", type=int, default=4, help="genetic: trials per generation (default: 4)")
+    sub.add_argument("--max-failures", type=int, default=3, help="failed trials in a row that stop it (default: 3)")
+    sub.add_argument("--workers", type=int, default=1, help="trials in parallel, one process each (default: 1)")
+    _training_options(sub, None, "the model every trial trains (default: the task's course model)")
+
     sub = commands.add_parser("lineage", help="print an artifact's chain back to the raw files",
                               description="Follow an artifact's sidecars back to the raw files' sha256.")
     sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
@@ -168,7 +186,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace, server: EmbeddedServer):
+    from flows.search import with_workers
+    from tasks.search import SearchPlan, default_space
+    from tasks.space import COURSE_SPACE, parse_space, read_space
+
+    space = (read_space(args.space) if args.space and Path(args.space).is_file() else
+             parse_space(args.space) if args.space else default_space(args.strategy, COURSE_SPACE))
+    plan = SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
+                      population=args.population, max_failures=args.max_failures)
+    course = COURSE[args.task]
+    with server.api():
+        return with_workers(args.workers)(plan=plan, train=_params(args, course, args.model or course.model),
+                                          task=args.task, data=args.data, target=args.target,
+                                          artifacts=args.artifacts, force=args.force, workers=args.workers)
+
+
 def _run(args: argparse.Namespace, server: EmbeddedServer):
+    if args.flow == "search":
+        return _search(args, server)
     if args.flow == "zoo":
         from flows.zoo import zoo
 
@@ -209,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    for model, test in (summary["test"].items() if args.flow == "zoo" else [(args.model, summary["test"])]):
+    if args.flow == "search":
+        print(f"best of {summary['trials']}: {summary['best_params']} (val_loss {summary['best_val_loss']:.4f})")
+    for model, test in (summary["test"].items() if args.flow == "zoo" else [(args.model or "best", summary["test"])]):
         print(f"{summary['flow']} run {summary['run_id']}: {model} test "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
     for stage, path in summary["artifacts"].items():

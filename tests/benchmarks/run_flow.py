@@ -23,11 +23,13 @@ def main(epochs: int, artifacts: str) -> dict:
     from flows.__main__ import started
 
     with started() as server:  # as the CLI starts a run
+        import dataclasses
+
         from flows.classification import classification
-        from tasks.params import TrainParams
+        from tasks.params import CLASSIFICATION
 
         imported = time.perf_counter()
-        params = TrainParams("mlp", epochs=epochs, seed=42)
+        params = dataclasses.replace(CLASSIFICATION, epochs=epochs, seed=42)  # the CLI's defaults
         with server.api():
             first = classification(train=params, artifacts=artifacts)
             done_first = time.perf_counter()

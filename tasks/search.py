@@ -1,0 +1,148 @@
+"""Hyperparameter search: strategies as Optuna samplers, trials as training-stage runs.
+
+The course tunes by hand (a loop over learning rates), then with scikit-learn's random
+search, and names grid, random, genetic and heuristic (model-guided) search. Here each is
+an Optuna sampler asked for configurations over a declared space (``tasks/space.py``):
+
+    sweep      one parameter over a list (default: the course's six learning rates)
+    grid       every combination of a few points per parameter
+    random     independent draws (the course's RandomizedSearchCV, without the folds)
+    genetic    NSGA-II: a population per generation, selection on the validation loss,
+               crossover and mutation; each generation waits for the one before
+    heuristic  TPE: a model of the finished trials proposes the next ones
+
+A trial is the ordinary training stage (``tasks/train.py``) with the trial's parameters:
+it trains on the train split, is scored on the valid split, stores its model and history
+with lineage, and is cached by (parameters, seed, data hash, code hash), so a search run
+again re-uses every finished trial. A diverged trial is a record, not a failed search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.params import TrainParams
+from tasks.space import COURSE_SWEEP, Space
+
+STRATEGIES = ("sweep", "grid", "random", "genetic", "heuristic")
+
+
+class SearchFailed(RuntimeError):
+    """Too many trials in a row failed: the space or the fixed settings are wrong."""
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What to search and how: the strategy, the space, the budget and the seed."""
+
+    strategy: str
+    space: Space
+    n_iter: int = 10
+    seed: int = 42
+    grid_points: int = 3  # per numeric parameter, for grid
+    population: int = 4  # genetic: trials per generation
+    max_failures: int = 3  # this many failed trials in a row stop the search
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if self.n_iter < 1 or self.population < 2 or self.max_failures < 1:
+            raise ValueError("--n-iter and --max-failures must be at least 1, the population at least 2")
+        if self.strategy == "sweep" and len(self.space) != 1:
+            raise ValueError(f"a sweep varies one parameter; the space has {[d.name for d in self.space]}")
+
+    @property
+    def grid(self) -> dict[str, list[Any]]:
+        return {d.name: d.points(self.grid_points) for d in self.space}
+
+    @property
+    def trials(self) -> int:
+        """How many trials the search runs: the whole grid, or ``n_iter``."""
+        if self.strategy in ("sweep", "grid"):
+            return math.prod(len(points) for points in self.grid.values())
+        return self.n_iter
+
+    def batch(self, workers: int) -> int:
+        """Trials asked for at once: a generation, as many as there are workers (so a model-
+        guided proposal sees the finished trials), or all of them."""
+        if self.strategy == "genetic":
+            return self.population
+        if self.strategy == "heuristic":
+            return max(workers, 1)
+        return self.trials
+
+
+def default_space(strategy: str, course: Space) -> Space:
+    return (COURSE_SWEEP,) if strategy == "sweep" else course
+
+
+class Proposer:
+    """Asks a strategy for configurations and tells it how they did (validation loss, or None
+    for a failed trial). Grid and sweep are every combination in the declared order (the
+    course's loop), needing no model; the others are Optuna samplers behind ask/tell."""
+
+    def __init__(self, plan: SearchPlan):
+        self.plan, self._asked = plan, {}
+        if plan.strategy in ("sweep", "grid"):
+            names = list(plan.grid)
+            self._grid = [dict(zip(names, values)) for values in itertools.product(*plan.grid.values())]
+            return
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._study = optuna.create_study(direction="minimize", sampler=_sampler(plan))
+        self._space = {d.name: d.distribution() for d in plan.space}
+
+    def ask(self, n: int) -> list[dict[str, Any]]:
+        if self.plan.strategy in ("sweep", "grid"):
+            batch, self._grid = self._grid[:n], self._grid[n:]
+            return batch
+        batch = []
+        for _ in range(n):
+            trial = self._study.ask(self._space)
+            params = trial.params
+            self._asked[id(params)] = trial  # told back by the very dict handed out
+            batch.append(params)
+        return batch
+
+    def tell(self, params: dict[str, Any], val_loss: float | None) -> None:
+        if self.plan.strategy in ("sweep", "grid"):
+            return
+        from optuna.trial import TrialState
+
+        trial = self._asked.pop(id(params))
+        if val_loss is None:
+            self._study.tell(trial, state=TrialState.FAIL)
+        else:
+            self._study.tell(trial, val_loss)
+
+
+def _sampler(plan: SearchPlan):
+    """The Optuna sampler behind a model-free or model-guided strategy, seeded."""
+    import optuna
+
+    if plan.strategy == "random":
+        return optuna.samplers.RandomSampler(seed=plan.seed)
+    if plan.strategy == "genetic":
+        return optuna.samplers.NSGAIISampler(population_size=plan.population, seed=plan.seed)
+    return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=max(2, min(5, plan.n_iter // 2)),
+                                      multivariate=True)
+
+
+def trial_params(fixed: TrainParams, proposed: dict[str, Any]) -> TrainParams:
+    """The fixed training settings with one trial's values on top."""
+    return dataclasses.replace(fixed, **{k: (int(v) if isinstance(v, float) and v.is_integer()
+                                             and k in ("depth", "width", "batch_size") else v)
+                                         for k, v in proposed.items()})
+
+
+def limit_threads(threads: int) -> None:
+    """Run in each trial worker before TensorFlow loads: trials side by side on a 2-core
+    machine each get their share of the cores instead of all of them (which oversubscribes)."""
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,83 @@
+"""Search spaces as data, and the strategies' plans: refused early, named precisely."""
+import pytest
+
+from tasks.params import TrainParams
+from tasks.search import Proposer, SearchPlan, default_space, trial_params
+from tasks.space import COURSE_SPACE, COURSE_SWEEP, SpaceError, parse_space, read_space
+
+
+def test_the_course_space_is_the_default():
+    assert [(d.name, d.kind, d.low, d.high) for d in COURSE_SPACE] == [
+        ("depth", "int", 1, 4), ("width", "int", 1, 99), ("learning_rate", "loguniform", 1e-4, 1e-2)]
+    assert default_space("sweep", COURSE_SPACE) == (COURSE_SWEEP,)
+    assert COURSE_SWEEP.choices == (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+def test_a_space_from_the_command_line_and_from_toml_agree(tmp_path):
+    text = "learning_rate=loguniform(1e-4,3e-2) depth=int(1,4) width=int(16,256) optimizer=choice(sgd,adam)"
+    (tmp_path / "space.toml").write_text('[space]\nlearning_rate = {loguniform = [1e-4, 3e-2]}\n'
+                                         'depth = {int = [1, 4]}\nwidth = {int = [16, 256]}\n'
+                                         'optimizer = {choice = ["sgd", "adam"]}\n')
+    assert parse_space(text) == read_space(tmp_path / "space.toml")
+    assert parse_space(text)[3].choices == ("sgd", "adam")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dropout=uniform(0,1)", "cannot search 'dropout'"),
+    ("learning_rate=loguniform(1e-2,1e-4)", "learning_rate: the range's low end 0.01 must be below"),
+    ("learning_rate=loguniform(0,1e-2)", "loguniform needs a positive low end"),
+    ("depth=uniform(1,4)", "depth: use int"),
+    ("depth=int(1)", "takes two numbers"),
+    ("width=int(a,b)", "needs numbers"),
+    ("optimizer=int(1,2)", "optimizer takes names"),
+    ("depth=int(1,4) depth=int(2,3)", "given twice"),
+    ("depth:int(1,4)", "write name=kind"),
+    ("", "empty"),
+])
+def test_a_bad_space_is_refused_naming_the_parameter(text, message):
+    with pytest.raises(SpaceError, match=message):
+        parse_space(text)
+
+
+def test_plans_refuse_what_cannot_run():
+    with pytest.raises(ValueError, match="unknown strategy 'bayes'"):
+        SearchPlan("bayes", COURSE_SPACE)
+    with pytest.raises(ValueError, match="a sweep varies one parameter"):
+        SearchPlan("sweep", COURSE_SPACE)
+    with pytest.raises(ValueError, match="at least 1"):
+        SearchPlan("random", COURSE_SPACE, n_iter=0)
+
+
+def test_grid_and_sweep_run_every_combination_in_order():
+    grid = SearchPlan("grid", parse_space("depth=int(1,3) learning_rate=loguniform(1e-4,1e-2)"), grid_points=3)
+    assert grid.grid == {"depth": [1, 2, 3], "learning_rate": [1e-4, 1e-3, 1e-2]} and grid.trials == 9
+    proposed = Proposer(grid).ask(20)
+    assert len(proposed) == 9 and proposed[0] == {"depth": 1, "learning_rate": 1e-4}
+    sweep = SearchPlan("sweep", (COURSE_SWEEP,))
+    assert [p["learning_rate"] for p in Proposer(sweep).ask(6)] == list(COURSE_SWEEP.choices)
+
+
+@pytest.mark.parametrize("strategy", ["random", "genetic", "heuristic"])
+def test_seeded_strategies_propose_the_same_configurations_inside_the_space(strategy):
+    plan = SearchPlan(strategy, COURSE_SPACE, n_iter=6, seed=3, population=3)
+
+    def proposals():
+        proposer, seen = Proposer(plan), []
+        for _ in range(2):  # two batches, told in between, as the flow does
+            batch = proposer.ask(3)
+            for i, params in enumerate(batch):
+                proposer.tell(params, 0.5 + 0.1 * i if i else None)  # one failure per batch
+            seen += batch
+        return seen
+
+    first = proposals()
+    assert first == proposals() and len(first) == 6
+    for params in first:
+        assert 1 <= params["depth"] <= 4 and 1 <= params["width"] <= 99 and 1e-4 <= params["learning_rate"] <= 1e-2
+
+
+def test_a_trial_is_the_fixed_settings_with_its_values_on_top():
+    fixed = TrainParams("mlp30", epochs=100, patience=10, min_delta=0.0)
+    trial = trial_params(fixed, {"depth": 3.0, "width": 58, "learning_rate": 0.0057})
+    assert (trial.depth, trial.width, trial.learning_rate, trial.epochs, trial.patience) == (3, 58, 0.0057, 100, 10)
+    assert isinstance(trial.depth, int)
