@@ -186,16 +186,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(args: argparse.Namespace, server: EmbeddedServer):
-    from flows.search import with_workers
+def _plan(args: argparse.Namespace):
+    """The search plan from the options; a bad space or budget is refused before anything starts."""
     from tasks.search import SearchPlan, default_space
     from tasks.space import COURSE_SPACE, parse_space, read_space
 
     space = (read_space(args.space) if args.space and Path(args.space).is_file() else
              parse_space(args.space) if args.space else default_space(args.strategy, COURSE_SPACE))
-    plan = SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
+    return SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
                       population=args.population, max_failures=args.max_failures)
-    course = COURSE[args.task]
+
+
+def _search(args: argparse.Namespace, server: EmbeddedServer):
+    from flows.search import with_workers
+
+    plan, course = _plan(args), COURSE[args.task]
     with server.api():
         return with_workers(args.workers)(plan=plan, train=_params(args, course, args.model or course.model),
                                           task=args.task, data=args.data, target=args.target,
@@ -233,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data and not args.target:
         parser().error("--data needs --target COLUMN")
+    if args.flow == "search":
+        try:
+            _plan(args)
+        except ValueError as error:  # SpaceError too
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     _quiet_defaults()
     if args.flow == "serve":
         return _serve(args)

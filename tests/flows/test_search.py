@@ -61,3 +61,15 @@ def test_the_test_split_takes_no_part_in_choosing(housing_csv, tmp_path):
     trials_a, trials_b = (pd.read_parquet(r["artifacts"]["trials"]) for r in (a, b))
     assert list(trials_a["val_loss"]) == list(trials_b["val_loss"]) and a["best_params"] == b["best_params"]
     assert b["test"]["loss"] > 1e4 > a["test"]["loss"]  # the test rows are scored once, at the end
+
+
+def test_the_cli_refuses_a_bad_space_before_anything_starts(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-m", "flows", "search", "--space", "depth=int(4,1)",
+                          "--artifacts", str(tmp_path / "a")], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "depth: the range's low end 4 must be below its high end 1" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "a").exists()
