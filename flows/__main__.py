@@ -146,7 +146,8 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("lineage", help="print an artifact's chain back to the raw files",
                               description="Follow an artifact's sidecars back to the raw files' sha256.")
     sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR", help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
     return main
 
 
@@ -200,9 +201,9 @@ def _plan(args: argparse.Namespace):
 def _search(args: argparse.Namespace, server: EmbeddedServer):
     from flows.search import with_workers
 
-    plan, course = _plan(args), COURSE[args.task]
+    course = COURSE[args.task]
     with server.api():
-        return with_workers(args.workers)(plan=plan, train=_params(args, course, args.model or course.model),
+        return with_workers(args.workers)(plan=args.plan, train=_params(args, course, args.model or course.model),
                                           task=args.task, data=args.data, target=args.target,
                                           artifacts=args.artifacts, force=args.force, workers=args.workers)
 
@@ -215,8 +216,9 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
 
         models = args.model.split(",") if args.model else None
         with server.api():
-            return zoo(task=args.task, models=models, train=_params(args, COURSE[args.task], COURSE[args.task].model),
-                       data=args.data, target=args.target, artifacts=args.artifacts, force=args.force)
+            course = COURSE[args.task]
+            return zoo(task=args.task, models=models, train=_params(args, course, course.model), data=args.data,
+                       target=args.target, artifacts=args.artifacts, force=args.force)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
     with server.api():
         return flow(train=_params(args, COURSE[args.flow], args.model), data=args.data, target=args.target,
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--data needs --target COLUMN")
     if args.flow == "search":
         try:
-            _plan(args)
+            args.plan = _plan(args)
         except ValueError as error:  # SpaceError too
             print(f"error: {error}", file=sys.stderr)
             return 2

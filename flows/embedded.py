@@ -43,8 +43,6 @@ class EmbeddedServer:
         return self
 
     def _spawn(self) -> None:
-        import prefect
-
         port = _free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).resolve().parent.parent),

@@ -65,7 +65,7 @@ def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data:
     best = best_row(rows)
     if best is None:
         raise SearchFailed(f"none of the {len(rows)} trials finished; see {recorded['trials'].path}")
-    best_params = {name: best[name] for name in plan.grid}
+    best_params = {d.name: best[d.name] for d in plan.space}
     # the chosen trial is the training stage with these values: taken from the cache, not retrained
     chosen = value(train_task(prepared["scaled"], trial_params(train, best_params), artifacts))
     metrics, test = value(evaluate_task(chosen["model"], prepared["scaled"], artifacts, force))

@@ -47,9 +47,10 @@ def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset:
             histories[model] = read_parquet(refs["history"].path).to_pandas()
         table, curves = compare(rows, histories, task)
         with tempfile.TemporaryDirectory(dir=store.root) as tmp:
-            name = next(iter(curves.values())).name  # log scale for losses: one diverging model
-            plot = plot_lines(curves, Path(tmp) / "curves.png", f"{dataset}: validation curves",  # must not
-                              ylabel=name, log_y=name.endswith("loss"))  # flatten the others
+            name = next(iter(curves.values())).name
+            # a log scale for losses: one diverging model must not flatten the others
+            plot = plot_lines(curves, Path(tmp) / "curves.png", f"{dataset}: validation curves",
+                              ylabel=name, log_y=name.endswith("loss"))
             return {"comparison": run.put_table(pa.Table.from_pandas(table, preserve_index=False)),
                     "plot": run.put_file(plot, stage="comparison-plot")}
 

@@ -13,9 +13,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks import model_files
 from tasks.dataset import Frame, read_frame, read_parquet, spec_of
 from tasks.lineage import Evaluation
+from tasks.models import model_inputs, model_targets
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
-from tasks.models import model_inputs, model_targets
 
 
 def evaluate(model_path: Path, test: Frame, model_name: str) -> dict[str, float]:

@@ -45,9 +45,6 @@ class RawFile:
     file: str
     sha256: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 Parent = ArtifactRef | RawFile
 
@@ -163,6 +160,3 @@ def declared(**facts: Any) -> dict[str, Any]:
         raise TypeError(f"lineage has no field {unknown}; declare it in tasks/lineage.py")
     return facts
 
-
-__all__ = ["ArtifactRef", "Evaluation", "Lineage", "LineageError", "Parent", "Producer", "RawFile", "SCHEMA",
-           "Training", "declared", "parent_of"]

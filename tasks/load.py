@@ -19,8 +19,8 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitRule, to_arrow
 from tasks import lineage
+from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitRule, to_arrow
 from tasks.stage import StageRun, no_retry_on, reported
 from tasks.store import ArtifactRef, ArtifactStore, sha256_file
 

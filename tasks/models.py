@@ -14,9 +14,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tasks.architectures import (FEATURES, build_cnn, build_dense_stack, build_wide_deep,
-                                 build_wide_deep_multi, build_wide_deep_subclass, custom_objects,
-                                 learning_rate_at, schedule_of)
+from tasks.architectures import (
+    FEATURES,
+    build_cnn,
+    build_dense_stack,
+    build_wide_deep,
+    build_wide_deep_multi,
+    build_wide_deep_subclass,
+    custom_objects,
+    learning_rate_at,
+    schedule_of,
+)
 from tasks.dataset import Frame
 
 __all__ = ["MODELS", "ModelEntry", "build", "custom_objects", "entry", "hyperparameters", "input_shapes",

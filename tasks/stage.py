@@ -135,11 +135,11 @@ class StageRun:
         return refs
 
 
-def reported(value: Any, *runs: StageRun) -> Any:
-    """A task's return value; as Prefect's "Cached" state when all its stage runs were reused,
+def reported(value: Any, run: StageRun) -> Any:
+    """A task's return value; as Prefect's "Cached" state when its stage run was reused,
     so the run's graph and task list show the step as cached, as for Prefect's own cache.
     A flow that calls the task directly gets that state back: ``flows.pipeline.value`` unwraps it."""
-    if runs and all(run.reused for run in runs):
+    if run.reused:
         from prefect.states import Completed
 
         return Completed(name="Cached", message="outputs reused from the artifact store", data=value)

@@ -129,10 +129,12 @@ class ArtifactStore:
             os.replace(tmp, final)
         record = self._record(ref, lineage)
         try:  # the same bytes again (a retraining, a re-evaluation): keep the first record, name this run
-            record = self.record(ref).with_producer(record.producer)
+            known = self.record(ref)
         except LineageError:  # no sidecar yet, or one this version cannot read: write this run's
-            pass
-        self._write_json(ref.sidecar_path, record.to_json())
+            known = None
+        updated = record if known is None else known.with_producer(record.producer)
+        if updated is not known:  # an unchanged record is not rewritten
+            self._write_json(ref.sidecar_path, updated.to_json())
         return ref
 
     def _write_json(self, path: Path, text: str) -> None:

@@ -37,6 +37,7 @@ class TrainResult:
     seconds: float
     n_outputs: int
     weights: int  # trainable and other parameters of the network
+    hyperparameters: dict[str, Any]  # the effective ones: the entry's defaults under the overrides
     resumed_at: int = 1  # first epoch this attempt ran (> 1 after a resume)
 
 
@@ -84,7 +85,7 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
                                  f"lower --learning-rate")
     history = _epochs_done(workdir / "epochs.csv")
     history["epoch"] = history["epoch"].astype(int) + 1
-    return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(),
+    return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
                        resumed_at=len(before) + 1)
 
 
@@ -117,7 +118,7 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         facts = Training(train_seconds=result.seconds, epochs_run=len(result.history), weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
                          selected_on=MONITOR[0], tensorboard=str(board),
-                         hyperparameters=models.hyperparameters(params.model, params.hparams()))
+                         hyperparameters=result.hyperparameters)
         refs = {
             "model": run.put_file(result.model_path, training=facts),
             "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False), stage="history"),

@@ -9,8 +9,8 @@ import pytest
 from flows.__main__ import main as cli
 from flows.regression import regression
 from tasks import stage
-from tasks.params import TrainParams
 from tasks.callbacks import InjectedCrash
+from tasks.params import TrainParams
 
 
 def _side(path: str | Path) -> dict:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tasks import models
-from tasks.params import CLASSIFICATION, REGRESSION
 from tasks.callbacks import MONITOR
+from tasks.params import CLASSIFICATION, REGRESSION
 
 # name -> (course lines, hidden Dense widths, activation, initializer, BatchNorm, dropout layer,
 #          optimizer, learning rate); "sgd" in the course is Keras's SGD at 0.01

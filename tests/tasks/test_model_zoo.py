@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from tasks import model_files, models
+from tasks.callbacks import Watch
 from tasks.dataset import Frame, SplitIndex, SplitRule
 from tasks.evaluate import evaluate
 from tasks.load import load_table
-from tasks.scale import scale
-from tasks.callbacks import Watch
 from tasks.models import model_inputs
+from tasks.scale import scale
 from tasks.train import train
 
 

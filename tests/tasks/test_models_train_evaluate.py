@@ -8,11 +8,11 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tasks import models
+from tasks.callbacks import InjectedCrash, Watch
 from tasks.evaluate import evaluate
+from tasks.plots import plot_history
 from tasks.scale import scale
 from tasks.split import split
-from tasks.callbacks import InjectedCrash, Watch
-from tasks.plots import plot_history
 from tasks.store import sha256_file
 from tasks.train import train
 
