@@ -84,12 +84,25 @@ class EmbeddedServer:
         # No UI here (as in Prefect's own embedded server): no "View at" link to a dead page.
         # No flow-run heartbeats: they tell a server that outlives the run that the run is alive;
         # this one stops with the run, and joining the heartbeat thread costs up to 1 s per flow.
+        # Process-wide too: a thread that does not inherit the settings context (the process-pool
+        # task runner's forwarding of its workers' logs and events) falls back to Prefect's global
+        # settings, read at import, and would start a temporary server of its own and send the
+        # trials' logs and events there (as Prefect's own heartbeat thread once did).
+        from prefect.context import refresh_global_settings_context
+
+        saved, os.environ["PREFECT_API_URL"] = os.environ.get("PREFECT_API_URL"), self.url
+        refresh_global_settings_context()
         with temporary_settings(updates={PREFECT_API_URL: self.url, PREFECT_UI_URL: "",
                                          PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             try:
                 yield
             finally:
                 _drain_prefect_workers()
+                if saved is None:
+                    os.environ.pop("PREFECT_API_URL", None)
+                else:
+                    os.environ["PREFECT_API_URL"] = saved
+                refresh_global_settings_context()
 
     def stop(self) -> None:
         """SIGTERM and wait for the server's own clean shutdown, as Prefect does."""

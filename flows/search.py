@@ -2,10 +2,12 @@
 
     prepare -> trials (training stages, in parallel across --workers) -> record -> evaluate best
 
-The loop is the same for every strategy: ask the sampler for a batch of configurations,
-train them (cached: a search run again re-uses every finished trial), tell the sampler
-their validation losses, until the plan's trials are done. The test split plays no part
-until the best configuration, chosen on the validation loss, is scored once.
+The loop is the same for every trial strategy: ask the sampler for a batch of
+configurations, train them (cached: a search run again re-uses every finished trial),
+tell the sampler their validation losses, until the plan's trials are done; halving walks
+its trials through the rungs (``flows/halving.py``). The scikit-learn strategies run
+scikit-learn's own search as one stage, then train the configuration it chose. The test
+split plays no part until the best configuration, chosen on validation, is scored once.
 """
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ from prefect import flow
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.halving import halving_trials
 from flows.pipeline import prepare, source_for, summary, value
 from tasks.evaluate import evaluate_task
 from tasks.params import TrainParams
 from tasks.search import Proposer, SearchFailed, SearchPlan, trial_params
 from tasks.stage import logger
+from tasks.store import ArtifactRef
 from tasks.train import train_task
-from tasks.trials import best_row, record_search_task, trial_row
+from tasks.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
 
 
 def _outcome(future) -> dict | BaseException:
@@ -33,59 +37,74 @@ def _outcome(future) -> dict | BaseException:
     return result
 
 
+def _trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, artifacts: str, force: bool,
+            workers: int) -> tuple[list[dict[str, Any]], dict[int, dict[str, ArtifactRef]]]:
+    """Every trial of a trial strategy: its rows, and the training refs of the finished ones."""
+    proposer, progress, refs = Proposer(plan), Progress(plan), {}
+
+    def finished(row: dict[str, Any], outcome) -> None:
+        progress.add(row)
+        if row["status"] in ("ok", "pruned"):
+            refs[row["trial"]] = outcome
+        if progress.failed_in_a_row >= plan.max_failures:
+            raise SearchFailed(f"{progress.failed_in_a_row} trials in a row failed, the last with {row['reason']}; "
+                               "narrow the space (e.g. a lower learning rate) or raise --max-failures")
+
+    if plan.strategy == "halving":
+        halving_trials(proposer, scaled, train, artifacts, force, workers, _outcome, finished)
+        return progress.rows, refs
+    while len(progress.rows) < plan.trials:
+        asked = proposer.ask(min(plan.batch(workers), plan.trials - len(progress.rows)))
+        futures = [train_task.submit(scaled, trial_params(train, params), artifacts, force) for params in asked]
+        for params, future in zip(asked, futures):
+            outcome = _outcome(future)
+            row = trial_row(len(progress.rows) + 1, params, outcome)
+            proposer.tell(params, row["val_loss"] if row["status"] == "ok" else None)
+            finished(row, outcome)
+    return progress.rows, refs
+
+
+def _sklearn_trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, task: str, artifacts: str,
+                    force: bool, workers: int) -> list[dict[str, Any]]:
+    from tasks.sklearn_search import sklearn_search_task
+
+    options = {"n_iter": plan.n_iter, "seed": plan.seed, "grid_points": plan.grid_points,
+               "min_epochs": plan.first_rung(train.epochs), "reduction_factor": plan.reduction_factor}
+    rows = value(sklearn_search_task(scaled, plan.strategy, plan.space, train, task, options, artifacts, force,
+                                     workers))
+    progress = Progress(plan)
+    for row in rows:
+        progress.add(row)
+    return rows
+
+
 @flow(name="search", task_runner=ThreadPoolTaskRunner(max_workers=1))  # one training at a time in
-# this process (Keras's seed and session are process-wide); with_workers() swaps in processes
+# this process (Keras's seed and session are process-wide); flows/runners.py swaps in processes
 def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data: str | None = None,
            target: str | None = None, artifacts: str = "artifacts", force: bool = False,
            workers: int = 1) -> dict[str, Any]:
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
-    prepared = prepare(source_for(task, data, target), artifacts, force)
-    proposer = Proposer(plan)
-    rows, trials, failed_in_a_row = [], [], 0
-    while len(rows) < plan.trials:
-        asked = proposer.ask(min(plan.batch(workers), plan.trials - len(rows)))
-        futures = [train_task.submit(prepared["scaled"], trial_params(train, params), artifacts, force)
-                   for params in asked]
-        for params, future in zip(asked, futures):
-            outcome = _outcome(future)
-            row = trial_row(len(rows) + 1, params, outcome)
-            rows.append(row)
-            proposer.tell(params, row["val_loss"] if row["status"] == "ok" else None)
-            if row["status"] == "ok":
-                trials.append(outcome["model"])
-            failed_in_a_row = 0 if row["status"] == "ok" else failed_in_a_row + 1
-            best = best_row(rows)
-            logger().info("trial %d/%d %s: %s%s", len(rows), plan.trials, params,
-                          f"val_loss {row['val_loss']:.4f}" if row["status"] == "ok" else row["reason"],
-                          f" (best so far {best['val_loss']:.4f}, trial {best['trial']})" if best else "")
-        if failed_in_a_row >= plan.max_failures:
-            raise SearchFailed(f"{failed_in_a_row} trials in a row failed, the last with {rows[-1]['reason']}; "
-                               "narrow the space (e.g. a lower learning rate) or raise --max-failures")
-    recorded = value(record_search_task(rows, trials, prepared["scaled"], plan.strategy, artifacts, force))
+    warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 else []  # workers start
+    prepared = prepare(source_for(task, data, target), artifacts, force)  # while the data is prepared
+    scaled = prepared["scaled"]
+    if plan.sklearn:
+        rows, refs = _sklearn_trials(plan, scaled, train, task, artifacts, force, workers), {}
+    else:
+        rows, refs = _trials(plan, scaled, train, artifacts, force, workers)
     best = best_row(rows)
+    rungs = plan.rungs(train.epochs) if plan.strategy == "halving" else None
+    recorded = value(record_search_task(rows, refs, scaled, plan.strategy, artifacts, force, rungs))
     if best is None:
         raise SearchFailed(f"none of the {len(rows)} trials finished; see {recorded['trials'].path}")
     best_params = {d.name: best[d.name] for d in plan.space}
-    # the chosen trial is the training stage with these values: taken from the cache, not retrained
-    chosen = value(train_task(prepared["scaled"], trial_params(train, best_params), artifacts))
-    metrics, test = value(evaluate_task(chosen["model"], prepared["scaled"], artifacts, force))
+    # a trial strategy's best is a trained stage already; scikit-learn's choice is trained now
+    chosen = refs.get(best["trial"]) or value(train_task(scaled, trial_params(train, best_params), artifacts, force))
+    for future in warming:
+        future.wait()
+    # with workers, scored in one of them: this process then never loads TensorFlow
+    metrics, test = value(evaluate_task.submit(chosen["model"], scaled, artifacts, force).result())
     result = summary({**prepared, **chosen, "metrics": metrics, **recorded}, test)
     statuses = [r["status"] for r in rows]
     return {**result, "best_params": best_params, "best_val_loss": best["val_loss"],
-            "trials": {status: statuses.count(status) for status in sorted(set(statuses))}}
-
-
-def with_workers(workers: int):
-    """The search flow with its trials in ``workers`` processes (one TensorFlow each, its
-    threads limited before TensorFlow loads); in this process when ``workers`` is 1."""
-    if workers <= 1:
-        return search
-    import os
-
-    from prefect.task_runners import ProcessPoolTaskRunner
-
-    from tasks.search import limit_threads
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return search.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers, initializer=limit_threads,
-                                                                 initargs=(threads,)))
+            "trials": {status: statuses.count(status) for status in sorted(set(statuses))},
+            "epochs": int(sum(r["epochs_run"] for r in rows))}

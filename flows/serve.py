@@ -14,13 +14,15 @@ from typing import Any
 def _flows() -> dict[str, Any]:
     from flows.classification import classification
     from flows.regression import regression
+    from flows.search import search
     from flows.zoo import zoo
 
-    return {"classification": classification, "regression": regression, "zoo": zoo}
+    return {"classification": classification, "regression": regression, "zoo": zoo, "search": search}
 
 
 def read_config(path: str | Path) -> list[dict[str, Any]]:
-    """``[[deployment]]`` tables: flow, name, interval (seconds) or cron, parameters."""
+    """``[[deployment]]`` tables: flow, name, interval (seconds) or cron, parameters (and for a
+    search: runner and address, where its trials run)."""
     specs = tomllib.loads(Path(path).read_text()).get("deployment", [])
     if not specs:
         raise ValueError(f"{path}: no [[deployment]] tables")
@@ -35,7 +37,13 @@ def deployments(specs: list[dict[str, Any]]) -> list[Any]:
             raise ValueError(f"unknown flow {name!r} in a deployment; choose from {sorted(flows)}")
         if bool(spec.get("interval")) == bool(spec.get("cron")):
             raise ValueError(f"deployment of {name!r}: give exactly one of interval (seconds) or cron")
-        built.append(flows[name].to_deployment(
+        flow = flows[name]
+        if name == "search":  # its trials' runner is the flow's, not a parameter
+            from flows.runners import with_runner
+
+            flow = with_runner(flow, spec.get("parameters", {}).get("workers", 1), spec.get("runner", "process"),
+                               spec.get("address"))
+        built.append(flow.to_deployment(
             name=spec.get("name", f"{name}-scheduled"), interval=spec.get("interval"), cron=spec.get("cron"),
             parameters=spec.get("parameters", {})))
     return built

@@ -74,25 +74,51 @@ class Watch:
     crash_at_epoch: int | None = None
 
 
-def training_callbacks(workdir: Path, watch: Watch, best_so_far: float | None) -> tuple[list, Any]:
-    """The callbacks of one fit, in the order they must run, and the NaN guard to ask afterwards.
+def resumable_early_stopping(patience: int, min_delta: float, earlier: list[float]):
+    """The course's EarlyStopping, which also counts the epochs of earlier attempts.
 
-    ``workdir`` holds the best checkpoint, the per-epoch log and the backup; ``best_so_far`` is
-    the best validation loss of earlier attempts, so a resumed run keeps the better checkpoint.
+    Keras's EarlyStopping starts each fit with no best and no wait, so a training resumed
+    from its backup (after a crash, or continued to the next rung of a halving search)
+    would wait ``patience`` epochs afresh. This one replays the validation losses of the
+    epochs already done, by the same rule, so the resumed run stops where one run would.
+    """
+    import keras
+
+    class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            for value in earlier:  # mode "min": progress is a drop below the best by more than min_delta
+                self.wait += 1
+                if self.best is None or value + abs(self.min_delta) < self.best:
+                    self.best, self.wait = value, 0
+
+    return _ResumableEarlyStopping(monitor=MONITOR[0], mode=MONITOR[1], patience=patience, min_delta=min_delta,
+                                   restore_best_weights=True)
+
+
+def training_callbacks(workdir: Path, watch: Watch, earlier: list[float], keep_backup: bool = False
+                       ) -> tuple[list, Any, Any]:
+    """The callbacks of one fit, in the order they must run, and the two to ask afterwards: the
+    NaN guard (did it diverge?) and EarlyStopping (did it stop before its last epoch?).
+
+    ``workdir`` holds the best checkpoint, the per-epoch log and the backup; ``earlier`` are the
+    validation losses of epochs done by earlier attempts, so a resumed run keeps the better
+    checkpoint and EarlyStopping's count; ``keep_backup`` leaves the backup for a later fit
+    that continues this one (the next rung of a halving search).
     """
     import keras
 
     watched, mode = MONITOR
-    guard = stop_on_nonfinite()
+    best_so_far = min(earlier) if earlier else None
+    guard, stopper = stop_on_nonfinite(), resumable_early_stopping(watch.patience, watch.min_delta, earlier)
     callbacks = [guard]
     if watch.learning_rate is not None:  # before CSVLogger, which then logs the rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, _: watch.learning_rate(epoch)))
     callbacks += [keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), monitor=watched, mode=mode,
                                                   save_best_only=True, initial_value_threshold=best_so_far),
-                  keras.callbacks.EarlyStopping(monitor=watched, mode=mode, patience=watch.patience,
-                                                min_delta=watch.min_delta, restore_best_weights=True),
+                  stopper,
                   keras.callbacks.CSVLogger(str(workdir / "epochs.csv"), append=True),  # before the backup
-                  keras.callbacks.BackupAndRestore(str(workdir / "backup"))]
+                  keras.callbacks.BackupAndRestore(str(workdir / "backup"), delete_checkpoint=not keep_backup)]
     if watch.tensorboard_dir is not None:
         callbacks.append(epoch_tensorboard()(log_dir=str(watch.tensorboard_dir)))
     if watch.on_epoch is not None:
@@ -100,4 +126,4 @@ def training_callbacks(workdir: Path, watch: Watch, best_so_far: float | None) -
             on_epoch_end=lambda epoch, logs: watch.on_epoch(epoch + 1, dict(logs or {}))))
     if watch.crash_at_epoch:
         callbacks.append(crash_at(watch.crash_at_epoch))
-    return callbacks, guard
+    return callbacks, guard, stopper

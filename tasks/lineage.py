@@ -61,6 +61,8 @@ class Training:
     selected_on: str
     hyperparameters: dict[str, Any]  # effective values: the model's defaults under the overrides
     tensorboard: str | None = None
+    worker: str | None = None  # host:pid of the process that trained
+    stopped_early: bool = False  # by EarlyStopping, before its last epoch (or its halving rung)
 
 
 @dataclass(frozen=True)

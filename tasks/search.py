@@ -10,6 +10,12 @@ an Optuna sampler asked for configurations over a declared space (``tasks/space.
     genetic    NSGA-II: a population per generation, selection on the validation loss,
                crossover and mutation; each generation waits for the one before
     heuristic  TPE: a model of the finished trials proposes the next ones
+    halving    successive halving with epochs as the budget: random draws, each trained a
+               rung at a time; Optuna's pruner keeps the best 1/reduction_factor at each rung
+               and the kept ones continue from their backups (``flows/halving.py``)
+
+and ``sklearn-random``, ``sklearn-grid``, ``sklearn-halving``: scikit-learn's own searches
+with 3-fold cross-validation, as the course runs them (``tasks/sklearn_search.py``).
 
 A trial is the ordinary training stage (``tasks/train.py``) with the trial's parameters:
 it trains on the train split, is scored on the valid split, stores its model and history
@@ -28,7 +34,9 @@ from typing import Any
 from tasks.params import TrainParams
 from tasks.space import COURSE_SWEEP, Space
 
-STRATEGIES = ("sweep", "grid", "random", "genetic", "heuristic")
+TRIAL_STRATEGIES = ("sweep", "grid", "random", "genetic", "heuristic", "halving")  # trials as training stages
+SKLEARN_STRATEGIES = ("sklearn-random", "sklearn-grid", "sklearn-halving")  # scikit-learn's own, 3 folds
+STRATEGIES = TRIAL_STRATEGIES + SKLEARN_STRATEGIES
 
 
 class SearchFailed(RuntimeError):
@@ -46,12 +54,16 @@ class SearchPlan:
     grid_points: int = 3  # per numeric parameter, for grid
     population: int = 4  # genetic: trials per generation
     max_failures: int = 3  # this many failed trials in a row stop the search
+    min_epochs: int | None = None  # halving: epochs of the first rung (default: from --epochs)
+    reduction_factor: int = 3  # halving: about 1 in this many trials goes on at each rung
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
         if self.n_iter < 1 or self.population < 2 or self.max_failures < 1:
             raise ValueError("--n-iter and --max-failures must be at least 1, the population at least 2")
+        if self.reduction_factor < 2 or (self.min_epochs is not None and self.min_epochs < 1):
+            raise ValueError("--reduction-factor must be at least 2 and --min-epochs at least 1")
         if self.strategy == "sweep" and len(self.space) != 1:
             raise ValueError(f"a sweep varies one parameter; the space has {[d.name for d in self.space]}")
 
@@ -60,9 +72,25 @@ class SearchPlan:
         return {d.name: d.points(self.grid_points) for d in self.space}
 
     @property
+    def sklearn(self) -> bool:
+        return self.strategy in SKLEARN_STRATEGIES
+
+    def first_rung(self, epochs: int) -> int:
+        """Epochs of the first halving rung: given, or so that about four rungs reach ``epochs``."""
+        return self.min_epochs or max(1, round(epochs / self.reduction_factor ** 3))
+
+    def rungs(self, epochs: int) -> list[int]:
+        """The epochs at which halving judges its trials: r, r*f, r*f^2, ... and finally ``epochs``."""
+        budgets, budget = [], self.first_rung(epochs)
+        while budget < epochs:
+            budgets.append(budget)
+            budget *= self.reduction_factor
+        return [*budgets, epochs]
+
+    @property
     def trials(self) -> int:
         """How many trials the search runs: the whole grid, or ``n_iter``."""
-        if self.strategy in ("sweep", "grid"):
+        if self.strategy in ("sweep", "grid", "sklearn-grid"):
             return math.prod(len(points) for points in self.grid.values())
         return self.n_iter
 
@@ -71,7 +99,7 @@ class SearchPlan:
         guided proposal sees the finished trials), or all of them."""
         if self.strategy == "genetic":
             return self.population
-        if self.strategy == "heuristic":
+        if self.strategy in ("heuristic", "halving"):
             return max(workers, 1)
         return self.trials
 
@@ -94,7 +122,9 @@ class Proposer:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._study = optuna.create_study(direction="minimize", sampler=_sampler(plan))
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=plan.reduction_factor) \
+            if plan.strategy == "halving" else None  # rungs at 1, f, f^2... of our rung numbers
+        self._study = optuna.create_study(direction="minimize", sampler=_sampler(plan), pruner=pruner)
         self._space = {d.name: d.distribution() for d in plan.space}
 
     def ask(self, n: int) -> list[dict[str, Any]]:
@@ -109,7 +139,13 @@ class Proposer:
             batch.append(params)
         return batch
 
-    def tell(self, params: dict[str, Any], val_loss: float | None) -> None:
+    def promote(self, params: dict[str, Any], rung: int, val_loss: float) -> bool:
+        """Halving: report a trial's best validation loss at a rung; whether it goes on."""
+        trial = self._asked[id(params)]
+        trial.report(val_loss, step=self.plan.reduction_factor ** (rung - 1))
+        return not trial.should_prune()
+
+    def tell(self, params: dict[str, Any], val_loss: float | None, pruned: bool = False) -> None:
         if self.plan.strategy in ("sweep", "grid"):
             return
         from optuna.trial import TrialState
@@ -117,6 +153,8 @@ class Proposer:
         trial = self._asked.pop(id(params))
         if val_loss is None:
             self._study.tell(trial, state=TrialState.FAIL)
+        elif pruned:
+            self._study.tell(trial, state=TrialState.PRUNED)
         else:
             self._study.tell(trial, val_loss)
 
@@ -125,7 +163,7 @@ def _sampler(plan: SearchPlan):
     """The Optuna sampler behind a model-free or model-guided strategy, seeded."""
     import optuna
 
-    if plan.strategy == "random":
+    if plan.strategy in ("random", "halving"):  # halving draws as random does: the same first trials
         return optuna.samplers.RandomSampler(seed=plan.seed)
     if plan.strategy == "genetic":
         return optuna.samplers.NSGAIISampler(population_size=plan.population, seed=plan.seed)
@@ -140,9 +178,12 @@ def trial_params(fixed: TrainParams, proposed: dict[str, Any]) -> TrainParams:
                                          for k, v in proposed.items()})
 
 
-def limit_threads(threads: int) -> None:
-    """Run in each trial worker before TensorFlow loads: trials side by side on a 2-core
-    machine each get their share of the cores instead of all of them (which oversubscribes)."""
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[name] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def thread_limits(workers: int) -> dict[str, str]:
+    """The environment that gives each of ``workers`` trial processes its share of the cores,
+    read by TensorFlow as it loads there: trials side by side on a 2-core machine that each
+    took both cores would only get in each other's way."""
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    return {name: str(threads) for name in THREAD_VARIABLES} | {"TF_CPP_MIN_LOG_LEVEL": "2"}

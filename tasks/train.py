@@ -8,7 +8,9 @@ gives the same bytes, and so the same content hash.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ class TrainResult:
     weights: int  # trainable and other parameters of the network
     hyperparameters: dict[str, Any]  # the effective ones: the entry's defaults under the overrides
     resumed_at: int = 1  # first epoch this attempt ran (> 1 after a resume)
+    stopped_early: bool = False  # EarlyStopping ended it before its epochs (or its stop_at)
 
 
 def _epochs_done(log: Path) -> pd.DataFrame:
@@ -49,11 +52,15 @@ def _epochs_done(log: Path) -> pd.DataFrame:
 
 
 def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
-          hparams: dict[str, Any] | None = None, watch: Watch | None = None) -> TrainResult:
+          hparams: dict[str, Any] | None = None, watch: Watch | None = None, stop_at: int | None = None
+          ) -> TrainResult:
     """Fit ``model`` on train, monitor valid; return the best checkpoint and the history.
 
     ``workdir`` holds a BackupAndRestore backup and a per-epoch log: calling again with the
     same ``workdir`` after a crash resumes at the first unfinished epoch, not from zero.
+    ``stop_at`` pauses the training after that many of its ``epochs`` (a halving rung) and
+    keeps the backup: a later call with a larger ``stop_at`` continues the same training
+    (the learning-rate schedule still spans all ``epochs``).
     """
     import keras
 
@@ -70,13 +77,17 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
         hp = models.hyperparameters(model, hparams)
         if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
             watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
-        workdir.mkdir(parents=True, exist_ok=True)
         before = _epochs_done(workdir / "epochs.csv")
-        best_so_far = float(before[MONITOR[0]].min()) if len(before) else None
-        callbacks, guard = training_callbacks(workdir, watch, best_so_far)
+        if len(before) > (stop_at or epochs):  # left by a longer training: not a state to resume
+            shutil.rmtree(workdir)
+            before = _epochs_done(workdir / "epochs.csv")
+        workdir.mkdir(parents=True, exist_ok=True)
+        pause = stop_at is not None and stop_at < epochs
+        callbacks, guard, stopper = training_callbacks(workdir, watch, before[MONITOR[0]].tolist() if len(before) else [],
+                                              keep_backup=pause)
         start = time.perf_counter()
         net.fit(models.model_inputs(train_part, model), models.model_targets(train_part, model),
-                epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=0,
+                epochs=stop_at if pause else epochs, batch_size=batch_size, callbacks=callbacks, verbose=0,
                 validation_data=(models.model_inputs(valid_part, model), models.model_targets(valid_part, model)))
         seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
@@ -86,48 +97,70 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     history = _epochs_done(workdir / "epochs.csv")
     history["epoch"] = history["epoch"].astype(int) + 1
     return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
-                       resumed_at=len(before) + 1)
+                       resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0)
 
 
 @task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
       retry_condition_fn=no_retry_on(FloatingPointError, ValueError))
-def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
-               ) -> dict[str, ArtifactRef]:
+def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False,
+               budget: int | None = None) -> dict[str, ArtifactRef]:
     """Train on the scaled train/valid rows; store the best model, its history and curve.
 
-    The work folder is named by the stage's cache key, so a retry (or a re-run of a failed
-    flow) resumes from the last finished epoch; it is removed once the outputs are stored.
+    The work folder is named by the training's key (its stage key without ``budget``), so a
+    retry (or a re-run of a failed flow) resumes from the last finished epoch, and a halving
+    rung (``budget`` epochs of the ``params.epochs``) continues the rung before; it is removed
+    once a training has finished (all its epochs, or stopped early) and its outputs are stored.
     """
-    import keras
-
     store = ArtifactStore(artifacts)
+    pause = budget if budget is not None and budget < params.epochs else None
+    training = _training(store, scaled, params)
+    run = dataclasses.replace(training, params={**training.params, "budget": pause}) if pause else training
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         frame = read_frame(scaled.path)  # whole file, no copy; train() takes views of train and valid
-        workdir = store.root / ".train" / run.cache_key
-        if force:
+        workdir = store.root / ".train" / training.cache_key
+        if force and pause is None:
             shutil.rmtree(workdir, ignore_errors=True)
-        board = store.root / "tensorboard" / f"{frame.spec.name}-{params.model}-{run.cache_key[:12]}"
+        board = store.root / "tensorboard" / f"{frame.spec.name}-{params.model}-{training.cache_key[:12]}"
         watch = Watch(patience=params.patience, min_delta=params.min_delta, tensorboard_dir=board,
                       on_epoch=epoch_logger(logger(), params.epochs), crash_at_epoch=injected_crash())
         result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
-                       seed=params.seed, hparams=params.hparams(), watch=watch)
+                       seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause)
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
         curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")
         facts = Training(train_seconds=result.seconds, epochs_run=len(result.history), weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
-                         selected_on=MONITOR[0], tensorboard=str(board),
+                         selected_on=MONITOR[0], tensorboard=str(board), worker=worker(),
+                         stopped_early=result.stopped_early,
                          hyperparameters=result.hyperparameters)
         refs = {
             "model": run.put_file(result.model_path, training=facts),
             "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False), stage="history"),
             "curve": run.put_file(curve, stage="curve"),
         }
-        shutil.rmtree(workdir, ignore_errors=True)
+        if pause is None or result.stopped_early:  # finished: nothing left to continue
+            shutil.rmtree(workdir, ignore_errors=True)
         return refs
 
-    # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result
-    run = StageRun(store, "model", __name__, parents=[scaled],
-                   params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()}, seed=params.seed)
     return reported(run.run(produce, force), run)
+
+
+def _training(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams) -> StageRun:
+    """The training stage's run, keyed without any halving budget: it names the work folder."""
+    import keras
+
+    # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result
+    return StageRun(store, "model", __name__, parents=[scaled], seed=params.seed,
+                    params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()})
+
+
+def discard_paused(scaled: ArtifactRef, params: TrainParams, artifacts: str) -> None:
+    """Remove the backup a paused training left (a halving trial pruned at a rung)."""
+    store = ArtifactStore(artifacts)
+    shutil.rmtree(store.root / ".train" / _training(store, scaled, params).cache_key, ignore_errors=True)
+
+
+def worker() -> str:
+    """Which process trained: host and process id (trials in parallel name their worker)."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,7 +1,9 @@
 """The search flow on a slice of the real housing data: strategies, faults, resume, no test peeking."""
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -73,3 +75,81 @@ def test_the_cli_refuses_a_bad_space_before_anything_starts(tmp_path):
                           "--artifacts", str(tmp_path / "a")], cwd=root, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "depth: the range's low end 4 must be below its high end 1" in run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "a").exists()
+
+
+def test_halving_prunes_at_its_rungs_and_the_kept_trials_continue_their_training(housing_csv, tmp_path):
+    fixed = TrainParams("mlp30", epochs=6, patience=10)
+    plan = SearchPlan("halving", parse_space("learning_rate=loguniform(1e-3,3e-2)"), n_iter=4, min_epochs=2,
+                      reduction_factor=2, seed=5)
+    assert plan.rungs(fixed.epochs) == [2, 4, 6]
+    result = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
+    table = pd.read_parquet(result["artifacts"]["trials"]).set_index("trial")
+    counts = table["status"].value_counts().to_dict()
+    assert counts.get("pruned", 0) >= 1 and counts.get("ok", 0) >= 1 and sum(counts.values()) == 4
+    pruned = table[table["status"] == "pruned"]
+    assert set(pruned["epochs_run"]) <= {2, 4} and (pruned["epochs_run"] == pruned["budget"]).all()
+    assert (table.loc[table["status"] == "ok", "epochs_run"] == 6).all()
+    assert result["epochs"] == table["epochs_run"].sum() < 4 * 6  # pruned trials stopped, kept ones went on
+    best = table.loc[table["status"] == "ok", "val_loss"].idxmin()
+    assert result["best_params"]["learning_rate"] == table.loc[best, "learning_rate"]
+    history = pd.read_parquet(result["artifacts"]["history"])
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5, 6]  # one training, continued rung to rung
+    assert not any((tmp_path / "a" / ".train").iterdir())  # no backup left behind, pruned ones included
+    again = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
+    assert again["artifacts"] == result["artifacts"]  # every rung came from the cache
+
+
+@pytest.mark.parametrize("strategy", ["sklearn-random", "sklearn-halving"])
+def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing_csv, tmp_path, strategy):
+    fixed = TrainParams("mlp30", epochs=4, patience=5)
+    plan = SearchPlan(strategy, parse_space("learning_rate=loguniform(1e-3,1e-2) width=int(4,16)"), n_iter=3,
+                      min_epochs=2, reduction_factor=2)
+    result = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path))
+    table = pd.read_parquet(result["artifacts"]["trials"])
+    chosen = table[table["status"] == "ok"].sort_values(["val_loss", "trial"]).iloc[0]
+    assert result["best_params"] == {"learning_rate": chosen["learning_rate"], "width": chosen["width"]}
+    assert (table["val_loss"] == -table["cv_score"]).all() and (table["val_loss"] > 0).all()
+    if strategy == "sklearn-halving":  # 3 candidates at 2 epochs, the best one or two at 4
+        assert list(table["budget"].unique()) == [2, 4] and "promoted" in set(table["status"])
+    else:
+        assert len(table) == 3 and (table["status"] == "ok").all()
+    from tasks.store import ArtifactStore
+    from tasks.lineage import ArtifactRef
+
+    model = ArtifactStore.record(ArtifactRef("model", result["artifacts"]["model"], ""))
+    assert model.params["width"] == chosen["width"] and model.params["epochs"] == 4  # the usual training
+    assert result["test"]["loss"] > 0
+
+
+@pytest.mark.parametrize("runner", ["process", "dask"])
+def test_trials_run_in_two_worker_processes(housing_csv, tmp_path, runner):
+    from flows.runners import with_runner
+
+    plan = SearchPlan("random", parse_space("learning_rate=loguniform(1e-3,1e-2)"), n_iter=2, seed=1)
+    flow = with_runner(search, workers=2, runner=runner)
+    result = flow(plan=plan, train=TrainParams("mlp30", epochs=2), data=str(housing_csv), target="MedHouseVal",
+                  artifacts=str(tmp_path / runner), workers=2)
+    table = pd.read_parquet(result["artifacts"]["trials"])
+    assert (table["status"] == "ok").all() and table["worker"].nunique() == 2  # side by side, one each
+    assert os.getpid() not in {int(w.split(":")[1]) for w in table["worker"]}
+    alone = search(plan=plan, train=TrainParams("mlp30", epochs=2), data=str(housing_csv), target="MedHouseVal",
+                   artifacts=str(tmp_path / "alone"))
+    assert alone["best_params"] == result["best_params"]
+    assert list(pd.read_parquet(alone["artifacts"]["trials"])["val_loss"]) == pytest.approx(list(table["val_loss"]),
+                                                                                          abs=1e-4)
+
+
+def test_a_search_can_be_served_on_a_schedule(tmp_path):
+    from flows.options import parser, search_plan
+    from flows.serve import deployments
+
+    args = parser().parse_args(["serve", "search", "--interval", "3600", "--strategy", "halving", "--n-iter", "6",
+                                "--space", "width=int(8,64)", "--workers", "2"])
+    plan = search_plan(args)
+    spec = {"flow": "search", "name": "nightly-search", "interval": 3600,
+            "parameters": {"plan": dataclasses.asdict(plan), "train": {"model": "mlp30", "epochs": 20}, "workers": 2}}
+    deployment, = deployments([spec])
+    assert deployment.name == "nightly-search" and deployment.parameters["plan"]["strategy"] == "halving"
+    from flows.search import search as flow
+
+    flow.validate_parameters(deployment.parameters)  # what a scheduled run will be called with

@@ -125,3 +125,44 @@ def test_a_seeded_training_ignores_other_threads_drawing_from_python_random(smal
         stop.set()
         other.join()
     np.testing.assert_allclose(disturbed.history["val_loss"], baseline.history["val_loss"], rtol=1e-6)
+
+
+def test_a_paused_training_continues_to_the_same_result_early_stopping_included(small_housing, tmp_path):
+    args = dict(epochs=30, batch_size=32, seed=4, watch=Watch(patience=3, min_delta=0.01))
+    straight = train(small_housing, "mlp30", tmp_path / "straight", **args)
+    assert straight.stopped_early and len(straight.history) < 30  # the course's min_delta stops it
+    rungs = []
+    for stop in range(2, 31, 2):  # halving's rungs: pause, keep the backup, continue
+        paused = train(small_housing, "mlp30", tmp_path / "paused", stop_at=stop, **args)
+        rungs.append((len(paused.history), paused.resumed_at))
+        if paused.stopped_early:
+            break
+    assert rungs[:2] == [(2, 1), (4, 3)]  # each rung starts where the one before ended
+    assert len(paused.history) == len(straight.history)  # EarlyStopping counted the earlier rungs' epochs
+    np.testing.assert_allclose(paused.history["val_loss"], straight.history["val_loss"], rtol=0, atol=1e-6)
+    assert sha256_file(paused.model_path) == sha256_file(straight.model_path)
+
+
+def test_memory_stays_flat_over_twenty_trials_in_one_process(small_housing, tmp_path):
+    import gc
+
+    from tasks.dataset import to_arrow
+    from tasks.params import TrainParams
+    from tasks.store import ArtifactStore
+    from tasks.train import train_task
+
+    def rss_mib() -> float:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+    scaled = ArtifactStore(tmp_path).put_table(to_arrow(small_housing), "scaled")
+    rss, alive = [], []
+    for trial in range(20):  # as a worker runs a search's trials: a new model each time
+        train_task.fn(scaled, TrainParams("mlp30", epochs=1, width=8 + trial), str(tmp_path))
+        gc.collect()
+        rss.append(rss_mib())
+        alive.append(sum(isinstance(o, keras.Model) for o in gc.get_objects()))
+    assert max(alive) <= 1  # no trial keeps a model (the last one may still be in Keras's session)
+    growth = (rss[-1] - rss[4]) / 15
+    print(f"RSS after trial 5: {rss[4]:.0f} MiB, after 20: {rss[-1]:.0f} MiB ({growth:.2f} MiB a trial)")
+    assert growth < 2.5  # TensorFlow itself keeps ~1 MiB of graph per model fitted (tensorflow#61791)
