@@ -15,11 +15,14 @@ import json
 import os
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Iterator
 
+from flows.console import FilteredStderr, brief_console, error_block
 from flows.embedded import EmbeddedServer
-from flows.options import COURSE, parser, search_plan, train_params
+from flows.options import COURSE, check_options, parser, search_plan, train_params
+from tasks.errors import InputError
 
 
 def _quiet_defaults() -> None:
@@ -116,39 +119,55 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run what the options ask for; the exit code: 0 done, 2 the input or options are at fault
+    (one error block, no traceback unless --debug), 1 anything else (with its traceback)."""
     args = parser().parse_args(argv)
     if getattr(args, "list", False):
         return _list_models()
+    quiet = None if args.debug else FilteredStderr()
+    try:
+        return _main(args)
+    except InputError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(error_block(error), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished stages are kept; run the same command again to go on", file=sys.stderr)
+        return 130
+    except Exception:  # the program's fault: all the detail there is
+        traceback.print_exc()
+        return 1
+    finally:
+        if quiet is not None:
+            quiet.close()
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.flow == "lineage":
         from tasks.store import ArtifactStore
 
-        try:
-            print("\n".join(ArtifactStore(args.artifacts).lineage(args.target)))
-        except (FileNotFoundError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        print("\n".join(ArtifactStore(args.artifacts).lineage(args.target)))
         return 0
-    if args.data and not args.target:
-        parser().error("--data needs --target COLUMN")
+    check_options(args)
     if args.flow == "search" or getattr(args, "flow_name", None) == "search":
-        try:
-            args.plan = search_plan(args)
-        except ValueError as error:  # SpaceError too
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        args.plan = search_plan(args)
     _quiet_defaults()
     if args.flow == "serve":
         return _serve(args)
-    try:
-        in_workers = args.flow == "search" and (args.workers > 1 or args.runner == "dask")
-        with started(keras=not in_workers) as server:
-            summary = _run(args, server)
-    except Exception as error:  # the flow already logged the traceback; say what failed, plainly
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+    if not args.debug:
+        brief_console()
+    in_workers = args.flow == "search" and (args.workers > 1 or args.runner == "dask")
+    with started(keras=not in_workers) as server:
+        summary = _run(args, server)
+    _print(args, summary)
+    return 0
+
+
+def _print(args: argparse.Namespace, summary: dict) -> None:
     if args.json:
         print(json.dumps(summary))
-        return 0
+        return
     if args.flow == "search":
         print(f"best of {summary['trials']}: {summary['best_params']} (val_loss {summary['best_val_loss']:.4f})")
     for model, test in (summary["test"].items() if args.flow == "zoo" else [(args.model or "best", summary["test"])]):
@@ -156,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
     for stage, path in summary["artifacts"].items():
         print(f"  {stage:10s} {path}")
-    return 0
 
 
 def exit_without_teardown(finished: list[int]) -> None:

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from tasks.errors import OptionError
 from tasks.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
 from tasks.search import STRATEGIES
 
@@ -54,6 +55,8 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
                      help="artifact store folder (default: %(default)s)")
     sub.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    sub.add_argument("--debug", action="store_true",
+                     help="show tracebacks and TensorFlow's start-up lines (hidden for a failure the input caused)")
 
 
 def _search_options(sub, serving: bool = False) -> None:
@@ -79,7 +82,8 @@ def _search_options(sub, serving: bool = False) -> None:
                      help="halving: about 1 trial in this many goes on at each rung (default: %(default)s)")
     sub.add_argument("--max-failures", type=int, default=3,
                      help="failed trials in a row that stop the search (default: %(default)s)")
-    sub.add_argument("--workers", type=int, default=1, help="trials in parallel, one process each (default: %(default)s)")
+    sub.add_argument("--workers", type=int, default=1,
+                     help="trials in parallel, one process each (default: %(default)s)")
     sub.add_argument("--runner", choices=RUNNERS, default="process",
                      help="process: trials in this machine's processes; dask: on a Dask cluster, a local one of "
                           "--workers processes unless --address names a scheduler (default: %(default)s)")
@@ -132,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
     sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
                      help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return main
 
 
@@ -151,11 +156,46 @@ def search_plan(args: argparse.Namespace):
     space = (read_space(args.space) if args.space and Path(args.space).is_file() else
              parse_space(args.space) if args.space else default_space(args.strategy, COURSE_SPACE))
     if args.address and args.runner != "dask":
-        raise ValueError("--address names a Dask scheduler: give it with --runner dask")
+        raise OptionError("--address names a Dask scheduler: give it with --runner dask")
     if args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        raise OptionError(f"--workers must be at least 1, got {args.workers}")
     return SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
                       population=args.population, max_failures=args.max_failures, min_epochs=args.min_epochs,
                       reduction_factor=args.reduction_factor)
 
 
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse, before any stage runs, options that cannot work (each named with its value)."""
+    import math
+
+    positive = {"--epochs": getattr(args, "epochs", None), "--batch-size": getattr(args, "batch_size", None),
+                "--depth": getattr(args, "depth", None), "--width": getattr(args, "width", None)}
+    for name, value in positive.items():
+        if value is not None and value < 1:
+            raise OptionError(f"{name} {value}: must be at least 1")
+    rate = getattr(args, "learning_rate", None)
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise OptionError(f"--learning-rate {rate}: must be a positive number, e.g. 0.01")
+    if getattr(args, "patience", None) is not None and args.patience < 0:
+        raise OptionError(f"--patience {args.patience}: must be 0 or more epochs")
+    delta = getattr(args, "min_delta", None)
+    if delta is not None and not (math.isfinite(delta) and delta >= 0):
+        raise OptionError(f"--min-delta {delta}: must be a number of 0 or more, e.g. 0.001")
+    if getattr(args, "data", None) and not getattr(args, "target", None):
+        raise OptionError("--data needs --target COLUMN (the label or value column)")
+    if getattr(args, "data", None) and not Path(args.data).is_file():
+        raise OptionError(f"--data {args.data}: no such file")
+    _check_models(args)
+
+
+def _check_models(args: argparse.Namespace) -> None:
+    from tasks.models import entry
+
+    task = {"classification": "classification", "regression": "regression"}.get(args.flow) \
+        or getattr(args, "task", None) or ("regression" if getattr(args, "flow_name", None) == "search"
+                                            else getattr(args, "flow_name", None))
+    for name in (getattr(args, "model", None) or "").split(","):
+        if name:
+            entry(name, task)  # an unknown model, or one of the other task, is named with the choices

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from flows.options import RUNNERS
+from tasks.errors import OptionError
 from tasks.search import thread_limits
 
 
@@ -25,7 +26,7 @@ def with_runner(flow, workers: int = 1, runner: str = "process", address: str | 
     pool; 1: the flow's own process) or ``dask`` (a local cluster of ``workers`` processes,
     or the scheduler at ``address``)."""
     if runner not in RUNNERS:
-        raise ValueError(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
+        raise OptionError(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
     if runner == "dask":
         from prefect_dask import DaskTaskRunner
 

@@ -22,7 +22,6 @@ from flows.pipeline import prepare, source_for, summary, value
 from tasks.evaluate import evaluate_task
 from tasks.params import TrainParams
 from tasks.search import Proposer, SearchFailed, SearchPlan, trial_params
-from tasks.stage import logger
 from tasks.store import ArtifactRef
 from tasks.train import train_task
 from tasks.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
@@ -84,8 +83,9 @@ def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data:
            target: str | None = None, artifacts: str = "artifacts", force: bool = False,
            workers: int = 1) -> dict[str, Any]:
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
-    warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 else []  # workers start
-    prepared = prepare(source_for(task, data, target), artifacts, force)  # while the data is prepared
+    # trial workers start while the data is prepared (scikit-learn's searches bring their own)
+    warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 and not plan.sklearn else []
+    prepared = prepare(source_for(task, data, target), artifacts, force)
     scaled = prepared["scaled"]
     if plan.sklearn:
         rows, refs = _sklearn_trials(plan, scaled, train, task, artifacts, force, workers), {}

@@ -10,6 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import OptionError
+
 
 def _flows() -> dict[str, Any]:
     from flows.classification import classification
@@ -25,7 +27,7 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
     search: runner and address, where its trials run)."""
     specs = tomllib.loads(Path(path).read_text()).get("deployment", [])
     if not specs:
-        raise ValueError(f"{path}: no [[deployment]] tables")
+        raise OptionError(f"{path}: no [[deployment]] tables")
     return specs
 
 
@@ -34,9 +36,9 @@ def deployments(specs: list[dict[str, Any]]) -> list[Any]:
     for spec in specs:
         name = spec.get("flow")
         if name not in flows:
-            raise ValueError(f"unknown flow {name!r} in a deployment; choose from {sorted(flows)}")
+            raise OptionError(f"unknown flow {name!r} in a deployment; choose from {sorted(flows)}")
         if bool(spec.get("interval")) == bool(spec.get("cron")):
-            raise ValueError(f"deployment of {name!r}: give exactly one of interval (seconds) or cron")
+            raise OptionError(f"deployment of {name!r}: give exactly one of interval (seconds) or cron")
         flow = flows[name]
         if name == "search":  # its trials' runner is the flow's, not a parameter
             from flows.runners import with_runner

@@ -11,6 +11,7 @@ import math
 from functools import lru_cache
 from typing import Any
 
+from tasks.errors import OptionError
 from tasks.params import SCHEDULES
 
 FEATURES = "features"  # the one input of a single-input model
@@ -23,7 +24,7 @@ def _optimizer(name: str, learning_rate: float):
     optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
                   "nadam": keras.optimizers.Nadam, "rmsprop": keras.optimizers.RMSprop}
     if name not in optimizers:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(optimizers)}")
+        raise OptionError(f"unknown optimizer {name!r}; choose from {sorted(optimizers)}")
     return optimizers[name](learning_rate=learning_rate)
 
 
@@ -57,7 +58,7 @@ def schedule_of(hp: dict[str, Any]) -> str:
     """The learning-rate schedule by name: "constant" (the course) unless set; an unknown one fails."""
     schedule = hp.get("schedule") or "constant"
     if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose from {list(SCHEDULES)}")
+        raise OptionError(f"unknown schedule {schedule!r}; choose from {list(SCHEDULES)}")
     return schedule
 
 

@@ -49,9 +49,24 @@ class Check:
     index_name: str
 
 
+class Failure(NamedTuple):
+    """One failed expectation, as data: which check and expectation, on which column, and the
+    index labels (feature, row, split...) and values that broke it (the first few)."""
+
+    check: str
+    expectation: str  # Great Expectations' name, e.g. expect_column_values_to_be_between
+    column: str
+    kwargs: dict[str, Any]
+    count: int  # rows of the check's frame that broke it (0 for a table-level expectation)
+    index: list[Any]
+    values: list[Any]
+    observed: Any  # a table-level expectation's observed value
+    line: str  # the technical one-line description (GE's terms), for the report and the log
+
+
 class Outcome(NamedTuple):
     rows: list[dict[str, Any]]  # one per expectation: frame, expectation, column, success, unexpected
-    failures: list[str]  # one readable line per failed expectation
+    failures: list[Failure]
 
 
 # ---- in this process -------------------------------------------------------------------
@@ -59,7 +74,12 @@ class Outcome(NamedTuple):
 def _gx():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from tqdm import tqdm
 
+    # GE builds a tqdm bar even when bars are off, and tqdm's default lock is a multiprocessing
+    # RLock: a semaphore that a process leaving with os._exit never frees ("resource_tracker:
+    # 1 leaked semaphore objects" at the end of every run). A thread lock is all this needs.
+    tqdm.set_lock(threading.RLock())
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return gx, context.data_sources.add_pandas("pipeline")
@@ -96,8 +116,18 @@ def run_suites_here(point: str, checks: list[Check]) -> Outcome:
                          "success": bool(item.success),
                          "unexpected": int((item.result or {}).get("unexpected_count") or 0)})
             if not item.success:
-                failures.append(_describe(check, item))
+                failures.append(_failure(check, item))
     return Outcome(rows, failures)
+
+
+def _failure(check: Check, result) -> Failure:
+    config, detail = result.expectation_config, result.result or {}
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    index = [i.get(check.frame.index.name, i) if isinstance(i, dict) else i  # a named index
+             for i in (detail.get("partial_unexpected_index_list") or [])]
+    return Failure(check.name, config.type, str(kwargs.get("column") or kwargs.get("column_A") or ""), kwargs,
+                   int(detail.get("unexpected_count") or 0), index, list(detail.get("partial_unexpected_list") or []),
+                   detail.get("observed_value"), _describe(check, result))
 
 
 def _describe(check: Check, result) -> str:
@@ -109,7 +139,7 @@ def _describe(check: Check, result) -> str:
     detail = result.result or {}
     if detail.get("partial_unexpected_list") is not None:
         values = detail["partial_unexpected_list"][:5]
-        index = [i.get(check.frame.index.name, i) if isinstance(i, dict) else i  # a named index
+        index = [i.get(check.frame.index.name, i) if isinstance(i, dict) else i
                  for i in (detail.get("partial_unexpected_index_list") or [])[:5]]
         examples = ", ".join(f"{check.index_name} {i}: {_plain(v)}" for i, v in zip(index, values)) \
             if index else ", ".join(map(_plain, values))

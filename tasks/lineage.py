@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import InputError
+
 SCHEMA = 2  # 1: free "summary" dicts (before 2026-11-28)
 
 
-class LineageError(ValueError):
+class LineageError(InputError, ValueError):
     """A sidecar is missing, unreadable or of another schema."""
 
 

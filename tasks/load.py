@@ -20,14 +20,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import lineage
-from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitRule, to_arrow
+from tasks.dataset import DatasetSpec, Frame, SplitRule, to_arrow
+from tasks.errors import DataError, InputError, OptionError
 from tasks.stage import StageRun, no_retry_on, reported
 from tasks.store import ArtifactRef, ArtifactStore, sha256_file
+from tasks.table import load_table
 
 MIRROR_ENV = "DATA_MIRROR"
 
 
-class RawDataError(RuntimeError):
+class RawDataError(InputError, RuntimeError):
     """A raw file is missing everywhere, or is present with the wrong checksum."""
 
 
@@ -190,46 +192,6 @@ def load_california_housing() -> tuple[Frame, list[str]]:
 BUILTIN = {"fashion-mnist": load_fashion_mnist, "california-housing": load_california_housing}
 
 
-# ---- a user's own table -------------------------------------------------------------
-def load_table(path: str | os.PathLike, target: str, task: str) -> tuple[Frame, list[str]]:
-    """A CSV or Parquet table: ``target`` is the label/value column, the rest are features.
-
-    A column named ``split`` (values train/valid/test) is kept as the table's own split.
-    """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--data {path}: no such file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".txt"):
-        df = pd.read_csv(path)
-    else:
-        raise ValueError(f"--data {path}: expected a .csv or .parquet file")
-    if target not in df.columns:
-        raise ValueError(f"--target {target!r} is not a column of {path.name}; columns: {list(df.columns)}")
-    split = None
-    if "split" in df.columns:
-        split = df.pop("split").astype(str).to_numpy(dtype=object)
-        unknown = sorted(set(split) - set(SPLITS))
-        if unknown:
-            raise ValueError(f"{path.name}: column 'split' holds {unknown}; allowed: {list(SPLITS)}")
-    features = [c for c in df.columns if c != target]
-    if not features:
-        raise ValueError(f"{path.name}: no feature columns besides the target {target!r}")
-    bad = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        example = df[bad[0]].dropna().iloc[0] if df[bad[0]].notna().any() else None
-        raise ValueError(f"{path.name}: feature column(s) {bad} are not numeric "
-                         f"(e.g. {bad[0]}={example!r}); encode them as numbers first")
-    spec = DatasetSpec(name=path.stem, task=task, target=target, features=tuple(map(str, features)),
-                       split=SplitRule("given" if split is not None else "random"))
-    X = df[features].to_numpy(dtype=np.float64)
-    return Frame(spec, X, df[target].to_numpy(), np.arange(len(df), dtype=np.int64), split), \
-        [f"{path.name}:{sha256_file(path)}"]
-
-
 # ---- the Prefect task ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Source:
@@ -243,10 +205,10 @@ class Source:
     def read(self) -> tuple[Frame, list[str]]:
         if self.path is not None:
             if not self.target:
-                raise ValueError("--data needs --target COLUMN (the label or value column)")
+                raise DataError("--data needs --target COLUMN (the label or value column)")
             return load_table(self.path, self.target, self.task)
         if self.dataset not in BUILTIN:
-            raise ValueError(f"unknown dataset {self.dataset!r}; built in: {sorted(BUILTIN)}")
+            raise OptionError(f"unknown dataset {self.dataset!r}; built in: {sorted(BUILTIN)}")
         return BUILTIN[self.dataset]()
 
     def identity(self) -> list[str]:
@@ -258,7 +220,7 @@ class Source:
 
 
 @task(name="load", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE,
-      retry_condition_fn=no_retry_on(RawDataError, ValueError, FileNotFoundError))
+      retry_condition_fn=no_retry_on(InputError, ValueError, FileNotFoundError))
 def load_task(source: Source, artifacts: str, force: bool = False) -> ArtifactRef:
     """Read the raw files (checksums verified) into the raw Parquet artifact."""
     run = StageRun(ArtifactStore(artifacts), "raw", __name__, parents=source.identity(),

@@ -26,6 +26,7 @@ from tasks.architectures import (
     schedule_of,
 )
 from tasks.dataset import Frame
+from tasks.errors import DataError, OptionError
 
 __all__ = ["MODELS", "ModelEntry", "build", "custom_objects", "entry", "hyperparameters", "input_shapes",
            "learning_rate_at", "model_inputs", "model_targets", "n_outputs", "schedule_of"]
@@ -100,11 +101,11 @@ MODELS: dict[str, ModelEntry] = {
 
 def entry(name: str, task: str | None = None) -> ModelEntry:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
+        raise OptionError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
     found = MODELS[name]
     if task is not None and found.task != task:
         choices = sorted(n for n, e in MODELS.items() if e.task == task)
-        raise ValueError(f"model {name!r} is a {found.task} model; for {task} use one of {choices}")
+        raise OptionError(f"model {name!r} is a {found.task} model; for {task} use one of {choices}")
     return found
 
 
@@ -126,7 +127,7 @@ def input_shapes(name: str, feature_names: tuple[str, ...], feature_shape: tuple
         return {FEATURES: feature_shape}
     missing = sorted({c for cols in declared.values() for c in cols} - set(feature_names))
     if missing:
-        raise ValueError(f"model {name!r} needs feature columns {missing}, which the data lacks")
+        raise DataError(f"model {name!r} needs feature columns {missing}, which the data lacks")
     return {key: (len(cols),) for key, cols in declared.items()}
 
 

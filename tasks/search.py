@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.errors import InputError, OptionError
 from tasks.params import TrainParams
 from tasks.space import COURSE_SWEEP, Space
 
@@ -39,7 +40,7 @@ SKLEARN_STRATEGIES = ("sklearn-random", "sklearn-grid", "sklearn-halving")  # sc
 STRATEGIES = TRIAL_STRATEGIES + SKLEARN_STRATEGIES
 
 
-class SearchFailed(RuntimeError):
+class SearchFailed(InputError, RuntimeError):
     """Too many trials in a row failed: the space or the fixed settings are wrong."""
 
 
@@ -59,13 +60,13 @@ class SearchPlan:
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+            raise OptionError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
         if self.n_iter < 1 or self.population < 2 or self.max_failures < 1:
-            raise ValueError("--n-iter and --max-failures must be at least 1, the population at least 2")
+            raise OptionError("--n-iter and --max-failures must be at least 1, the population at least 2")
         if self.reduction_factor < 2 or (self.min_epochs is not None and self.min_epochs < 1):
-            raise ValueError("--reduction-factor must be at least 2 and --min-epochs at least 1")
+            raise OptionError("--reduction-factor must be at least 2 and --min-epochs at least 1")
         if self.strategy == "sweep" and len(self.space) != 1:
-            raise ValueError(f"a sweep varies one parameter; the space has {[d.name for d in self.space]}")
+            raise OptionError(f"a sweep varies one parameter; the space has {[d.name for d in self.space]}")
 
     @property
     def grid(self) -> dict[str, list[Any]]:

@@ -110,14 +110,17 @@ def cross_validate(scaled: Frame, search) -> dict[str, Any]:
     return search.cv_results_
 
 
-def trial_rows(results: dict[str, Any], space: Space, halving: bool) -> list[dict[str, Any]]:
-    """One row per candidate (per rung for halving), in the shape of the search's trial table."""
+def trial_rows(results: dict[str, Any], space: Space, halving: bool, task: str) -> list[dict[str, Any]]:
+    """One row per candidate (per rung for halving), in the shape of the search's trial table.
+    ``val_loss`` is what the choice minimises: the folds' mean MSE (minus the score), or for
+    a classifier its error rate (1 - accuracy); ``epochs_run`` counts all folds' epochs."""
     rows = []
     for i, params in enumerate(results["params"]):
         mean = float(results["mean_test_score"][i])  # the scorer named "score" (or the only one)
+        epochs = results["n_resources"][i] if halving else results["mean_test_epochs"][i]
         row = {"trial": i + 1, **{d.name: _plain(params[d.name]) for d in space},
-               "val_loss": -mean, "cv_score": mean, "epochs_run":
-                   int(results["n_resources"][i]) * FOLDS if halving else int(round(results["mean_test_epochs"][i] * FOLDS)),
+               "val_loss": -mean if task == "regression" else 1 - mean, "cv_score": mean,
+               "epochs_run": int(round(epochs * FOLDS)),
                "seconds": round(float(results["mean_fit_time"][i]) * FOLDS, 2),
                "status": "ok" if np.isfinite(mean) else "diverged",
                "reason": "" if np.isfinite(mean) else "a fold's training diverged (NaN score)", "model": ""}
@@ -169,5 +172,5 @@ def sklearn_search_task(scaled: ArtifactRef, strategy: str, space: Space, fixed:
     run = StageRun(ArtifactStore(artifacts), "cv-results", __name__, parents=[scaled], params=params,
                    seed=fixed.seed)
     ref = run.run(produce, force)["cv_results"]
-    rows = trial_rows(_results(read_parquet(ref.path), space), space, strategy == "sklearn-halving")
+    rows = trial_rows(_results(read_parquet(ref.path), space), space, strategy == "sklearn-halving", task)
     return reported(rows, run)

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import OptionError
+
 # what a trial may vary, and the type its values take (the rest of TrainParams stays fixed)
 SEARCHABLE: dict[str, type] = {"learning_rate": float, "depth": int, "width": int, "optimizer": str,
                                "activation": str, "initializer": str, "batch_size": int, "schedule": str}
 KINDS = ("loguniform", "uniform", "int", "choice")
 
 
-class SpaceError(ValueError):
+class SpaceError(OptionError):
     """A search space that cannot be searched: says which parameter and why."""
 
 

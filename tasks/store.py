@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.dataset import remember, write_settings
+from tasks.errors import InputError, OptionError
 from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
@@ -34,7 +35,7 @@ LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-
 _CHUNK = 1 << 20
 
 
-class ArtifactConflict(RuntimeError):
+class ArtifactConflict(InputError, RuntimeError):
     """An artifact path already holds different bytes: the store refuses to overwrite."""
 
 
@@ -183,9 +184,10 @@ class ArtifactStore:
             return Path(target).with_suffix(".json")
         matches = sorted(m for m in self.root.glob(f"*/{target}*.json") if not m.parent.name.startswith(("_", ".")))
         if not matches:
-            raise FileNotFoundError(f"no artifact {target!r} under {self.root}/")
+            raise OptionError(f"no artifact {target!r} under {self.root}/: give an artifact's path or a prefix "
+                              "of its sha256 (the name of its file)")
         if len(matches) > 1:
-            raise ValueError(f"{target!r} matches {len(matches)} artifacts; give more of the hash")
+            raise OptionError(f"{target!r} matches {len(matches)} artifacts; give more of the hash")
         return matches[0]
 
     def lineage(self, target: str) -> list[str]:

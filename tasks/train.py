@@ -24,12 +24,17 @@ from prefect.cache_policies import NO_CACHE
 from tasks import model_files, models
 from tasks.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
 from tasks.dataset import Frame, read_frame
+from tasks.errors import InputError
 from tasks.keras_compat import seeded
 from tasks.lineage import Training
 from tasks.params import TrainParams
 from tasks.plots import plot_history
 from tasks.stage import StageRun, logger, no_retry_on, reported
 from tasks.store import ArtifactRef, ArtifactStore
+
+
+class TrainingDiverged(InputError, FloatingPointError):
+    """The loss became NaN or infinite: the options (a learning rate too high) must change."""
 
 
 @dataclass
@@ -83,8 +88,8 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
             before = _epochs_done(workdir / "epochs.csv")
         workdir.mkdir(parents=True, exist_ok=True)
         pause = stop_at is not None and stop_at < epochs
-        callbacks, guard, stopper = training_callbacks(workdir, watch, before[MONITOR[0]].tolist() if len(before) else [],
-                                              keep_backup=pause)
+        earlier = before[MONITOR[0]].tolist() if len(before) else []
+        callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
         start = time.perf_counter()
         net.fit(models.model_inputs(train_part, model), models.model_targets(train_part, model),
                 epochs=stop_at if pause else epochs, batch_size=batch_size, callbacks=callbacks, verbose=0,
@@ -92,8 +97,8 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
         seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
     if guard.diverged or not checkpoint.exists():
-        raise FloatingPointError(f"{model}: the training loss became NaN or infinite (training diverged); "
-                                 f"lower --learning-rate")
+        raise TrainingDiverged(f"{model}: the training loss became NaN or infinite (training diverged); "
+                               f"lower --learning-rate")
     history = _epochs_done(workdir / "epochs.csv")
     history["epoch"] = history["epoch"].astype(int) + 1
     return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
@@ -101,7 +106,7 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
 
 
 @task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
-      retry_condition_fn=no_retry_on(FloatingPointError, ValueError))
+      retry_condition_fn=no_retry_on(InputError, ValueError))  # what fails again if retried
 def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False,
                budget: int | None = None) -> dict[str, ArtifactRef]:
     """Train on the scaled train/valid rows; store the best model, its history and curve.

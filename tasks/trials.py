@@ -77,7 +77,8 @@ def plot_search(table: pd.DataFrame, curves: dict[int, pd.Series], path: Path, t
     trend.legend()
     if "learning_rate" in ok and len(ok):
         colour = ok["depth"] if "depth" in ok else None
-        dots = by_rate.scatter(ok["learning_rate"], ok["val_loss"], c=colour, **({"cmap": "viridis"} if colour is not None else {}))
+        shade = {"c": colour, "cmap": "viridis"} if colour is not None else {}
+        dots = by_rate.scatter(ok["learning_rate"], ok["val_loss"], **shade)
         if colour is not None:
             fig.colorbar(dots, ax=by_rate, label="depth")
         by_rate.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="validation loss",
@@ -92,7 +93,9 @@ def plot_search(table: pd.DataFrame, curves: dict[int, pd.Series], path: Path, t
     for ax in (trend, by_rate, lines):
         ax.grid(True, alpha=0.4)
     fig.suptitle(title)
-    fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
     return path
 
 

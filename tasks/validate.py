@@ -20,7 +20,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
-from tasks.gx import Check, expect, run_suites
+from tasks.errors import InputError
+from tasks.findings import finding
+from tasks.gx import Check, Failure, expect, run_suites
 from tasks.scale import column_moments, feature_names
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
@@ -30,13 +32,16 @@ MEAN_TOLERANCE = 1e-3
 STD_TOLERANCE = 1e-2
 
 
-class ValidationFailed(RuntimeError):
-    """Data broke an expectation; the message lists each failed check with examples."""
+class ValidationFailed(InputError, RuntimeError):
+    """Data broke an expectation. The message says each finding in plain words (column, rows,
+    values); ``failures`` keep Great Expectations' terms, as the validation report does."""
 
-    def __init__(self, point: str, dataset: str, failures: list[str]):
-        self.point, self.dataset, self.failures = point, dataset, failures
-        lines = "\n".join(f"  - {f}" for f in failures)
-        super().__init__(f"{point} validation failed for {dataset} ({len(failures)} check(s)):\n{lines}")
+    def __init__(self, point: str, dataset: str, failures: list[Failure], findings: list[str],
+                 report: "Report"):
+        self.point, self.dataset, self.failures, self.report = point, dataset, failures, report
+        lines = "\n".join(f"  - {f}" for f in findings)
+        super().__init__(f"{dataset}: the data failed {point} validation ({len(failures)} check"
+                         f"{'s' if len(failures) != 1 else ''}):\n{lines}")
 
 
 @dataclass
@@ -52,12 +57,14 @@ class Report:
                                                      "success": True, "unexpected": 0}])
 
 
-def run_checks(point: str, spec: DatasetSpec, checks: list[Check]) -> Report:
-    """Run every check; raise ValidationFailed listing all failures, else return a report."""
+def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check]) -> Report:
+    """Run every check; raise ValidationFailed naming every finding, else return a report."""
     outcome, seconds = run_suites(point, checks)
+    report = Report(point, data.spec.name, outcome.rows, seconds)
     if outcome.failures:
-        raise ValidationFailed(point, spec.name, outcome.failures)
-    return Report(point, spec.name, outcome.rows, seconds)
+        findings = [line for failure in outcome.failures for line in finding(failure, data)]
+        raise ValidationFailed(point, data.spec.name, outcome.failures, findings, report)
+    return report
 
 
 # ---- the frames ------------------------------------------------------------------------
@@ -78,9 +85,12 @@ def feature_profile(frame: Frame) -> pd.DataFrame:
     upper = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[1] for n in spec.features]
     if spec.is_image:  # one range for all pixels
         lower, upper = lower * X.shape[1], upper * X.shape[1]
+    # a table's feature with one value in every row (not an image's pixel: a border pixel may be)
+    constant = (lo == hi) & (len(X) > 1) & (not spec.is_image)
     return pd.DataFrame({"kind": X.dtype.kind, "nulls": nan, "nonfinite": nonfinite,
                          "min": lo.astype(float), "max": hi.astype(float),
-                         "lower": np.asarray(lower, float), "upper": np.asarray(upper, float)},
+                         "lower": np.asarray(lower, float), "upper": np.asarray(upper, float),
+                         "constant": constant},
                         index=pd.Index(names, name="feature"))
 
 
@@ -113,6 +123,7 @@ def raw_checks(frame: Frame) -> list[Check]:
         expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0),
         expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="min", column_B="lower", or_equal=True),
         expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="upper", column_B="max", or_equal=True),
+        expect("ExpectColumnValuesToBeInSet", column="constant", value_set=[False]),
     ]
     return [Check("target", target, on_target, "row"),
             Check("features", feature_profile(frame), on_features, "feature")]
@@ -170,15 +181,15 @@ def scaled_checks(scaled: Frame) -> list[Check]:
 
 
 def validate_raw(frame: Frame) -> Report:
-    return run_checks("raw", frame.spec, raw_checks(frame))
+    return run_checks("raw", frame, raw_checks(frame))
 
 
 def validate_split(index: SplitIndex, raw_rows: int) -> Report:
-    return run_checks("split", index.spec, split_checks(index, raw_rows))
+    return run_checks("split", index, split_checks(index, raw_rows))
 
 
 def validate_scaled(scaled: Frame) -> Report:
-    return run_checks("scaled", scaled.spec, scaled_checks(scaled))
+    return run_checks("scaled", scaled, scaled_checks(scaled))
 
 
 # ---- the Prefect tasks -----------------------------------------------------------------
@@ -186,7 +197,12 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
                check: Callable[[], Report], force: bool) -> ArtifactRef:
     """Run a validation point once per input; write its report; pass the input on."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        report = check()
+        try:
+            report = check()
+        except ValidationFailed as failed:  # the report keeps Great Expectations' result; nothing is cached
+            run.put_table(failed.report.table(), validation_seconds=failed.report.seconds)
+            logger().error("validation %s failed:\n%s", point, "\n".join(f"  - {f.line}" for f in failed.failures))
+            raise
         logger().info("validation %s: %d expectations passed in %.2f s",
                       point, len(report.checks), report.seconds)
         return {"report": run.put_table(report.table(), validation_seconds=report.seconds)}

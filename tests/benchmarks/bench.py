@@ -91,6 +91,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--no-server", action="store_true", help="skip the runs against a running server")
+    parser.add_argument("--search-trials", type=int, default=16,
+                        help="row f: trials of the search on 2 workers against 1 (0 skips it)")
     args = parser.parse_args()
     if not os.environ.get("DATA_MIRROR"):
         shared = ROOT.parent / "shared" / "datasets"
@@ -144,7 +146,13 @@ def main() -> int:
                  f"{statistics.median([r[3] for r in flow]):.0f}", "", ""))
     rows.append(("  peak RSS script / flow, MiB: main process", f"{statistics.median([r[1] for r in script]):.0f} / "
                  f"{statistics.median([r[1] for r in flow]):.0f}", "", ""))
-    rows.append(("f. 4 trials, 2 workers vs 1", "n/a: search not built yet", ">= 1.6", ""))
+    if args.search_trials:
+        from search_workers import measure
+
+        f = measure(args.search_trials, 30, work / "search")
+        rows.append((f"f. {args.search_trials} search trials (30 epochs), 2 workers vs 1, incl. start-up",
+                     f"{f['speedup']:.2f} ({f[1]['seconds']:.0f} / {f[2]['seconds']:.0f} s)", ">= 1.6",
+                     _met(f["speedup"] >= 1.6)))
     print(f"\nMachine: {platform.node()} — {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{args.reps} reps, {args.epochs} epochs; median (min..max)\n")
     print("| measure | value | target | met |\n|---|---|---|---|")

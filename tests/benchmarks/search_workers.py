@@ -18,6 +18,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import run  # noqa: E402
 
 
+def measure(trials: int, epochs: int, work: Path) -> dict:
+    """Wall seconds, peak RSS of all processes and the JSON summary, for 1 and 2 workers."""
+    measured = {}
+    for workers in (1, 2):
+        command = [sys.executable, "-m", "flows", "search", "--strategy", "random", "--n-iter", str(trials),
+                   "--epochs", str(epochs), "--patience", str(epochs + 1), "--workers", str(workers),
+                   "--json", "--artifacts", str(work / f"{trials}-{workers}")]
+        seconds, _, summary, peak = run(command)
+        measured[workers] = {"seconds": seconds, "peak": peak, "summary": summary}
+        print(f"{trials} trials, {workers} worker(s): {seconds:.1f} s, peak {peak:.0f} MiB, "
+              f"epochs {summary['epochs']}, best {summary['best_params']}", flush=True)
+    measured["speedup"] = measured[1]["seconds"] / measured[2]["seconds"]
+    return measured
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[4, 16])
@@ -29,18 +44,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="keras-flows-search-bench-"))
     rows = []
     for trials in args.trials:
-        measured = {}
-        for workers in (1, 2):
-            command = [sys.executable, "-m", "flows", "search", "--strategy", "random", "--n-iter", str(trials),
-                       "--epochs", str(args.epochs), "--patience", str(args.epochs + 1), "--workers", str(workers),
-                       "--json", "--artifacts", str(work / f"{trials}-{workers}")]
-            seconds, _, summary, peak = run(command)
-            measured[workers] = (seconds, peak, summary)
-            print(f"{trials} trials, {workers} worker(s): {seconds:.1f} s, peak {peak:.0f} MiB, "
-                  f"epochs {summary['epochs']}, best {summary['best_params']}", flush=True)
-        one, two = measured[1], measured[2]
-        rows.append(f"| {trials} | {one[0]:.1f} | {two[0]:.1f} | **{one[0] / two[0]:.2f}** | "
-                    f"{one[1]:.0f} / {two[1]:.0f} | {one[2]['best_params'] == two[2]['best_params']} |")
+        m = measure(trials, args.epochs, work)
+        rows.append(f"| {trials} | {m[1]['seconds']:.1f} | {m[2]['seconds']:.1f} | **{m['speedup']:.2f}** | "
+                    f"{m[1]['peak']:.0f} / {m[2]['peak']:.0f} | "
+                    f"{m[1]['summary']['best_params'] == m[2]['summary']['best_params']} |")
     print(f"\n{args.epochs} epochs a trial, no early stopping; 2-core machine\n")
     print("| trials | 1 worker, s | 2 workers, s | speed-up | peak RSS, MiB (1 / 2 workers, all processes) "
           "| same best |\n|---|---|---|---|---|---|")

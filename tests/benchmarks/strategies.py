@@ -4,8 +4,8 @@
         [--space SPACE] [--epochs 100] [--patience 10] [--min-delta 0] [--artifacts DIR]
 
 Each strategy runs ``python -m flows search`` with the same fixed training settings and
-trial budget (sweep: the course's six learning rates; grid: 2 points per parameter), in one
-artifact folder (the data is prepared once; a trial two strategies share is trained once).
+trial budget (sweep: the course's six learning rates; grid: 2 points per parameter), each in
+a fresh artifact folder of its own, so that every trial trains and the wall times compare.
 Prints one markdown row per strategy: best validation MSE, its test MSE, trials, total
 epochs, wall time and the best parameters.
 """
@@ -40,7 +40,7 @@ def main() -> int:
         os.environ["DATA_MIRROR"] = str(shared)
     artifacts = args.artifacts or tempfile.mkdtemp(prefix="keras-flows-strategies-")
     fixed = ["--epochs", str(args.epochs), "--patience", str(args.patience), "--min-delta", str(args.min_delta),
-             "--workers", str(args.workers), "--artifacts", artifacts, "--json", *args.extra.split()]
+             "--workers", str(args.workers), "--json", *args.extra.split()]
     rows = []
     for strategy in args.strategies:
         budget = [] if strategy == "sweep" else ["--n-iter", str(args.n_iter)]
@@ -48,7 +48,7 @@ def main() -> int:
             budget = ["--grid-points", "2"]
         space = ["--space", args.space] if args.space and strategy != "sweep" else []
         seconds, _, out, _ = run([sys.executable, "-m", "flows", "search", "--strategy", strategy, *budget, *space,
-                                  *fixed])
+                                  *fixed, "--artifacts", str(Path(artifacts) / strategy)])
         trials = sum(out["trials"].values())
         row = (f"| {strategy} | {out['best_val_loss']:.4f} | {out['test']['loss']:.4f} | {trials} "
                f"({', '.join(f'{k} {v}' for k, v in out['trials'].items())}) | {out['epochs']} | {seconds / 60:.1f} | "

@@ -13,6 +13,7 @@ import pytest
 
 from flows.classification import classification
 from flows.regression import regression
+from tasks.errors import DataError
 from tasks.load import RawDataError
 from tasks.params import TrainParams
 from tasks.validate import ValidationFailed
@@ -89,20 +90,25 @@ def test_a_nan_in_a_user_table_stops_at_raw_validation(housing_csv, tmp_path):
     df.loc[10, "AveOccup"] = np.nan
     df.to_csv(housing_csv, index=False)
     artifacts = tmp_path / "artifacts"
-    with pytest.raises(ValidationFailed, match=r"(?s)raw validation failed .* feature AveOccup: 1"):
-        regression(train=TrainParams("mlp30", epochs=1), data=str(housing_csv), target="MedHouseVal", artifacts=str(artifacts))
-    assert _stages(artifacts) == {"raw"}  # the raw artifact is the step's input; nothing after it
+    with pytest.raises(ValidationFailed, match=r"AveOccup has 1 missing value at row 11; fill or drop them"):
+        regression(train=TrainParams("mlp30", epochs=1), data=str(housing_csv), target="MedHouseVal",
+                   artifacts=str(artifacts))
+    assert _stages(artifacts) == {"raw", "validation-raw"}  # the step's input and its report; nothing after
+    report, = (artifacts / "validation-raw").glob("*.parquet")  # Great Expectations' result, in its terms
+    failed = pd.read_parquet(report).query("not success")
+    assert list(failed["column"]) == ["nulls"] and list(failed["expectation"]) == ["expect_column_values_to_be_between"]
+    assert not (artifacts / "_cache" / "validation-raw").exists()  # a failed check is never reused
 
 
-def test_a_non_integer_label_stops_classification_at_raw_validation(fashion_table, tmp_path):
+def test_a_non_integer_label_stops_classification_at_load(fashion_table, tmp_path):
     df = pd.read_parquet(fashion_table)
     df["label"] = df["label"].astype(float)
     df.loc[3, "label"] = 2.5
     df.to_parquet(fashion_table)
     artifacts = tmp_path / "artifacts"
-    with pytest.raises(ValidationFailed, match=r"column 'label' .* row 3: 2.5"):
+    with pytest.raises(DataError, match=r"the label column 'label' holds non-whole values 2.5 at row 4"):
         classification(train=TrainParams("mlp", epochs=1), data=str(fashion_table), target="label", artifacts=str(artifacts))
-    assert _stages(artifacts) == {"raw"}
+    assert _stages(artifacts) == set()
 
 
 def test_cli_help_and_json_summary(housing_csv, tmp_path):
@@ -126,4 +132,4 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     fit = _sidecar(summary["artifacts"]["model"])["params"]  # the course's EarlyStopping, in lineage
     assert (fit["epochs"], fit["patience"], fit["min_delta"]) == (1, 5, 0.01)
     bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y", "--artifacts", str(tmp_path / "b"))
-    assert bad.returncode == 1 and "no such file" in bad.stderr
+    assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr

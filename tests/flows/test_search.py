@@ -113,8 +113,8 @@ def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing
         assert list(table["budget"].unique()) == [2, 4] and "promoted" in set(table["status"])
     else:
         assert len(table) == 3 and (table["status"] == "ok").all()
-    from tasks.store import ArtifactStore
     from tasks.lineage import ArtifactRef
+    from tasks.store import ArtifactStore
 
     model = ArtifactStore.record(ArtifactRef("model", result["artifacts"]["model"], ""))
     assert model.params["width"] == chosen["width"] and model.params["epochs"] == 4  # the usual training
@@ -153,3 +153,37 @@ def test_a_search_can_be_served_on_a_schedule(tmp_path):
     from flows.search import search as flow
 
     flow.validate_parameters(deployment.parameters)  # what a scheduled run will be called with
+
+
+def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(housing_csv, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tasks.lineage import Lineage
+
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "flows", "search", "--n-iter", "3", "--epochs", "3", "--space",
+               "learning_rate=loguniform(1e-3,1e-2)", "--data", str(housing_csv), "--target", "MedHouseVal",
+               "--artifacts", str(tmp_path / "a"), "--json"]
+    first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    for line in first.stdout:  # SIGKILL once the first trial is done, as a crash would
+        if "trial 1/3" in line:
+            first.send_signal(signal.SIGKILL)
+            break
+    first.wait(timeout=60)
+    models = tmp_path / "a" / "model"
+    done = {p: Lineage.read(p).flow_run_id for p in models.glob("*.json")}
+    assert len(done) == 1, "exactly the first trial had finished"
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(root)})
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["trials"] == {"ok": 3}
+    for sidecar, run_id in done.items():  # the finished trial was reused, not trained again
+        record = Lineage.read(sidecar)
+        assert record.flow_run_id == run_id != summary["run_id"] and not record.also_produced_by
+    assert len(list(models.glob("*.json"))) == 3

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from tasks import load
+from tasks.errors import DataError
 from tasks.load import RawDataError, load_california_housing, load_fashion_mnist, load_table, parse_idx
 
 
@@ -74,11 +75,12 @@ def test_no_source_gives_one_error_naming_files_and_variable(tmp_path, monkeypat
 def test_user_table_errors_name_the_problem(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"a": [1, 2], "color": ["red", "blue"], "y": [0, 1]}).to_csv(path, index=False)
-    with pytest.raises(ValueError, match="--target 'label' is not a column"):
+    with pytest.raises(DataError, match=r"t.csv: no column 'label' \(the --target\); its columns are 'a', 'color'"):
         load_table(path, "label", "classification")
-    with pytest.raises(ValueError, match=r"\['color'\] are not numeric \(e.g. color='red'\)"):
+    with pytest.raises(DataError, match=r"feature column 'color' holds text where numbers are expected: 'red', 'blue' "
+                                        r"at rows 1, 2"):
         load_table(path, "y", "classification")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="no such file"):
         load_table(tmp_path / "nope.csv", "y", "classification")
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from tasks import gx
 from tasks.dataset import Frame
+from tasks.errors import DataError
 from tasks.load import load_table
 from tasks.scale import scale
 from tasks.split import split
@@ -37,24 +38,26 @@ def test_a_pixel_out_of_range_names_the_pixel_and_value(fashion):
     bad.X[7, 300] = 256
     with pytest.raises(ValidationFailed) as error:
         validate_raw(bad)
-    assert "column 'upper', 'max'" in str(error.value) and "feature image[300]: (255.0, 256.0)" in str(error.value)
+    assert str(error.value).splitlines()[1] == "  - pixel 300 of image is above its known range [0, 255] at row 8: 256"
+    failure, = error.value.failures  # Great Expectations' own terms stay with the error and in the report
+    assert failure.expectation == "expect_column_pair_values_a_to_be_greater_than_b" and failure.index == ["image[300]"]
 
 
 def test_a_nan_names_the_feature(housing):
     bad = _copy(housing)
     bad.X[17, 2] = np.nan
-    with pytest.raises(ValidationFailed, match=r"column 'nulls' .* feature AveRooms: 1"):
+    with pytest.raises(ValidationFailed, match=r"AveRooms has 1 missing value at row 18; fill or drop them"):
         validate_raw(bad)
 
 
 def test_out_of_range_housing_values_and_a_wrong_label_set_fail(housing, fashion):
     bad = _copy(housing)
     bad.X[0, 6] = 55.0  # a latitude outside California
-    with pytest.raises(ValidationFailed, match="feature Latitude"):
+    with pytest.raises(ValidationFailed, match=r"Latitude is above its known range \[32.5, 42\] at row 1: 55.0"):
         validate_raw(bad)
     wrong = _copy(fashion)
     wrong.y[42] = 10
-    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_in_set .* column 'label' .* row 42: 10"):
+    with pytest.raises(ValidationFailed, match=r"the label column 'label' holds 10 at row 43; labels must be 0..9"):
         validate_raw(wrong)
 
 
@@ -66,21 +69,20 @@ def test_a_non_integer_label_in_a_user_table_fails(tmp_path):
     df["label"] = rng.integers(0, 3, 60).astype(float)
     df.loc[5, "label"] = 1.5
     df.to_csv(tmp_path / "t.csv", index=False)
-    frame, _ = load_table(tmp_path / "t.csv", "label", "classification")
-    with pytest.raises(ValidationFailed, match=r"column 'label' .* row 5: 1.5"):
-        validate_raw(frame)
+    with pytest.raises(DataError, match=r"t.csv: the label column 'label' holds non-whole values 1.5 at row 6"):
+        load_table(tmp_path / "t.csv", "label", "classification")
 
 
 def test_a_row_in_two_splits_and_a_lopsided_split_fail(housing, fashion):
     index = split(housing)
     index.row_id = index.row_id.copy()
     index.row_id[0] = index.row_id[1]
-    with pytest.raises(ValidationFailed, match="expect_column_values_to_be_unique"):
+    with pytest.raises(ValidationFailed, match=r"rows \d+ are in more than one split"):
         validate_split(index, len(housing))
     lopsided = split(fashion)
     lopsided.y = lopsided.y.copy()
     lopsided.y[lopsided.split == "valid"] = 3  # every valid image one class
-    with pytest.raises(ValidationFailed, match=r"class balance .* valid/3"):
+    with pytest.raises(ValidationFailed, match=r"class 3 strays from its overall share in the valid split by"):
         validate_split(lopsided, len(fashion))
 
 
@@ -89,11 +91,11 @@ def test_unscaled_or_nonfinite_data_fails_after_scaling(housing):
     scaled, _ = scale(housing, index)
     raw_like = _copy(scaled)
     raw_like.X = housing.X[np.searchsorted(housing.row_id, scaled.row_id)].astype(np.float32)
-    with pytest.raises(ValidationFailed, match="column 'mean'"):
+    with pytest.raises(ValidationFailed, match="after scaling, the train mean is not 0 for 'MedInc'"):
         validate_scaled(raw_like)
     inf = _copy(scaled)
     inf.X[-1, 0] = np.inf
-    with pytest.raises(ValidationFailed, match="column 'nonfinite' .* feature MedInc: 1"):
+    with pytest.raises(ValidationFailed, match="after scaling, the values are not finite for 'MedInc'"):
         validate_scaled(inf)
 
 
@@ -113,7 +115,7 @@ def test_the_great_expectations_worker_process_gives_the_same_reports_and_errors
     assert sent.checks == here.rows and sent.point == "raw"
     with pytest.raises(ValidationFailed) as error_sent:
         validate_raw(wrong)
-    assert "row 42: 10" in str(error_sent.value)
+    assert "holds 10 at row 43" in str(error_sent.value)
     outcome = gx.run_suites_here("raw", raw_checks(wrong))
     assert error_sent.value.failures == outcome.failures
     gx.stop_worker()
