@@ -143,7 +143,20 @@ def main(argv: list[str] | None = None) -> int:
             quiet.close()
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from tasks.verify import verify
+
+    checked, problems = verify(args.artifacts)
+    for problem in problems:
+        print(problem)
+    print(f"{args.artifacts}: {checked} artifacts checked, " +
+          (f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "all intact"))
+    return 2 if problems else 0
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.flow == "verify":
+        return _verify(args)
     if args.flow == "lineage":
         from tasks.store import ArtifactStore
 

@@ -137,6 +137,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
                      help="artifact store folder (default: %(default)s)")
     sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+
+    sub = commands.add_parser("verify", help="re-hash every artifact and check its sidecar, parents and cache",
+                              description="Check the store: every artifact's bytes against its name, its sidecar, "
+                                          "its parents, and every cache entry. Exit code 2 when anything is wrong.")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return main
 
 
@@ -187,7 +194,24 @@ def check_options(args: argparse.Namespace) -> None:
         raise OptionError("--data needs --target COLUMN (the label or value column)")
     if getattr(args, "data", None) and not Path(args.data).is_file():
         raise OptionError(f"--data {args.data}: no such file")
+    _check_artifacts(getattr(args, "artifacts", None))
     _check_models(args)
+
+
+def _check_artifacts(folder: str | None) -> None:
+    """The store must be a folder of its own: not a file, not inside the raw data's folders."""
+    import os
+
+    if folder is None:
+        return
+    path = Path(folder).resolve()
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"--artifacts {folder}: a file, not a folder")
+    for name, raw in (("DATA_MIRROR", os.environ.get("DATA_MIRROR")), ("the data cache", os.environ.get(
+            "PIPELINE_DATA", "data"))):
+        if raw and (path == Path(raw).resolve() or Path(raw).resolve() in path.parents):
+            raise OptionError(f"--artifacts {folder}: inside {name} ({raw}); the raw files stay apart from the "
+                              "run's outputs: choose another folder")
 
 
 def _check_models(args: argparse.Namespace) -> None:

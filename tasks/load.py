@@ -12,6 +12,7 @@ import io
 import os
 import tarfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,11 +141,28 @@ def _missing(files: list[SourceFile]) -> RawDataError:
 
 
 # ---- the two datasets of the course ---------------------------------------------------
-def parse_idx(blob: bytes) -> np.ndarray:
-    """Decode an idx file (the MNIST format): big-endian header, then uint8 data."""
-    ndim = blob[3]
-    dims = np.frombuffer(blob, dtype=">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(blob, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+def parse_idx(blob: bytes, name: str = "idx file", ndim: int | None = None) -> np.ndarray:
+    """Decode an idx file (the MNIST format): big-endian header, then uint8 data; a header that
+    is not an idx header, or a count the data does not fill, is refused naming the file."""
+    if len(blob) < 4 or blob[0] or blob[1] or blob[2] != 0x08 or not 1 <= blob[3] <= 4:
+        raise DataError(f"{name}: not an idx file of bytes (its magic number is {blob[:4].hex() or 'missing'}, "
+                        "expected 0000080N); the file is not the dataset's")
+    if ndim is not None and blob[3] != ndim:
+        raise DataError(f"{name}: an idx file of {blob[3]} dimensions where {ndim} are expected "
+                        f"({'labels' if ndim == 1 else 'images'})")
+    dims = np.frombuffer(blob, dtype=">u4", count=blob[3], offset=4).astype(int)
+    payload = len(blob) - 4 - 4 * blob[3]
+    if payload != int(np.prod(dims)):
+        raise DataError(f"{name}: its header promises {' x '.join(map(str, dims))} = {int(np.prod(dims))} bytes, "
+                        f"the file holds {payload}: truncated, or the header is wrong")
+    return np.frombuffer(blob, dtype=np.uint8, offset=4 + 4 * blob[3]).reshape(dims)
+
+
+def _unzipped(path: Path) -> bytes:
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
+        raise DataError(f"{path}: not a readable gzip file ({error}); delete it so that it is fetched again") from None
 
 
 def load_fashion_mnist() -> tuple[Frame, list[str]]:
@@ -153,13 +171,23 @@ def load_fashion_mnist() -> tuple[Frame, list[str]]:
     missing = [FASHION_FILES[k] for k, p in paths.items() if p is None]
     if missing:
         raise _missing(missing)
-    arrays = {key: parse_idx(gzip.decompress(path.read_bytes())) for key, (path, _) in paths.items()}
+    arrays = {key: parse_idx(_unzipped(path), FASHION_FILES[key].name, 1 if key.endswith("labels") else 3)
+              for key, (path, _) in paths.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if len(images) != len(labels):
+            raise DataError(f"{FASHION_FILES[part + '_labels'].name} holds {len(labels)} labels for the "
+                            f"{len(images)} images of {FASHION_FILES[part + '_images'].name}: the files do not belong together")
     X = np.concatenate([arrays["train_images"], arrays["test_images"]]).reshape(-1, 28 * 28)
     y = np.concatenate([arrays["train_labels"], arrays["test_labels"]])
     split = np.array(["train"] * len(arrays["train_labels"]) + ["test"] * len(arrays["test_labels"]),
                      dtype=object)
     frame = Frame(FASHION_SPEC, X, y, np.arange(len(y), dtype=np.int64), split)
     return frame, [f"{FASHION_FILES[key].name}:{digest}" for key, (_, digest) in paths.items()]
+
+
+HOUSING_COLUMNS = ("longitude", "latitude", "housingMedianAge", "totalRooms", "totalBedrooms", "population",
+                   "households", "medianIncome", "medianHouseValue")  # StatLib's cal_housing.data
 
 
 def housing_transform(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +199,26 @@ def housing_transform(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     data[:, 3] /= data[:, 5]  # AveBedrms = bedrooms / households
     data[:, 5] = data[:, 4] / data[:, 5]  # AveOccup = population / households
     return data, target
+
+
+def parse_housing(text: bytes, name: str) -> np.ndarray:
+    """StatLib's comma-separated numbers, nine a row; what is not is refused naming the line."""
+    lines = text.decode("ascii", errors="replace").splitlines()
+    widths = np.array([line.count(",") + 1 for line in lines])
+    wrong = np.flatnonzero(widths != len(HOUSING_COLUMNS))
+    if len(wrong):
+        raise DataError(f"{name}: line {wrong[0] + 1} has {widths[wrong[0]]} values where the file's rows have "
+                        f"{len(HOUSING_COLUMNS)} ({', '.join(HOUSING_COLUMNS)}); {len(wrong)} such line(s)")
+    try:
+        raw = np.loadtxt(io.StringIO("\n".join(lines)), delimiter=",", ndmin=2)
+    except ValueError as error:
+        raise DataError(f"{name}: {error}; every value must be a number") from None
+    zero = np.flatnonzero(raw[:, HOUSING_COLUMNS.index("households")] == 0)
+    if len(zero):
+        raise DataError(f"{name}: households is 0 at line{'s' if len(zero) > 1 else ''} "
+                        f"{', '.join(str(i + 1) for i in zero[:5])}: rooms, bedrooms and occupancy per household "
+                        "divide by it")
+    return raw
 
 
 def load_california_housing() -> tuple[Frame, list[str]]:
@@ -185,8 +233,9 @@ def load_california_housing() -> tuple[Frame, list[str]]:
         with tarfile.open(found[0], mode="r:gz") as archive:
             text = archive.extractfile("CaliforniaHousing/cal_housing.data").read()
         source = f"{HOUSING_TGZ.name}:{found[1]}"
-    X, y = housing_transform(np.loadtxt(io.BytesIO(text), delimiter=","))
+    X, y = housing_transform(parse_housing(text, source.split(":")[0]))
     return Frame(HOUSING_SPEC, X, y, np.arange(len(y), dtype=np.int64)), [source]
+
 
 
 BUILTIN = {"fashion-mnist": load_fashion_mnist, "california-housing": load_california_housing}

@@ -122,17 +122,27 @@ class StageRun:
 
     def run(self, produce: Callable[["StageRun"], dict[str, ArtifactRef]], force: bool = False
             ) -> dict[str, ArtifactRef]:
-        """Reuse this stage's outputs for an unchanged key; otherwise produce and remember them."""
+        """Reuse this stage's outputs for an unchanged key; otherwise produce and remember them.
+
+        One process at a time produces a given key (a file lock in the store): a second flow run
+        of the same stage on the same folder waits, then takes the first one's outputs.
+        """
         key = self.cache_key
-        reused = self.reused = not force and (hit := self.store.cache_get(self.stage, key)) is not None
-        if reused:
-            logger().info("%s: reused cached outputs (key %s)", self.stage, key[:12])
-            refs = hit
+        hit = None if force else self.store.cache_get(self.stage, key, warn=logger().warning)
+        if hit is None:
+            with self.store.producing(self.stage, key):
+                hit = None if force else self.store.cache_get(self.stage, key, warn=logger().warning)
+                if hit is None:
+                    hit = produce(self)
+                    self.store.cache_put(self.stage, key, hit)
+                else:
+                    self.reused = True
         else:
-            refs = produce(self)
-            self.store.cache_put(self.stage, key, refs)
-        publish(self.dataset, refs, self.parents, self.params, reused)
-        return refs
+            self.reused = True
+        if self.reused:
+            logger().info("%s: reused cached outputs (key %s)", self.stage, key[:12])
+        publish(self.dataset, hit, self.parents, self.params, self.reused)
+        return hit
 
 
 def reported(value: Any, run: StageRun) -> Any:

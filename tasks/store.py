@@ -2,8 +2,9 @@
 
 Every stage output lands here as ``<root>/<stage>/<sha256>.<ext>`` next to
 ``<sha256>.json``. Writes are atomic (temp file in the same folder, fsync,
-``os.replace``), so a reader never sees half a file, and a path, once written,
-never changes content. Tasks hand each other small ``ArtifactRef`` values, not data.
+``os.replace``), so a reader never sees half a file, and a path holds the bytes its name
+says: a file found changed on disk is moved to ``_quarantine/`` (kept, never deleted) and
+written again. Tasks hand each other small ``ArtifactRef`` values, not data.
 
 The store also keeps the stage cache: ``<root>/_cache/<stage>/<key>.json`` maps a
 cache key (input hashes, parameters, code hash) to the refs the stage produced.
@@ -11,13 +12,16 @@ cache key (input hashes, parameters, code hash) to the refs the stage produced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -33,10 +37,6 @@ from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
              "tensorflow", "prefect", "great-expectations")
 _CHUNK = 1 << 20
-
-
-class ArtifactConflict(InputError, RuntimeError):
-    """An artifact path already holds different bytes: the store refuses to overwrite."""
 
 
 class _HashingWriter:
@@ -122,11 +122,13 @@ class ArtifactStore:
                  lineage: dict[str, Any]) -> ArtifactRef:
         final = tmp.parent / f"{digest}{suffix}"
         ref = ArtifactRef(stage=stage, path=str(final), sha256=digest, rows=rows)
-        if final.exists():
+        if final.exists() and sha256_file(final) == digest:
             tmp.unlink()
-            if sha256_file(final) != digest:
-                raise ArtifactConflict(f"{final} exists with other content; refusing to overwrite")
         else:
+            if final.exists():  # bytes that do not match their name were damaged: kept aside, not lost
+                moved = self.quarantine(final)
+                logging.getLogger("pipeline").warning("%s did not hold the bytes its name says (changed on disk); "
+                                                      "moved to %s and written again", final, moved)
             os.replace(tmp, final)
         record = self._record(ref, lineage)
         try:  # the same bytes again (a retraining, a re-evaluation): keep the first record, name this run
@@ -209,16 +211,79 @@ class ArtifactStore:
         return lines
 
     # ---- cache ---------------------------------------------------------
-    def cache_get(self, stage: str, key: str) -> dict[str, ArtifactRef] | None:
-        """The refs a stage produced for this key, if every file is still there."""
+    def cache_get(self, stage: str, key: str, warn=None) -> dict[str, ArtifactRef] | None:
+        """The refs a stage produced for this key, if every one is still the artifact it was.
+
+        Cheap first: a file whose size and modification time are those recorded at write is
+        taken as it is; one that changed is hashed again. An artifact whose bytes no longer match
+        its name (or is gone, or lost its sidecar) makes this a miss: the stage runs again and
+        writes the good bytes back, and the changed file is kept in ``_quarantine/``.
+        """
         entry = self.root / "_cache" / stage / f"{key}.json"
         if not entry.exists():
             return None
-        refs = {name: ArtifactRef(**fields) for name, fields in json.loads(entry.read_text()).items()}
-        if all(Path(ref.path).exists() for ref in refs.values()):
-            return refs
-        return None
+        try:
+            raw = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            return None  # a cache entry cut short: the stage runs again and rewrites it
+        refs = {name: self._here(ArtifactRef(**{k: v for k, v in fields.items() if k != "stat"}))
+                for name, fields in raw.items()}
+        changed = [ref for name, ref in refs.items() if not self._intact(ref, raw[name].get("stat"), warn)]
+        if changed:
+            return None
+        return refs
+
+    def _here(self, ref: ArtifactRef) -> ArtifactRef:
+        """The ref with its path in this store (``<root>/<stage folder>/<file>``): a store that was
+        moved or copied finds its own artifacts, not those of the folder it was copied from."""
+        path = Path(ref.path)
+        return dataclasses.replace(ref, path=str(self.root / path.parent.name / path.name))
+
+    def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:
+        path = Path(ref.path)
+        try:
+            now = path.stat()
+        except FileNotFoundError:
+            return False
+        try:
+            Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
+        except LineageError:
+            return False
+        if stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
+            return True
+        if sha256_file(path) == ref.sha256:
+            return True
+        target = self.quarantine(path)
+        (warn or logging.getLogger("pipeline").warning)(
+            "%s changed on disk since it was written (its bytes no longer match its name); moved to %s, and the "
+            "stage runs again to write the good bytes back", path, target)
+        return False
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a damaged artifact out of the way: kept under ``_quarantine/``, never deleted."""
+        target = self.root / "_quarantine" / path.parent.name / f"{path.name}.{time.time_ns()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        return target
+
+    @contextlib.contextmanager
+    def producing(self, stage: str, key: str) -> Iterator[None]:
+        """Hold the store's lock on one stage key while it is produced (other processes wait)."""
+        import fcntl
+
+        lock = self.root / "_cache" / stage / f"{key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
-        self._write_json(self.root / "_cache" / stage / f"{key}.json",
-                         json.dumps({name: ref.to_dict() for name, ref in refs.items()}, indent=2, sort_keys=True))
+        """Remember a stage's refs, with each file's size and modification time as written."""
+        entry = {}
+        for name, ref in refs.items():
+            stat = Path(ref.path).stat()
+            entry[name] = {**ref.to_dict(), "stat": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
+        self._write_json(self.root / "_cache" / stage / f"{key}.json", json.dumps(entry, indent=2, sort_keys=True))

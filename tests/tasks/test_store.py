@@ -7,7 +7,7 @@ import pytest
 from tasks import stage
 from tasks import store as store_module
 from tasks.lineage import SCHEMA, LineageError, RawFile
-from tasks.store import ArtifactConflict, ArtifactStore, sha256_file
+from tasks.store import ArtifactStore, sha256_file
 
 
 def _table(n=5):
@@ -60,14 +60,34 @@ def test_same_content_same_artifact_and_first_sidecar_kept(tmp_path):
     assert store.record(first).params == {"run": 1}
 
 
-def test_an_existing_artifact_is_never_overwritten_with_other_bytes(tmp_path):
+def test_a_damaged_artifact_is_written_again_and_its_bytes_kept_aside(tmp_path):
     store = ArtifactStore(tmp_path)
     ref = store.put_table(_table(), "raw")
-    with open(ref.path, "wb") as handle:  # simulate a tampered file under the same name
+    good = open(ref.path, "rb").read()
+    with open(ref.path, "wb") as handle:  # a tampered file under the same name
         handle.write(b"other")
-    with pytest.raises(ArtifactConflict):
-        store.put_table(_table(), "raw")
-    assert open(ref.path, "rb").read() == b"other"
+    assert store.put_table(_table(), "raw") == ref
+    assert open(ref.path, "rb").read() == good  # the name holds the bytes it says again
+    kept, = (tmp_path / "_quarantine" / "raw").iterdir()
+    assert kept.read_bytes() == b"other" and kept.name.startswith(os.path.basename(ref.path))
+
+
+def test_a_cache_hit_never_hands_on_changed_bytes(tmp_path):
+    store = ArtifactStore(tmp_path)
+    ref = store.put_table(_table(), "raw")
+    store.cache_put("raw", "k1", {"raw": ref})
+    os.utime(ref.path, ns=(1, 1))  # touched, same bytes: hashed again and still reused
+    assert store.cache_get("raw", "k1") == {"raw": ref}
+    data = bytearray(open(ref.path, "rb").read())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped: the size stays the same
+    open(ref.path, "wb").write(bytes(data))
+    warned = []
+    assert store.cache_get("raw", "k1", warn=lambda *args: warned.append(args[0] % args[1:])) is None
+    assert not os.path.exists(ref.path) and "changed on disk since it was written" in warned[0]
+    store.put_table(_table(), "raw")  # the good bytes back; then a lost sidecar is a miss too
+    assert store.cache_get("raw", "k1") == {"raw": ref}
+    os.remove(ref.sidecar_path)
+    assert store.cache_get("raw", "k1") is None
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
