@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from tasks.faults import pause_point
 from tasks.lineage import declared
 from tasks.publish import publish
 from tasks.store import ArtifactRef, ArtifactStore, stable_hash
@@ -133,6 +134,7 @@ class StageRun:
             with self.store.producing(self.stage, key):
                 hit = None if force else self.store.cache_get(self.stage, key, warn=logger().warning)
                 if hit is None:
+                    pause_point(f"stage:{self.stage}")
                     hit = produce(self)
                     self.store.cache_put(self.stage, key, hit)
                 else:

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.dataset import remember, write_settings
-from tasks.errors import InputError, OptionError
+from tasks.errors import OptionError
+from tasks.faults import pause_point
 from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
@@ -112,6 +113,7 @@ class ArtifactStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 yield handle, tmp_path
+                pause_point(f"write:{folder.name}")
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:
