@@ -177,7 +177,8 @@ def load_fashion_mnist() -> tuple[Frame, list[str]]:
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if len(images) != len(labels):
             raise DataError(f"{FASHION_FILES[part + '_labels'].name} holds {len(labels)} labels for the "
-                            f"{len(images)} images of {FASHION_FILES[part + '_images'].name}: the files do not belong together")
+                            f"{len(images)} images of {FASHION_FILES[part + '_images'].name}: "
+                            "the files do not belong together")
     X = np.concatenate([arrays["train_images"], arrays["test_images"]]).reshape(-1, 28 * 28)
     y = np.concatenate([arrays["train_labels"], arrays["test_labels"]])
     split = np.array(["train"] * len(arrays["train_labels"]) + ["test"] * len(arrays["test_labels"]),

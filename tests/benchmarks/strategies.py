@@ -52,7 +52,8 @@ def main() -> int:
         trials = sum(out["trials"].values())
         row = (f"| {strategy} | {out['best_val_loss']:.4f} | {out['test']['loss']:.4f} | {trials} "
                f"({', '.join(f'{k} {v}' for k, v in out['trials'].items())}) | {out['epochs']} | {seconds / 60:.1f} | "
-               + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in out["best_params"].items())
+               + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in out["best_params"].items())
                + " |")
         print(row, flush=True)
         rows.append(row)

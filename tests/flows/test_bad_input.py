@@ -152,7 +152,8 @@ CASES = {
                              lambda s, t, m: _mirror(t, m, lambda b: b[:100] + bytes(50) + b[150:],
                                                      "t10k-images-idx3-ubyte.gz")),
     "fashion wrong sha256": ("load", r"checksum mismatch for .*t10k-labels.*expected 67da17c7",
-                             lambda s, t, m: _mirror(t, m, lambda b: (FASHION / "train-labels-idx1-ubyte.gz").read_bytes(),
+                             lambda s, t, m: _mirror(t, m, lambda b: (FASHION / "train-labels-idx1-ubyte.gz")
+                                                     .read_bytes(),
                                                      "t10k-labels-idx1-ubyte.gz")),
     "fashion gzip corrupt, checksum accepted": (
         "load", r"t10k-images-idx3-ubyte\.gz: not a readable gzip file",
@@ -272,7 +273,8 @@ def test_bad_input_stops_at_its_step_naming_the_problem(case, store, case_store,
 DAMAGE = {  # done to the finished run's store between two runs of the same command
     "a Parquet artifact corrupted": lambda root: _flip(next((root / "scaled").glob("*.parquet"))),
     "a model file replaced by garbage": lambda root: next((root / "model").glob("*.keras")).write_bytes(b"garbage"),
-    "an artifact whose bytes no longer match its name": lambda root: _append(next((root / "history").glob("*.parquet"))),
+    "an artifact whose bytes no longer match its name":
+        lambda root: _append(next((root / "history").glob("*.parquet"))),
     "a sidecar missing": lambda root: next((root / "split").glob("*.json")).unlink(),
     "a sidecar unreadable": lambda root: next((root / "scaler").glob("*.json")).write_text("{not json"),
     "a cache entry pointing at a missing file": lambda root: next((root / "metrics").glob("*.parquet")).unlink(),
