@@ -34,6 +34,7 @@ def with_runner(flow, workers: int = 1, runner: str = "process", address: str | 
             return flow.with_options(task_runner=DaskTaskRunner(address=address))
         return flow.with_options(task_runner=DaskTaskRunner(cluster_kwargs={
             "n_workers": max(workers, 1), "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+            "host": "127.0.0.1",  # the scheduler and its workers listen on this machine only
             "env": thread_limits(workers)}))
     if workers <= 1:
         return flow

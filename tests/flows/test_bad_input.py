@@ -319,17 +319,15 @@ def test_a_damaged_store_is_healed_by_the_next_run_and_verify_says_so(damage, st
     (["--artifacts", "{table}"], "a file, not a folder"),
     (["--artifacts", "{mirror}/out"], "inside DATA_MIRROR"),
 ])
-def test_options_that_cannot_work_are_refused_before_anything_runs(options, message, store, tmp_path):
-    import subprocess
-    import sys
+def test_options_that_cannot_work_are_refused_before_anything_runs(options, message, store, tmp_path, capfd):
+    from flows.__main__ import main
 
-    root = Path(__file__).resolve().parents[2]
     given = [o.format(table=store[1], mirror=os.environ["DATA_MIRROR"]) for o in options]
     artifacts = [] if "--artifacts" in options else ["--artifacts", str(tmp_path / "a")]
-    run = subprocess.run([sys.executable, "-m", "flows", "regression", "--data", str(store[1]), "--target",
-                          "MedHouseVal", *artifacts, *given], cwd=root, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and run.stderr.startswith("error: ") and message in run.stderr, run.stderr
-    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) <= 3
+    code = main(["regression", "--data", str(store[1]), "--target", "MedHouseVal", *artifacts, *given])
+    err = capfd.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert "Traceback" not in err and len(err.splitlines()) <= 3
     assert not (tmp_path / "a").exists() and not (Path(os.environ["DATA_MIRROR"]) / "out").exists()
 
 

@@ -62,20 +62,21 @@ def _names(summary: dict) -> dict[str, str]:
     return {stage: Path(path).name for stage, path in summary["artifacts"].items()}
 
 
-@pytest.mark.parametrize("where, marker, env", [
-    ("while the scaled artifact is written", "paused at write:scaled", {PAUSE_ENV: "write:scaled"}),
-    ("while the split is validated", "paused at stage:validation-split", {PAUSE_ENV: "stage:validation-split"}),
-    ("in the middle of training", "epoch 2/4", {}),
-])
-def test_a_run_killed_mid_way_leaves_nothing_partial_and_the_next_one_ends_the_same(
-        where, marker, env, table, straight, tmp_path):
+def test_runs_killed_while_writing_validating_and_training_are_finished_by_the_next_as_one_run(
+        table, straight, tmp_path):
     artifacts = tmp_path / "a"
-    _killed_at(_command(table, artifacts), marker, {"PREFECT_LOGGING_LEVEL": "INFO", **env})
-    problems = verify(artifacts)[1]  # an artifact whose sidecar was not written yet is the only loose end
-    assert not [p for p in problems if "do not match" in p or "_cache" in p], problems
+    for marker, env in (("paused at stage:validation-split", {PAUSE_ENV: "stage:validation-split"}),
+                        ("paused at write:scaled", {PAUSE_ENV: "write:scaled"}),  # mid-write of an artifact
+                        ("epoch 2/4", {})):  # mid-training (each run takes the stages the one before finished)
+        _killed_at(_command(table, artifacts), marker, {"PREFECT_LOGGING_LEVEL": "INFO", **env})
+        problems = verify(artifacts)[1]  # an artifact whose sidecar was not written yet is the only loose end
+        assert not [p for p in problems if "do not match" in p or "_cache" in p], (marker, problems)
+        assert not list((artifacts / "scaled").glob("[!.]*.parquet")) or marker != "paused at write:scaled"
     again = _run(_command(table, artifacts))
     assert _names(again) == _names(straight)  # the same bytes as an uninterrupted run, every artifact
     assert again["test"] == straight["test"] and verify(artifacts)[1] == []
+    model = json.loads(Path(again["artifacts"]["model"]).with_suffix(".json").read_text())
+    assert model["training"]["resumed_at_epoch"] > 1  # the killed training resumed from its backup
 
 
 def test_two_runs_at_once_on_one_store_both_finish_and_the_store_verifies(table, straight, tmp_path):

@@ -101,37 +101,36 @@ def test_halving_prunes_at_its_rungs_and_the_kept_trials_continue_their_training
 
 @pytest.mark.parametrize("strategy", ["sklearn-random", "sklearn-halving"])
 def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing_csv, tmp_path, strategy):
-    fixed = TrainParams("mlp30", epochs=4, patience=5)
+    fixed = TrainParams("mlp30", epochs=2, patience=5)
     plan = SearchPlan(strategy, parse_space("learning_rate=loguniform(1e-3,1e-2) width=int(4,16)"), n_iter=3,
-                      min_epochs=2, reduction_factor=2)
+                      min_epochs=1, reduction_factor=2)
     result = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path))
     table = pd.read_parquet(result["artifacts"]["trials"])
     chosen = table[table["status"] == "ok"].sort_values(["val_loss", "trial"]).iloc[0]
     assert result["best_params"] == {"learning_rate": chosen["learning_rate"], "width": chosen["width"]}
     assert (table["val_loss"] == -table["cv_score"]).all() and (table["val_loss"] > 0).all()
-    if strategy == "sklearn-halving":  # 3 candidates at 2 epochs, the best one or two at 4
-        assert list(table["budget"].unique()) == [2, 4] and "promoted" in set(table["status"])
+    if strategy == "sklearn-halving":  # 3 candidates at 1 epoch, the best one or two at 2
+        assert list(table["budget"].unique()) == [1, 2] and "promoted" in set(table["status"])
     else:
         assert len(table) == 3 and (table["status"] == "ok").all()
     from tasks.lineage import ArtifactRef
     from tasks.store import ArtifactStore
 
     model = ArtifactStore.record(ArtifactRef("model", result["artifacts"]["model"], ""))
-    assert model.params["width"] == chosen["width"] and model.params["epochs"] == 4  # the usual training
+    assert model.params["width"] == chosen["width"] and model.params["epochs"] == 2  # the usual training
     assert result["test"]["loss"] > 0
 
 
-@pytest.mark.parametrize("runner", ["process", "dask"])
-def test_trials_run_in_two_worker_processes(housing_csv, tmp_path, runner):
+def test_trials_run_on_a_local_dask_cluster_of_two_workers(housing_csv, tmp_path):
     from flows.runners import with_runner
 
     plan = SearchPlan("random", parse_space("learning_rate=loguniform(1e-3,1e-2)"), n_iter=2, seed=1)
-    flow = with_runner(search, workers=2, runner=runner)
+    flow = with_runner(search, workers=2, runner="dask")  # (the process pool: tests/flows/test_clean_runs.py)
     result = flow(plan=plan, train=TrainParams("mlp30", epochs=2), data=str(housing_csv), target="MedHouseVal",
-                  artifacts=str(tmp_path / runner), workers=2)
+                  artifacts=str(tmp_path / "dask"), workers=2)
     table = pd.read_parquet(result["artifacts"]["trials"])
-    assert (table["status"] == "ok").all() and table["worker"].nunique() == 2  # side by side, one each
-    assert os.getpid() not in {int(w.split(":")[1]) for w in table["worker"]}
+    assert (table["status"] == "ok").all()
+    assert os.getpid() not in {int(w.split(":")[1]) for w in table["worker"]}  # in the cluster's processes
     alone = search(plan=plan, train=TrainParams("mlp30", epochs=2), data=str(housing_csv), target="MedHouseVal",
                    artifacts=str(tmp_path / "alone"))
     assert alone["best_params"] == result["best_params"]
@@ -169,7 +168,7 @@ def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(
                "learning_rate=loguniform(1e-3,1e-2)", "--data", str(housing_csv), "--target", "MedHouseVal",
                "--artifacts", str(tmp_path / "a"), "--json"]
     first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env={**os.environ, "PYTHONPATH": str(root)})
+                             env={**os.environ, "PYTHONPATH": str(root), "PREFECT_LOGGING_LEVEL": "INFO"})
     for line in first.stdout:  # SIGKILL once the first trial is done, as a crash would
         if "trial 1/3" in line:
             first.send_signal(signal.SIGKILL)
