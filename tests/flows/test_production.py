@@ -84,7 +84,7 @@ def test_lineage_prints_the_chain_back_to_the_raw_file(housing_csv, tmp_path, ca
     for step in ("  model  ", "    scaled  ", "      raw  ", "      split  "):
         assert step in text, step
     assert "raw file housing-slice.csv  sha256 " in text
-    assert cli(["lineage", "ffffffffffff", "--artifacts", str(tmp_path / "a")]) == 2  # not an artifact of this store: the input is at fault
+    assert cli(["lineage", "ffffffffffff", "--artifacts", str(tmp_path / "a")]) == 2  # not in this store: exit 2
 
 
 def test_a_crash_at_epoch_3_of_6_is_retried_and_matches_an_uninterrupted_run(housing_csv, tmp_path, monkeypatch):
