@@ -346,3 +346,16 @@ def test_a_bad_table_through_the_cli_ends_with_one_error_block_or_a_traceback_wi
                                         "  - Latitude has 1 missing value at row 4; fill or drop them")
     debug = subprocess.run([*command, "--debug"], cwd=root, capture_output=True, text=True, timeout=300)
     assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr
+
+
+def test_an_internal_failure_keeps_its_traceback_and_exit_code_1(store, tmp_path, monkeypatch, capfd):
+    import flows.__main__ as cli
+
+    def broken(args, server):
+        raise ZeroDivisionError("a bug, not the user's input")
+
+    monkeypatch.setattr(cli, "_run", broken)
+    code = cli.main(["regression", "--data", str(store[1]), "--target", "MedHouseVal",
+                     "--artifacts", str(tmp_path / "a")])
+    err = capfd.readouterr().err
+    assert code == 1 and "Traceback (most recent call last)" in err and "ZeroDivisionError: a bug" in err
