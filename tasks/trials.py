@@ -73,7 +73,8 @@ def plot_search(table: pd.DataFrame, curves: dict[int, pd.Series], path: Path, t
     fig, (trend, by_rate, lines) = plt.subplots(1, 3, figsize=(17, 5))
     trend.plot(ok["trial"], ok["val_loss"], "o", label="trial")
     trend.step(ok["trial"], ok["val_loss"].cummin(), where="post", label="best so far")
-    trend.set(xlabel="trial", ylabel="validation loss", title="best so far")
+    spread = "log" if len(ok) and ok["val_loss"].max() > 10 * ok["val_loss"].min() else "linear"
+    trend.set(xlabel="trial", ylabel="validation loss", yscale=spread, title="best so far")
     trend.legend()
     if "learning_rate" in ok and len(ok):
         colour = ok["depth"] if "depth" in ok else None
@@ -81,7 +82,7 @@ def plot_search(table: pd.DataFrame, curves: dict[int, pd.Series], path: Path, t
         dots = by_rate.scatter(ok["learning_rate"], ok["val_loss"], **shade)
         if colour is not None:
             fig.colorbar(dots, ax=by_rate, label="depth")
-        by_rate.set(xscale="log", xlabel="learning rate", ylabel="validation loss",
+        by_rate.set(xscale="log", yscale=spread, xlabel="learning rate", ylabel="validation loss",
                     title="validation loss by learning rate")
     for trial, curve in curves.items():
         lines.plot(curve.index, curve.values, label=f"trial {trial}" if len(curves) <= 10 else None)
