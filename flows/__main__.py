@@ -1,4 +1,4 @@
-"""Command line: ``python -m flows classification|regression|zoo|search|serve|lineage [options]``.
+"""Command line: ``python -m flows classification|regression|zoo|search|serve|lineage|verify [options]``.
 
 Runs a flow on Prefect's embedded server, or on the server named by PREFECT_API_URL.
 With ``--json`` the last line printed is one JSON object: flow, run_id, test metrics
@@ -158,9 +158,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.flow == "verify":
         return _verify(args)
     if args.flow == "lineage":
-        from tasks.store import ArtifactStore
+        from tasks.verify import lineage_lines
 
-        print("\n".join(ArtifactStore(args.artifacts).lineage(args.target)))
+        print("\n".join(lineage_lines(args.artifacts, args.target)))
         return 0
     check_options(args)
     if args.flow == "search" or getattr(args, "flow_name", None) == "search":
@@ -197,7 +197,7 @@ def exit_without_teardown(finished: list[int]) -> None:
     2-core machine (0.8 s for Keras alone) and does nothing a finished run needs: artifacts
     are already fsync'd, Prefect's own exit handlers (last logs and events) ran before this
     one, and logging and the standard streams are flushed here. ``main`` returns its exit
-    code for failed runs too (1); only an exception escaping it, or an argparse exit
+    code for failed runs too (1, 2 or 130); only an exception escaping it, or an argparse exit
     (SystemExit), takes Python's normal path.
     """
     if not finished:

@@ -52,9 +52,15 @@ class FilteredStderr:
             *lines, pending = pending.split(b"\n")
             kept = [line for line in lines if not any(p.match(line) for p in CHATTER)]
             if kept:
-                os.write(self._stderr, b"\n".join(kept) + b"\n")
+                self._emit(b"\n".join(kept) + b"\n")
         if pending:
-            os.write(self._stderr, pending)
+            self._emit(pending)
+
+    def _emit(self, data: bytes) -> None:
+        try:
+            os.write(self._stderr, data)
+        except OSError:  # the real stderr is gone (a pipe whose reader left): drop it, keep draining,
+            pass  # so that writers to descriptor 2 never block on a full pipe
 
     def close(self) -> None:
         """Put the real stderr back, pass on what is still in the pipe, stop."""
@@ -64,6 +70,8 @@ class FilteredStderr:
         os.dup2(self._stderr, 2)  # children still holding the pipe write into it; nobody waits on them
         self._stop.set()
         self._thread.join(timeout=2)
+        if not self._thread.is_alive():  # the read end stays open: a child may still write to it
+            os.close(self._stderr)
 
 
 class _WithoutUserTracebacks(logging.Formatter):

@@ -38,7 +38,10 @@ class EmbeddedServer:
         if settings.api.url:
             return self
         check_prefect()
-        self._env = {**os.environ, **settings.to_environment_variables(exclude_unset=True), "PREFECT_UI_ENABLED": "0"}
+        from flows.server_app import PARENT_ENV
+
+        self._env = {**os.environ, **settings.to_environment_variables(exclude_unset=True), "PREFECT_UI_ENABLED": "0",
+                     PARENT_ENV: str(os.getpid())}
         self._spawn()
         return self
 

@@ -11,13 +11,11 @@ from pathlib import Path
 
 from tasks.errors import OptionError
 from tasks.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
-from tasks.search import STRATEGIES
-
-RUNNERS = ("process", "dask")  # where search trials run (flows/runners.py)
+from tasks.search import RUNNERS, STRATEGIES
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
-DESCRIPTION = "Command line: ``python -m flows classification|regression|zoo|search|serve|lineage [options]``."
+DESCRIPTION = "Command line: ``python -m flows classification|regression|zoo|search|serve|lineage|verify [options]``."
 
 
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, model_help: str) -> None:
@@ -202,13 +200,14 @@ def _check_artifacts(folder: str | None) -> None:
     """The store must be a folder of its own: not a file, not inside the raw data's folders."""
     import os
 
+    from tasks.load import MIRROR_ENV, cache_dir
+
     if folder is None:
         return
     path = Path(folder).resolve()
     if path.exists() and not path.is_dir():
         raise OptionError(f"--artifacts {folder}: a file, not a folder")
-    for name, raw in (("DATA_MIRROR", os.environ.get("DATA_MIRROR")), ("the data cache", os.environ.get(
-            "PIPELINE_DATA", "data"))):
+    for name, raw in ((MIRROR_ENV, os.environ.get(MIRROR_ENV)), ("the data cache", str(cache_dir()))):
         if raw and (path == Path(raw).resolve() or Path(raw).resolve() in path.parents):
             raise OptionError(f"--artifacts {folder}: inside {name} ({raw}); the raw files stay apart from the "
                               "run's outputs: choose another folder")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
-from flows.options import RUNNERS
 from tasks.errors import OptionError
-from tasks.search import thread_limits
+from tasks.search import RUNNERS, thread_limits
 
 
 def start_worker(limits: dict[str, str]) -> None:

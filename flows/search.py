@@ -21,7 +21,7 @@ from flows.halving import halving_trials
 from flows.pipeline import prepare, source_for, summary, value
 from tasks.evaluate import evaluate_task
 from tasks.params import TrainParams
-from tasks.search import Proposer, SearchFailed, SearchPlan, trial_params
+from tasks.search import Proposer, SearchPlan, search_stopped, trial_params
 from tasks.store import ArtifactRef
 from tasks.train import train_task
 from tasks.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
@@ -46,8 +46,9 @@ def _trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, artifacts
         if row["status"] in ("ok", "pruned"):
             refs[row["trial"]] = outcome
         if progress.failed_in_a_row >= plan.max_failures:
-            raise SearchFailed(f"{progress.failed_in_a_row} trials in a row failed, the last with {row['reason']}; "
-                               "narrow the space (e.g. a lower learning rate) or raise --max-failures")
+            last = [r["status"] for r in progress.rows[-progress.failed_in_a_row:]]
+            message = f"{progress.failed_in_a_row} trials in a row failed, the last with {row['reason']}"
+            raise search_stopped(message, last) from (outcome if isinstance(outcome, BaseException) else None)
 
     if plan.strategy == "halving":
         halving_trials(proposer, scaled, train, artifacts, force, workers, _outcome, finished)
@@ -95,7 +96,8 @@ def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data:
     rungs = plan.rungs(train.epochs) if plan.strategy == "halving" else None
     recorded = value(record_search_task(rows, refs, scaled, plan.strategy, artifacts, force, rungs))
     if best is None:
-        raise SearchFailed(f"none of the {len(rows)} trials finished; see {recorded['trials'].path}")
+        raise search_stopped(f"none of the {len(rows)} trials finished; see {recorded['trials'].path}",
+                             [r["status"] for r in rows])
     best_params = {d.name: best[d.name] for d in plan.space}
     # a trial strategy's best is a trained stage already; scikit-learn's choice is trained now
     chosen = refs.get(best["trial"]) or value(train_task(scaled, trial_params(train, best_params), artifacts, force))

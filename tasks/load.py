@@ -150,6 +150,8 @@ def parse_idx(blob: bytes, name: str = "idx file", ndim: int | None = None) -> n
     if ndim is not None and blob[3] != ndim:
         raise DataError(f"{name}: an idx file of {blob[3]} dimensions where {ndim} are expected "
                         f"({'labels' if ndim == 1 else 'images'})")
+    if len(blob) < 4 + 4 * blob[3]:
+        raise DataError(f"{name}: the file ends inside its header ({len(blob)} bytes): truncated")
     dims = np.frombuffer(blob, dtype=">u4", count=blob[3], offset=4).astype(int)
     payload = len(blob) - 4 - 4 * blob[3]
     if payload != int(np.prod(dims)):

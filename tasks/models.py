@@ -132,7 +132,23 @@ def input_shapes(name: str, feature_names: tuple[str, ...], feature_shape: tuple
 
 
 def build(name: str, shapes: dict[str, tuple[int, ...]], n_outputs: int, overrides: dict[str, Any] | None = None):
-    return entry(name).builder(shapes, n_outputs, hyperparameters(name, overrides))
+    hp = hyperparameters(name, overrides)
+    _check_keras_names(hp)
+    return entry(name).builder(shapes, n_outputs, hp)
+
+
+def _check_keras_names(hp: dict[str, Any]) -> None:
+    """An activation or initializer Keras does not know is the option's fault (exit 2), named."""
+    import keras
+
+    for option, known in (("activation", keras.activations.get), ("initializer", keras.initializers.get)):
+        if hp.get(option):
+            try:
+                known(hp[option])
+            except ValueError:
+                raise OptionError(f"--{option} {hp[option]!r}: Keras has no {option} of that name "
+                                  f"(e.g. {'relu, selu, elu' if option == 'activation' else 'he_normal, lecun_normal'})"
+                                  ) from None
 
 
 def n_outputs(frame: Frame) -> int:

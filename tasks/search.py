@@ -38,10 +38,22 @@ from tasks.space import COURSE_SWEEP, Space
 TRIAL_STRATEGIES = ("sweep", "grid", "random", "genetic", "heuristic", "halving")  # trials as training stages
 SKLEARN_STRATEGIES = ("sklearn-random", "sklearn-grid", "sklearn-halving")  # scikit-learn's own, 3 folds
 STRATEGIES = TRIAL_STRATEGIES + SKLEARN_STRATEGIES
+RUNNERS = ("process", "dask")  # where trials run (flows/runners.py)
 
 
 class SearchFailed(InputError, RuntimeError):
-    """Too many trials in a row failed: the space or the fixed settings are wrong."""
+    """Too many trials in a row diverged: the space or the fixed settings are wrong."""
+
+
+class TrialsCrashed(RuntimeError):
+    """Trials failed for another reason than divergence: the program's fault (exit 1, traceback)."""
+
+
+def search_stopped(message: str, statuses: list[str]) -> Exception:
+    """The error that ends a search whose trials failed: the user's when they all diverged."""
+    if all(s == "diverged" for s in statuses):
+        return SearchFailed(f"{message}; narrow the space (e.g. a lower learning rate) or raise --max-failures")
+    return TrialsCrashed(f"{message}; trials crashed, which is not the data's or the options' fault")
 
 
 @dataclass(frozen=True)
@@ -61,8 +73,9 @@ class SearchPlan:
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise OptionError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
-        if self.n_iter < 1 or self.population < 2 or self.max_failures < 1:
-            raise OptionError("--n-iter and --max-failures must be at least 1, the population at least 2")
+        if self.n_iter < 1 or self.grid_points < 1 or self.population < 2 or self.max_failures < 1:
+            raise OptionError("--n-iter, --grid-points and --max-failures must be at least 1, "
+                              "the population at least 2")
         if self.reduction_factor < 2 or (self.min_epochs is not None and self.min_epochs < 1):
             raise OptionError("--reduction-factor must be at least 2 and --min-epochs at least 1")
         if self.strategy == "sweep" and len(self.space) != 1:

@@ -65,7 +65,7 @@ def make_search(strategy: str, space: Space, estimator, *, n_iter: int, seed: in
     """The scikit-learn search object of ``strategy`` (refit is the flow's training stage)."""
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
-    common = {"cv": FOLDS, "refit": False, "error_score": np.nan, "n_jobs": workers if workers > 1 else None,
+    common = {"cv": FOLDS, "refit": False, "error_score": "raise", "n_jobs": workers if workers > 1 else None,
               "verbose": 2}  # a line per fit as it ends: the search's progress
     scoring = {"score": lambda est, X, y: est.score(X, y), "epochs": _epochs}
     if strategy == "sklearn-random":

@@ -31,13 +31,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.dataset import remember, write_settings
-from tasks.errors import OptionError
 from tasks.faults import pause_point
 from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
              "tensorflow", "prefect", "great-expectations")
 _CHUNK = 1 << 20
+STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed write, not a live one
 
 
 class _HashingWriter:
@@ -98,6 +98,20 @@ def run_context() -> dict[str, str | None]:
         return {"flow_run_id": None, "flow_name": None, "task_run_id": None, "task_name": None}
 
 
+def _sweep_stale_temporaries(folder: Path) -> None:
+    """Delete what a write killed mid-way left (a name never given: nothing refers to it)."""
+    for leftover in folder.glob(".tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - leftover.stat().st_mtime > STALE_TEMP_SECONDS:
+                leftover.unlink()
+
+
+def located(root: Path, path: str) -> Path:
+    """Where a recorded artifact path is in the store at ``root`` (``<root>/<stage folder>/<file>``):
+    a store that was moved or copied finds its own artifacts, not those of the folder it came from."""
+    return root / Path(path).parent.name / Path(path).name
+
+
 class ArtifactStore:
     """A folder of content-addressed artifacts. A few verbs: put, read, cache."""
 
@@ -108,6 +122,7 @@ class ArtifactStore:
     @contextlib.contextmanager
     def _atomic(self, folder: Path, suffix: str) -> Iterator[tuple[Any, Path]]:
         folder.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_temporaries(folder)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
         tmp_path = Path(tmp)
         try:
@@ -181,37 +196,6 @@ class ArtifactStore:
         """The artifact's lineage record (``LineageError`` when missing, unreadable or foreign)."""
         return Lineage.read(ref.sidecar_path)
 
-    # ---- lineage -------------------------------------------------------
-    def find(self, target: str) -> Path:
-        """The sidecar of an artifact named by its path or by a prefix of its hash."""
-        if Path(target).is_file():
-            return Path(target).with_suffix(".json")
-        matches = sorted(m for m in self.root.glob(f"*/{target}*.json") if not m.parent.name.startswith(("_", ".")))
-        if not matches:
-            raise OptionError(f"no artifact {target!r} under {self.root}/: give an artifact's path or a prefix "
-                              "of its sha256 (the name of its file)")
-        if len(matches) > 1:
-            raise OptionError(f"{target!r} matches {len(matches)} artifacts; give more of the hash")
-        return matches[0]
-
-    def lineage(self, target: str) -> list[str]:
-        """The chain from an artifact back to the raw files, one indented line per step."""
-        lines: list[str] = []
-
-        def walk(sidecar: Path, depth: int) -> None:
-            record, pad = Lineage.read(sidecar), "  " * depth
-            art = record.artifact
-            lines.append(f"{pad}{record.stage}  {art.sha256[:16]}  {art.path}  "
-                         f"(flow run {record.flow_run_id or '-'}, task {record.task_name or '-'})")
-            for parent in record.parents:
-                if isinstance(parent, ArtifactRef):
-                    walk(parent.sidecar_path, depth + 1)
-                else:
-                    lines.append(f"{pad}  raw file {parent.file}  sha256 {parent.sha256}")
-
-        walk(self.find(target), 0)
-        return lines
-
     # ---- cache ---------------------------------------------------------
     def cache_get(self, stage: str, key: str, warn=None) -> dict[str, ArtifactRef] | None:
         """The refs a stage produced for this key, if every one is still the artifact it was.
@@ -236,10 +220,7 @@ class ArtifactStore:
         return refs
 
     def _here(self, ref: ArtifactRef) -> ArtifactRef:
-        """The ref with its path in this store (``<root>/<stage folder>/<file>``): a store that was
-        moved or copied finds its own artifacts, not those of the folder it was copied from."""
-        path = Path(ref.path)
-        return dataclasses.replace(ref, path=str(self.root / path.parent.name / path.name))
+        return dataclasses.replace(ref, path=str(located(self.root, ref.path)))
 
     def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:
         path = Path(ref.path)
@@ -265,7 +246,10 @@ class ArtifactStore:
         """Move a damaged artifact out of the way: kept under ``_quarantine/``, never deleted."""
         target = self.root / "_quarantine" / path.parent.name / f"{path.name}.{time.time_ns()}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:  # another run found the same damage and moved it first
+            return target.parent
         return target
 
     @contextlib.contextmanager

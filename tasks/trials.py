@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import read_parquet
 from tasks.stage import StageRun, logger, reported
-from tasks.store import ArtifactRef, ArtifactStore
+from tasks.store import ArtifactRef, ArtifactStore, stable_hash
 
 
 def trial_row(number: int, params: dict[str, Any], outcome: dict[str, ArtifactRef] | BaseException) -> dict[str, Any]:
@@ -137,7 +137,10 @@ def record_search_task(rows: list[dict[str, Any]], trials: dict[int, dict[str, A
         return refs
 
     models = [refs["model"] for refs in trials.values()]
-    run = StageRun(store, "search", __name__, parents=[scaled, *models], params={"strategy": strategy})
+    outcomes = stable_hash([{k: v for k, v in row.items() if k not in ("seconds", "worker", "model")}
+                           for row in rows])
+    run = StageRun(store, "search", __name__, parents=[scaled, *models], params={"strategy": strategy,
+                                                                                 "trials": outcomes})
     refs = run.run(produce, force)
     try:
         from prefect.artifacts import create_table_artifact

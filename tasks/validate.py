@@ -32,9 +32,9 @@ MEAN_TOLERANCE = 1e-3
 STD_TOLERANCE = 1e-2
 
 
-class ValidationFailed(InputError, RuntimeError):
-    """Data broke an expectation. The message says each finding in plain words (column, rows,
-    values); ``failures`` keep Great Expectations' terms, as the validation report does."""
+class CheckFailed(RuntimeError):
+    """A validation point's expectations failed. The message says each finding in plain words
+    (column, rows, values); ``failures`` keep Great Expectations' terms, as the report does."""
 
     def __init__(self, point: str, dataset: str, failures: list[Failure], findings: list[str],
                  report: "Report"):
@@ -42,6 +42,14 @@ class ValidationFailed(InputError, RuntimeError):
         lines = "\n".join(f"  - {f}" for f in findings)
         super().__init__(f"{dataset}: the data failed {point} validation ({len(failures)} check"
                          f"{'s' if len(failures) != 1 else ''}):\n{lines}")
+
+
+class ValidationFailed(CheckFailed, InputError):
+    """The data broke an expectation (raw, after the split): the input's fault, exit 2."""
+
+
+class ScalingFault(CheckFailed):
+    """The scaled data broke an expectation: the scaling stage's fault, exit 1 with its traceback."""
 
 
 @dataclass
@@ -58,12 +66,13 @@ class Report:
 
 
 def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check]) -> Report:
-    """Run every check; raise ValidationFailed naming every finding, else return a report."""
+    """Run every check; raise ValidationFailed (ScalingFault after scaling) naming every finding."""
     outcome, seconds = run_suites(point, checks)
     report = Report(point, data.spec.name, outcome.rows, seconds)
     if outcome.failures:
         findings = [line for failure in outcome.failures for line in finding(failure, data)]
-        raise ValidationFailed(point, data.spec.name, outcome.failures, findings, report)
+        failed = ScalingFault if point == "scaled" else ValidationFailed
+        raise failed(point, data.spec.name, outcome.failures, findings, report)
     return report
 
 
@@ -199,7 +208,7 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         try:
             report = check()
-        except ValidationFailed as failed:  # the report keeps Great Expectations' result; nothing is cached
+        except CheckFailed as failed:  # the report keeps Great Expectations' result; nothing is cached
             run.put_table(failed.report.table(), validation_seconds=failed.report.seconds)
             logger().error("validation %s failed:\n%s", point, "\n".join(f"  - {f.line}" for f in failed.failures))
             raise

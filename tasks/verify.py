@@ -1,5 +1,6 @@
-"""``python -m flows verify``: is every artifact in the store still what it was when written?
+"""``python -m flows verify`` and ``lineage``: reading a store for a person.
 
+Verify: is every artifact in the store still what it was when written?
 Each artifact is named by the sha256 of its bytes: verify hashes it again, reads its
 sidecar (present, readable, naming this artifact), checks that every parent it names is
 still in the store with the bytes its name says, and that every cache entry points at
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tasks.errors import OptionError
 from tasks.lineage import ArtifactRef, Lineage, LineageError
-from tasks.store import sha256_file
+from tasks.store import located, sha256_file
 
 NOT_ARTIFACTS = ("tensorboard",)  # folders of the store that are not content-addressed
 
@@ -44,14 +46,9 @@ def verify(root: str | Path) -> tuple[int, list[str]]:
                             "another artifact")
         for parent in record.parents:
             if isinstance(parent, ArtifactRef):
-                problems += _parent_problems(path, _here(root, parent.path), parent.sha256, hashes)
+                problems += _parent_problems(path, located(root, parent.path), parent.sha256, hashes)
     problems += _cache_problems(root)
     return len(files), problems
-
-
-def _here(root: Path, path: str) -> Path:
-    """Where a recorded artifact path is in this store (which may have been moved or copied)."""
-    return root / Path(path).parent.name / Path(path).name
 
 
 def _parent_problems(path: Path, where: Path, sha256: str, hashes: dict[Path, str]) -> list[str]:
@@ -71,6 +68,38 @@ def _cache_problems(root: Path) -> list[str]:
         except (OSError, ValueError):
             problems.append(f"{entry}: a cache entry that cannot be read (the stage will run again)")
             continue
-        problems += [f"{entry}: points at {_here(root, fields['path'])}, which is missing (the stage will run again)"
-                     for fields in refs.values() if not _here(root, fields["path"]).is_file()]
+        problems += [f"{entry}: points at {located(root, fields['path'])}, which is missing (the stage will run again)"
+                     for fields in refs.values() if not located(root, fields["path"]).is_file()]
     return problems
+
+
+def find_artifact(root: Path, target: str) -> Path:
+    """The sidecar of an artifact named by its path or by a prefix of its hash."""
+    if Path(target).is_file():
+        return Path(target).with_suffix(".json")
+    matches = sorted(m for m in root.glob(f"*/{target}*.json") if not m.parent.name.startswith(("_", ".")))
+    if not matches:
+        raise OptionError(f"no artifact {target!r} under {root}/: give an artifact's path or a prefix "
+                          "of its sha256 (the name of its file)")
+    if len(matches) > 1:
+        raise OptionError(f"{target!r} matches {len(matches)} artifacts; give more of the hash")
+    return matches[0]
+
+
+def lineage_lines(root: str | Path, target: str) -> list[str]:
+    """The chain from an artifact back to the raw files, one indented line per step."""
+    root, lines = Path(root), []
+
+    def walk(sidecar: Path, depth: int) -> None:
+        record, pad = Lineage.read(sidecar), "  " * depth
+        art = record.artifact
+        lines.append(f"{pad}{record.stage}  {art.sha256[:16]}  {located(root, art.path)}  "
+                     f"(flow run {record.flow_run_id or '-'}, task {record.task_name or '-'})")
+        for parent in record.parents:
+            if isinstance(parent, ArtifactRef):
+                walk(located(root, parent.path).with_suffix(".json"), depth + 1)
+            else:
+                lines.append(f"{pad}  raw file {parent.file}  sha256 {parent.sha256}")
+
+    walk(find_artifact(root, target), 0)
+    return lines

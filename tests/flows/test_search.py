@@ -159,6 +159,7 @@ def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(
     import signal
     import subprocess
     import sys
+    import time
     from pathlib import Path
 
     from tasks.lineage import Lineage
@@ -171,9 +172,17 @@ def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(
                              env={**os.environ, "PYTHONPATH": str(root), "PREFECT_LOGGING_LEVEL": "INFO"})
     for line in first.stdout:  # SIGKILL once the first trial is done, as a crash would
         if "trial 1/3" in line:
+            children = Path(f"/proc/{first.pid}/task/{first.pid}/children").read_text().split()
             first.send_signal(signal.SIGKILL)
             break
     first.wait(timeout=60)
+    for _ in range(30):  # its embedded server and trial workers stop once they see it gone
+        left = [pid for pid in children if Path(f"/proc/{pid}").exists()
+                and "(Z)" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120] for pid in left]
     models = tmp_path / "a" / "model"
     done = {p: Lineage.read(p).flow_run_id for p in models.glob("*.json")}
     assert len(done) == 1, "exactly the first trial had finished"

@@ -46,6 +46,28 @@ def test_plans_refuse_what_cannot_run():
         SearchPlan("sweep", COURSE_SPACE)
     with pytest.raises(ValueError, match="at least 1"):
         SearchPlan("random", COURSE_SPACE, n_iter=0)
+    with pytest.raises(ValueError, match="--grid-points"):
+        SearchPlan("grid", COURSE_SPACE, grid_points=0)
+
+
+def test_the_recorded_search_is_keyed_by_its_trials_not_only_by_its_strategy(tmp_path):
+    """Two scikit-learn searches on the same data (no trained models among the parents) keep
+    their own tables: a second search is not handed the first one's record."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from flows.pipeline import value
+    from tasks.store import ArtifactStore
+    from tasks.trials import record_search_task
+
+    record = lambda rows: value(record_search_task.fn(rows, {}, scaled, "sklearn-random", str(tmp_path)))  # noqa: E731
+    scaled = ArtifactStore(tmp_path).put_table(pa.table({"x": [1.0, 2.0]}), "scaled")
+    row = {"trial": 1, "learning_rate": 0.01, "val_loss": float("nan"), "epochs_run": 0, "seconds": 1.0,
+           "status": "diverged", "reason": "NaN", "model": "", "worker": "a"}
+    first, other = record([row]), record([row, {**row, "trial": 2}])
+    again = record([{**row, "seconds": 9.0, "worker": "b"}])
+    assert len(pd.read_parquet(other["trials"].path)) == 2 and other["trials"] != first["trials"]
+    assert again["trials"] == first["trials"]  # the same outcomes: the record is reused
 
 
 def test_grid_and_sweep_run_every_combination_in_order():

@@ -9,7 +9,7 @@ from tasks.errors import DataError
 from tasks.load import load_table
 from tasks.scale import scale
 from tasks.split import split
-from tasks.validate import ValidationFailed, raw_checks, validate_raw, validate_scaled, validate_split
+from tasks.validate import ScalingFault, ValidationFailed, raw_checks, validate_raw, validate_scaled, validate_split
 
 
 def _copy(frame: Frame) -> Frame:
@@ -91,12 +91,15 @@ def test_unscaled_or_nonfinite_data_fails_after_scaling(housing):
     scaled, _ = scale(housing, index)
     raw_like = _copy(scaled)
     raw_like.X = housing.X[np.searchsorted(housing.row_id, scaled.row_id)].astype(np.float32)
-    with pytest.raises(ValidationFailed, match="after scaling, the train mean is not 0 for 'MedInc'"):
+    with pytest.raises(ScalingFault, match="after scaling, the train mean is not 0 for 'MedInc'"):
         validate_scaled(raw_like)
     inf = _copy(scaled)
     inf.X[-1, 0] = np.inf
-    with pytest.raises(ValidationFailed, match="after scaling, the values are not finite for 'MedInc'"):
+    with pytest.raises(ScalingFault, match="after scaling, the values are not finite for 'MedInc'") as error:
         validate_scaled(inf)
+    from tasks.errors import InputError
+
+    assert not isinstance(error.value, InputError)  # the scaler's fault: exit 1 with its traceback
 
 
 @pytest.fixture
