@@ -44,6 +44,8 @@ def test_parse_idx_reads_header_and_data():
     blob = bytes([0, 0, 8, 3]) + (2).to_bytes(4, "big") + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") \
         + bytes(range(12))
     assert parse_idx(blob).tolist() == [[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9, 10, 11]]]
+    with pytest.raises(DataError, match="x.idx: the file ends inside its header"):
+        parse_idx(blob[:9], "x.idx")  # three dimensions promised, one and a bit given
 
 
 def test_a_wrong_checksum_is_refused_with_the_file_named(corrupt_mirror, monkeypatch):

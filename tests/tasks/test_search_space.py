@@ -50,6 +50,17 @@ def test_plans_refuse_what_cannot_run():
         SearchPlan("grid", COURSE_SPACE, grid_points=0)
 
 
+def test_a_search_whose_trials_all_diverged_is_the_users_to_fix_one_whose_trials_crashed_is_not():
+    from tasks.errors import InputError
+    from tasks.search import SearchFailed, TrialsCrashed, search_stopped
+
+    diverged = search_stopped("3 trials in a row failed", ["diverged"] * 3)
+    assert isinstance(diverged, SearchFailed) and isinstance(diverged, InputError)
+    assert "lower learning rate" in str(diverged)
+    crashed = search_stopped("3 trials in a row failed", ["diverged", "failed", "diverged"])
+    assert isinstance(crashed, TrialsCrashed) and not isinstance(crashed, InputError)
+
+
 def test_the_recorded_search_is_keyed_by_its_trials_not_only_by_its_strategy(tmp_path):
     """Two scikit-learn searches on the same data (no trained models among the parents) keep
     their own tables: a second search is not handed the first one's record."""

@@ -104,6 +104,19 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "raw") == []  # the folder was made; no temp file, artifact or sidecar
 
 
+def test_a_temporary_file_left_by_a_killed_write_is_swept_once_stale(tmp_path):
+    store = ArtifactStore(tmp_path)
+    (tmp_path / "raw").mkdir()
+    stale, live = tmp_path / "raw" / ".tmp-killed.parquet", tmp_path / "raw" / ".tmp-writing.parquet"
+    stale.write_bytes(b"half"), live.write_bytes(b"half")
+    old = os.stat(stale).st_mtime - store_module.STALE_TEMP_SECONDS - 1
+    os.utime(stale, (old, old))
+    ref = store.put_table(_table(), "raw")
+    assert not stale.exists() and live.exists()  # another process may still be writing that one
+    assert sorted(os.listdir(tmp_path / "raw")) == sorted([live.name, os.path.basename(ref.path),
+                                                          os.path.basename(ref.sidecar_path)])
+
+
 def test_cache_returns_refs_only_while_their_files_exist(tmp_path):
     store = ArtifactStore(tmp_path)
     ref = store.put_table(_table(), "raw")
