@@ -6,6 +6,7 @@ runs, so nothing is left waiting for a worker that is gone.
 """
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -55,4 +56,38 @@ def serve(specs: list[dict[str, Any]]) -> None:
     """Block, running each deployment on its schedule, until SIGTERM / Ctrl-C."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(specs))
+    built = deployments(specs)
+    try:
+        prefect_serve(*built)
+    finally:
+        _leave_nothing_scheduled([d.full_name for d in built])
+
+
+def _leave_nothing_scheduled(names: list[str]) -> None:
+    """Pause the served deployments and delete their scheduled runs. Prefect's runner does both
+    on SIGTERM, but a run its server's scheduler inserted in that same moment survives (seen in
+    CI on a loaded machine), and a SIGTERM before the runner started skips the pause."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import ObjectNotFound
+
+    scheduled = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))
+    with get_client(sync_client=True) as client:
+        ids = []
+        for name in names:
+            with contextlib.suppress(ObjectNotFound):  # stopped before it was created
+                ids.append(client.read_deployment_by_name(name).id)
+        for deployment_id in ids:
+            client.pause_deployment(deployment_id)
+        if not ids:
+            return
+        served = DeploymentFilter(id=DeploymentFilterId(any_=ids))
+        for run in client.read_flow_runs(deployment_filter=served, flow_run_filter=scheduled):
+            client.delete_flow_run(run.id)
