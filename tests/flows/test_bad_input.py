@@ -265,6 +265,11 @@ def test_bad_input_stops_at_its_step_naming_the_problem(case, store, case_store,
     with pytest.raises(InputError, match=message) as error:
         flow(train=train, artifacts=str(case_store), **run)
     assert len(str(error.value)) < 1_000  # a few lines, not a dump (the CLI's one block: the test below)
+    if os.environ.get("CORPUS_TABLE"):  # CORPUS_TABLE=corpus.md: the table of case, step and message
+        lines = str(error.value).splitlines()
+        shown = " / ".join(lines[:2] if lines[0].endswith(":") else lines[:1])
+        with open(os.environ["CORPUS_TABLE"], "a") as table:
+            table.write(f"| {case} | {step} | `error: {shown}` |\n")
     after = snapshot(case_store)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed changed
     allowed = set().union(*[folders for name, folders in STEPS.items()
@@ -367,3 +372,19 @@ def test_an_internal_failure_keeps_its_traceback_and_exit_code_1(store, tmp_path
                      "--artifacts", str(tmp_path / "a")])
     err = capfd.readouterr().err
     assert code == 1 and "Traceback (most recent call last)" in err and "ZeroDivisionError: a bug" in err
+
+
+def test_verify_names_a_tampered_artifact_and_a_missing_parent_and_exits_2(store, case_store, capfd):
+    from flows.__main__ import main
+
+    assert main(["verify", "--artifacts", str(case_store)]) == 0
+    assert "all intact" in capfd.readouterr().out
+    tampered = next((case_store / "history").glob("*.parquet"))
+    _append(tampered)
+    parent = next((case_store / "split").glob("*.parquet"))  # the split index the scaler was fitted by
+    parent.unlink()
+    assert main(["verify", "--artifacts", str(case_store)]) == 2
+    out = capfd.readouterr().out
+    assert f"{tampered}: its bytes do not match its name" in out
+    assert f"its parent split {parent} is missing" in out
+    assert "problems" in out.splitlines()[-1]
