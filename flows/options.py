@@ -200,7 +200,7 @@ def _check_artifacts(folder: str | None) -> None:
     """The store must be a folder of its own: not a file, not inside the raw data's folders."""
     import os
 
-    from tasks.load import MIRROR_ENV, cache_dir
+    from tasks.raw_places import MIRROR_ENV, cache_dir
 
     if folder is None:
         return

@@ -23,11 +23,10 @@ from prefect.cache_policies import NO_CACHE
 from tasks import lineage
 from tasks.dataset import DatasetSpec, Frame, SplitRule, to_arrow
 from tasks.errors import DataError, InputError, OptionError
+from tasks.raw_places import MIRROR_ENV, cache_dir
 from tasks.stage import StageRun, no_retry_on, reported
 from tasks.store import ArtifactRef, ArtifactStore, sha256_file
 from tasks.table import load_table
-
-MIRROR_ENV = "DATA_MIRROR"
 
 
 class RawDataError(InputError, RuntimeError):
@@ -86,10 +85,6 @@ HOUSING_SPEC = DatasetSpec(
 
 
 # ---- finding and checking raw files -------------------------------------------------
-def cache_dir() -> Path:
-    return Path(os.environ.get("PIPELINE_DATA", "data"))
-
-
 def _checked(path: Path, raw: SourceFile) -> str:
     """The file's sha256, if it is one of the accepted ones; a clear error otherwise."""
     actual = sha256_file(path)
