@@ -141,14 +141,14 @@ def _check_keras_names(hp: dict[str, Any]) -> None:
     """An activation or initializer Keras does not know is the option's fault (exit 2), named."""
     import keras
 
-    for option, known in (("activation", keras.activations.get), ("initializer", keras.initializers.get)):
+    for option, known, examples in (("activation", keras.activations.get, "relu, selu, elu"),
+                                    ("initializer", keras.initializers.get, "he_normal, lecun_normal")):
         if hp.get(option):
             try:
                 known(hp[option])
             except ValueError:
                 raise OptionError(f"--{option} {hp[option]!r}: Keras has no {option} of that name "
-                                  f"(e.g. {'relu, selu, elu' if option == 'activation' else 'he_normal, lecun_normal'})"
-                                  ) from None
+                                  f"(e.g. {examples})") from None
 
 
 def n_outputs(frame: Frame) -> int:

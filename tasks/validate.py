@@ -65,13 +65,13 @@ class Report:
                                                      "success": True, "unexpected": 0}])
 
 
-def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check]) -> Report:
-    """Run every check; raise ValidationFailed (ScalingFault after scaling) naming every finding."""
+def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check],
+               failed: type[CheckFailed] = ValidationFailed) -> Report:
+    """Run every check; raise ``failed`` naming every finding, else return a report."""
     outcome, seconds = run_suites(point, checks)
     report = Report(point, data.spec.name, outcome.rows, seconds)
     if outcome.failures:
         findings = [line for failure in outcome.failures for line in finding(failure, data)]
-        failed = ScalingFault if point == "scaled" else ValidationFailed
         raise failed(point, data.spec.name, outcome.failures, findings, report)
     return report
 
@@ -198,7 +198,7 @@ def validate_split(index: SplitIndex, raw_rows: int) -> Report:
 
 
 def validate_scaled(scaled: Frame) -> Report:
-    return run_checks("scaled", scaled, scaled_checks(scaled))
+    return run_checks("scaled", scaled, scaled_checks(scaled), ScalingFault)  # the scaler's fault, not the data's
 
 
 # ---- the Prefect tasks -----------------------------------------------------------------
