@@ -30,6 +30,9 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
                      help="most epochs (EarlyStopping may stop sooner)" + shown)
     sub.add_argument("--batch-size", type=int, default=TrainParams.batch_size,
                      help="examples per gradient step (default: %(default)s)")
+    sub.add_argument("--steps-per-execution", type=int, default=TrainParams.steps_per_execution, metavar="N",
+                     help="batches per compiled training call: the same gradient steps as 1, dispatched "
+                          "fewer times (default: %(default)s)")
     sub.add_argument("--learning-rate", type=float, help="optimizer learning rate (default: the model's)")
     sub.add_argument("--optimizer", choices=["sgd", "adam", "nadam", "rmsprop"], help="default: the model's")
     sub.add_argument("--schedule", choices=SCHEDULES,
@@ -149,7 +152,7 @@ def train_params(args: argparse.Namespace, course: TrainParams, model: str) -> T
     """The options over the course's set-up for the task; an option left unset keeps the course's."""
     given = {name: getattr(args, name.replace("-", "_")) for name in
              ("epochs", "batch_size", "learning_rate", "optimizer", "schedule", "depth", "width",
-              "activation", "initializer", "seed", "patience", "min_delta")}
+              "activation", "initializer", "seed", "patience", "min_delta", "steps_per_execution")}
     return dataclasses.replace(course, model=model, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -176,7 +179,8 @@ def check_options(args: argparse.Namespace) -> None:
     import math
 
     positive = {"--epochs": getattr(args, "epochs", None), "--batch-size": getattr(args, "batch_size", None),
-                "--depth": getattr(args, "depth", None), "--width": getattr(args, "width", None)}
+                "--depth": getattr(args, "depth", None), "--width": getattr(args, "width", None),
+                "--steps-per-execution": getattr(args, "steps_per_execution", None)}
     for name, value in positive.items():
         if value is not None and value < 1:
             raise OptionError(f"{name} {value}: must be at least 1")

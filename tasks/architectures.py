@@ -37,7 +37,8 @@ def _compile(model, task: str, hp: dict[str, Any], outputs: tuple[str, ...] = ()
         metrics = {name: metrics for name in outputs} if metrics else None
         loss_weights = dict(zip(outputs, loss_weights)) if loss_weights else None
     model.compile(loss=loss, metrics=metrics, loss_weights=loss_weights,
-                  optimizer=_optimizer(hp["optimizer"], hp["learning_rate"]))
+                  optimizer=_optimizer(hp["optimizer"], hp["learning_rate"]),
+                  steps_per_execution=hp.get("steps_per_execution", 1))
     return model
 
 

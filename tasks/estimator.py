@@ -22,8 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tasks.callbacks import Watch
 from tasks.dataset import DatasetSpec, Frame
-
-PREDICT_BATCH = 4096  # inference needs no small batches; the result does not depend on it
+from tasks.params import INFERENCE_BATCH, TrainParams
 
 
 class _RegistryEstimator(BaseEstimator):
@@ -33,7 +32,7 @@ class _RegistryEstimator(BaseEstimator):
 
     def __init__(self, model=None, epochs=100, batch_size=32, learning_rate=None, optimizer=None, depth=None,
                  width=None, activation=None, initializer=None, schedule=None, patience=5, min_delta=0.0,
-                 validation_fraction=0.1, seed=42):
+                 validation_fraction=0.1, seed=42, steps_per_execution=TrainParams.steps_per_execution):
         self.model = model
         self.epochs = epochs
         self.batch_size = batch_size
@@ -48,6 +47,7 @@ class _RegistryEstimator(BaseEstimator):
         self.min_delta = min_delta
         self.validation_fraction = validation_fraction
         self.seed = seed
+        self.steps_per_execution = steps_per_execution
 
     def _hparams(self) -> dict:
         return {name: getattr(self, name) for name in
@@ -75,7 +75,8 @@ class _RegistryEstimator(BaseEstimator):
             try:
                 result = train(frame, self.model or self._default_model, Path(workdir), epochs=self.epochs,
                                batch_size=self.batch_size, seed=self.seed, hparams=self._hparams(),
-                               watch=Watch(patience=self.patience, min_delta=self.min_delta))
+                               watch=Watch(patience=self.patience, min_delta=self.min_delta),
+                               steps_per_execution=self.steps_per_execution)
             except FloatingPointError:
                 self.diverged_, self.history_ = True, None
                 return self
@@ -97,7 +98,7 @@ class _RegistryEstimator(BaseEstimator):
         X = _array(X)
         if self.diverged_:
             return np.full((len(X), self._width()), np.nan)
-        return np.asarray(self.model_.predict(X, batch_size=PREDICT_BATCH, verbose=0))
+        return np.asarray(self.model_.predict(X, batch_size=INFERENCE_BATCH, verbose=0))
 
     def _width(self) -> int:
         return 1

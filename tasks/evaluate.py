@@ -14,6 +14,7 @@ from tasks import model_files
 from tasks.dataset import Frame, read_frame, read_parquet, spec_of
 from tasks.lineage import Evaluation
 from tasks.models import model_inputs, model_targets
+from tasks.params import INFERENCE_BATCH
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
@@ -24,7 +25,7 @@ def evaluate(model_path: Path, test: Frame, model_name: str) -> dict[str, float]
         raise ValueError("evaluate() takes the test split only")
     model = model_files.load(model_path)
     scores = model.evaluate(model_inputs(test, model_name), model_targets(test, model_name),
-                            verbose=0, return_dict=True)
+                            batch_size=INFERENCE_BATCH, verbose=0, return_dict=True)
     return {name: float(value) for name, value in scores.items()}
 
 

@@ -131,10 +131,13 @@ def input_shapes(name: str, feature_names: tuple[str, ...], feature_shape: tuple
     return {key: (len(cols),) for key, cols in declared.items()}
 
 
-def build(name: str, shapes: dict[str, tuple[int, ...]], n_outputs: int, overrides: dict[str, Any] | None = None):
+def build(name: str, shapes: dict[str, tuple[int, ...]], n_outputs: int, overrides: dict[str, Any] | None = None,
+          steps_per_execution: int = 1):
+    """The entry's network, compiled; ``steps_per_execution`` is a fit setting (how many batches
+    one compiled call runs), handed to compile but not one of the model's hyperparameters."""
     hp = hyperparameters(name, overrides)
     _check_keras_names(hp)
-    return entry(name).builder(shapes, n_outputs, hp)
+    return entry(name).builder(shapes, n_outputs, {**hp, "steps_per_execution": steps_per_execution})
 
 
 def _check_keras_names(hp: dict[str, Any]) -> None:

@@ -50,7 +50,7 @@ def estimator_for(fixed: TrainParams, task: str):
 
     kind = RegistryRegressor if task == "regression" else RegistryClassifier
     return kind(model=fixed.model, epochs=fixed.epochs, batch_size=fixed.batch_size, seed=fixed.seed,
-                patience=fixed.patience, min_delta=fixed.min_delta, **{
+                patience=fixed.patience, min_delta=fixed.min_delta, steps_per_execution=fixed.steps_per_execution, **{
                     name: getattr(fixed, name) for name in
                     ("learning_rate", "optimizer", "depth", "width", "activation", "initializer", "schedule")})
 

@@ -57,15 +57,16 @@ def _epochs_done(log: Path) -> pd.DataFrame:
 
 
 def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
-          hparams: dict[str, Any] | None = None, watch: Watch | None = None, stop_at: int | None = None
-          ) -> TrainResult:
+          hparams: dict[str, Any] | None = None, watch: Watch | None = None, stop_at: int | None = None,
+          steps_per_execution: int = TrainParams.steps_per_execution) -> TrainResult:
     """Fit ``model`` on train, monitor valid; return the best checkpoint and the history.
 
     ``workdir`` holds a BackupAndRestore backup and a per-epoch log: calling again with the
     same ``workdir`` after a crash resumes at the first unfinished epoch, not from zero.
     ``stop_at`` pauses the training after that many of its ``epochs`` (a halving rung) and
     keeps the backup: a later call with a larger ``stop_at`` continues the same training
-    (the learning-rate schedule still spans all ``epochs``).
+    (the learning-rate schedule still spans all ``epochs``). ``steps_per_execution`` batches
+    run per compiled call: the same steps as one at a time, dispatched fewer times.
     """
     import keras
 
@@ -78,7 +79,7 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
         train_part, valid_part = scaled.part("train"), scaled.part("valid")
         outputs = models.n_outputs(scaled)
         net = models.build(model, models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape),
-                           outputs, hparams)
+                           outputs, hparams, steps_per_execution)
         hp = models.hyperparameters(model, hparams)
         if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
             watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
@@ -130,7 +131,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         watch = Watch(patience=params.patience, min_delta=params.min_delta, tensorboard_dir=board,
                       on_epoch=epoch_logger(logger(), params.epochs), crash_at_epoch=injected_crash())
         result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
-                       seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause)
+                       seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause,
+                       steps_per_execution=params.steps_per_execution)
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
         curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")

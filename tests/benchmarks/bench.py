@@ -10,6 +10,7 @@ Not collected by the default test run.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -68,8 +69,8 @@ def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
         return seconds, usage.ru_maxrss / 1024, json.loads(out.read().strip().splitlines()[-1]), peak[0]
 
 
-def median(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}..{max(values):.2f})"
+def median(values: list[float], digits: int = 2) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})"
 
 
 def start_server(port: int) -> subprocess.Popen:
@@ -86,23 +87,31 @@ def start_server(port: int) -> subprocess.Popen:
     raise RuntimeError("prefect server did not answer /api/health within 60 s")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--no-server", action="store_true", help="skip the runs against a running server")
-    parser.add_argument("--search-trials", type=int, default=16,
-                        help="row f: trials of the search on 2 workers against 1 (0 skips it)")
-    args = parser.parse_args()
+def set_mirror() -> None:
+    """DATA_MIRROR, unless set, is the checkout's neighbour ``shared/datasets`` (as in CI)."""
     if not os.environ.get("DATA_MIRROR"):
         shared = ROOT.parent / "shared" / "datasets"
         if shared.is_dir():
             os.environ["DATA_MIRROR"] = str(shared)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--no-server", action="store_true", help="skip the runs against a running server")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="skip the flow under KERAS_BACKEND=jax (skipped anyway without the jax extra)")
+    parser.add_argument("--search-trials", type=int, default=16,
+                        help="row f: trials of the search on 2 workers against 1 (0 skips it)")
+    args = parser.parse_args()
+    set_mirror()
     py, work = sys.executable, Path(tempfile.mkdtemp(prefix="keras-flows-bench-"))
     flow_cmd = lambda tag: [py, "-m", "flows", "classification", "--epochs", str(args.epochs),  # noqa: E731
                             "--seed", "42", "--json", "--artifacts", str(work / tag)]
-    script, flow, served = [], [], []
+    script, flow, served, jaxed = [], [], [], []
+    with_jax = not args.no_jax and importlib.util.find_spec("jax") is not None
     server = None if args.no_server else start_server(4299)
     try:
         for rep in range(args.reps):  # interleaved, so drift in the machine hits both alike
@@ -111,6 +120,8 @@ def main() -> int:
             if server:
                 served.append(run(flow_cmd(f"served-{rep}"),
                                   {"PREFECT_API_URL": "http://127.0.0.1:4299/api"}))
+            if with_jax:
+                jaxed.append(run(flow_cmd(f"jax-{rep}"), {"KERAS_BACKEND": "jax"}))
         twice = [run([py, str(HERE / "run_flow.py"), str(args.epochs), str(work / f"twice-{rep}")])[2]
                  for rep in range(args.reps)]
         data = [run([py, str(HERE / "data_stages.py"), str(work / f"data-{rep}")])[2] for rep in range(args.reps)]
@@ -122,14 +133,25 @@ def main() -> int:
     s_wall = [r[0] for r in script]
     rows = [
         ("plain Keras script, wall s", median(s_wall), "", ""),
-        ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in script]), "", ""),
+        ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in script], 4), "", ""),
         ("  its fit alone, s", median([r[2]["fit_seconds"] for r in script]), "", ""),
         ("flow, embedded server, wall s", median([r[0] for r in flow]), "", ""),
-        ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in flow]), "", ""),
-        _ratio("a. flow / script (embedded server, incl. start-up)", [r[0] for r in flow], s_wall, 1.25),
+        ("  its test accuracy", median([r[2]["test"]["accuracy"] for r in flow], 4), "", ""),
+        _ratio("a. flow / script (embedded server, incl. start-up)", [r[0] for r in flow], s_wall, 0.85),
     ]
     if served:
-        rows.append(_ratio("a. flow / script (running server)", [r[0] for r in served], s_wall, 1.10))
+        rows.append(_ratio("a. flow / script (running server)", [r[0] for r in served], s_wall, 0.80))
+    gap = max(abs(f[2]["test"]["accuracy"] - s[2]["test"]["accuracy"]) for f, s in zip(flow + served, script * 2))
+    rows.append(("  test accuracy, flow - script, largest gap", f"{gap:.5f}", "<= 0.0001", _met(gap <= 1e-4)))
+    train_stage = statistics.median(t["stages"]["train"] for t in twice)
+    fit = statistics.median(r[2]["fit_seconds"] for r in script)
+    rows.append(("  training stage / the script's fit (median s)", f"{train_stage / fit:.2f} "
+                 f"({train_stage:.1f} / {fit:.1f} s)", "", ""))
+    if jaxed:
+        rows.append(("flow under KERAS_BACKEND=jax, wall s", median([r[0] for r in jaxed]), "", ""))
+        rows.append(("  its test accuracy", median([r[2]["test"]["accuracy"] for r in jaxed], 4), "", ""))
+        rows.append(("  jax flow / tensorflow flow (embedded server)",
+                     median([j[0] / t[0] for j, t in zip(jaxed, flow)]), "", ""))
     second = [t["second_seconds"] / t["first_seconds"] for t in twice]
     rows.append(("b. unchanged re-run / first run (in-process)", median(second), "<= 0.05",
                  _met(statistics.median(second) <= 0.05)))

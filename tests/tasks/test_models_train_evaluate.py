@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tasks import models
 from tasks.callbacks import InjectedCrash, Watch
 from tasks.evaluate import evaluate
+from tasks.params import INFERENCE_BATCH, TrainParams
 from tasks.plots import plot_history
 from tasks.scale import scale
 from tasks.split import split
@@ -23,6 +24,16 @@ def small_housing(housing):
     frame = housing.take(rows)
     frame.spec = frame.spec.replace(rows=None)
     return scale(frame, split(frame))[0]
+
+
+@pytest.fixture(scope="module")
+def small_fashion(fashion):
+    """1,000 train and 500 valid images of the real training file, scaled to [0, 1]."""
+    rows = np.r_[0:1_500]
+    frame = fashion.take(rows)
+    frame.X = frame.X.astype(np.float32) / 255
+    frame.split = np.array(["train"] * 1_000 + ["valid"] * 500)
+    return frame
 
 
 def test_registry_builds_the_course_models():
@@ -71,8 +82,13 @@ def test_same_seed_same_model(small_housing, tmp_path):
 
 def test_evaluate_scores_only_the_test_split(small_housing, tmp_path):
     result = train(small_housing, "mlp30", tmp_path, epochs=1, batch_size=64, seed=1)
-    scores = evaluate(result.model_path, small_housing.part("test"), "mlp30")
+    test = small_housing.part("test")
+    scores = evaluate(result.model_path, test, "mlp30")
     assert set(scores) == {"loss"} and scores["loss"] > 0
+    assert INFERENCE_BATCH > len(test) > 32  # one large batch; the mean is that of 32 at a time
+    small_batches = keras.models.load_model(result.model_path).evaluate(
+        test.inputs(), test.y.astype(np.float32), batch_size=32, verbose=0)
+    assert scores["loss"] == pytest.approx(small_batches, rel=0, abs=1e-6)
     with pytest.raises(ValueError, match="test split only"):
         evaluate(result.model_path, small_housing.part("valid"), "mlp30")
 
@@ -82,7 +98,22 @@ def test_a_diverging_training_says_so(small_housing, tmp_path):
         train(small_housing, "mlp30", tmp_path, epochs=2, batch_size=32, seed=1, hparams={"learning_rate": 1e12})
 
 
+@pytest.mark.parametrize("model", ["mlp30", "wide_deep_multi_output", "selu_alphadropout", "deep_bn_before"])
+def test_fewer_dispatches_take_the_very_same_gradient_steps(small_housing, small_fashion, tmp_path, model):
+    """N batches per compiled call (the default) give the seeded history of one at a time:
+    the same steps, the dropout masks and the BatchNorm statistics included. 38 and 32 steps
+    an epoch: the last call of each epoch runs fewer than N."""
+    frame = small_housing if models.entry(model).task == "regression" else small_fashion
+    n = TrainParams.steps_per_execution
+    assert n > 1
+    one, many = (train(frame, model, tmp_path / str(k), epochs=3, batch_size=32, seed=3, steps_per_execution=k)
+                 for k in (1, n))
+    assert list(many.history.columns) == list(one.history.columns) and len(many.history) == 3
+    np.testing.assert_allclose(many.history.to_numpy(), one.history.to_numpy(), rtol=0, atol=1e-6)
+
+
 def test_a_crashed_training_resumes_at_its_epoch_with_identical_results(small_housing, tmp_path):
+    assert TrainParams.steps_per_execution > 1  # the resume is that of the default, fused steps
     args = dict(epochs=6, batch_size=32, seed=4)
     with pytest.raises(InjectedCrash, match="epoch 3"):
         train(small_housing, "mlp30", tmp_path / "resumed", watch=Watch(crash_at_epoch=3), **args)
@@ -147,7 +178,6 @@ def test_memory_stays_flat_over_twenty_trials_in_one_process(small_housing, tmp_
     import gc
 
     from tasks.dataset import to_arrow
-    from tasks.params import TrainParams
     from tasks.store import ArtifactStore
     from tasks.train import train_task
 
