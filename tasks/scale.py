@@ -44,6 +44,29 @@ def _byte_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(squares - total * mean, 0.0) / n)
 
 
+def checked_moments(X: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the scaled-data check needs in one chunked float64 pass over ``X``: mean and std of
+    its first ``n_train`` rows, and each column's count of NaN or inf over all rows (a column
+    sum is finite unless the column holds one, so only such columns are counted again)."""
+    width = X.shape[1]
+    everything, total, squares = np.zeros(width), np.zeros(width), np.zeros(width)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, which is what it must tell
+        for start in range(0, len(X), _CHUNK_ROWS):
+            block = X[start:start + _CHUNK_ROWS].astype(np.float64)
+            sums = block.sum(axis=0)
+            everything += sums
+            train = block[:max(0, n_train - start)]
+            total += sums if len(train) == len(block) else train.sum(axis=0)
+            squares += np.einsum("ij,ij->j", train, train)
+    mean = total / max(n_train, 1)
+    std = np.sqrt(np.maximum(squares / max(n_train, 1) - mean ** 2, 0.0))  # scaled data: mean ~0, no cancellation
+    nonfinite = np.zeros(width, np.int64)
+    suspect = ~np.isfinite(everything)
+    if suspect.any():
+        nonfinite[suspect] = (~np.isfinite(X[:, suspect])).sum(axis=0)
+    return mean, std, nonfinite
+
+
 class NotFittedError(RuntimeError):
     """transform() was called before fit()."""
 
@@ -64,9 +87,10 @@ class StandardScaler:
             raise NotFittedError("StandardScaler.transform() called before fit(): fit on the train split first")
         mean, scale = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
         out = np.empty(X.shape, dtype=np.float32)
-        for start in range(0, len(X), _CHUNK_ROWS):
-            block = X[start:start + _CHUNK_ROWS].astype(np.float32)
-            out[start:start + _CHUNK_ROWS] = (block - mean) / scale
+        for start in range(0, len(X), _CHUNK_ROWS):  # in place: the same float32 values, no temporaries
+            rows = slice(start, start + _CHUNK_ROWS)
+            np.subtract(X[rows], mean, out=out[rows], dtype=np.float32)
+            np.divide(out[rows], scale, out=out[rows])
         return out
 
     def to_arrow(self, features: list[str]) -> pa.Table:

@@ -23,7 +23,7 @@ from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, re
 from tasks.errors import InputError
 from tasks.findings import finding
 from tasks.gx import Check, Failure, expect, run_suites
-from tasks.scale import column_moments, feature_names
+from tasks.scale import checked_moments, feature_names
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
@@ -176,12 +176,12 @@ def class_balance(table: pd.DataFrame) -> pd.DataFrame:
 
 def scaled_checks(scaled: Frame) -> list[Check]:
     n_train = int(np.count_nonzero(scaled.split == "train"))
-    mean, std = column_moments(scaled.X[:n_train])  # train rows come first
+    mean, std, nonfinite = checked_moments(scaled.X, n_train)  # train rows come first
     profile = pd.DataFrame({
         "mean": mean,
         # a constant train column scales to all zeros (std 0); any other must have std 1
         "std_gap": np.minimum(np.abs(std - 1.0), np.abs(std)),
-        "nonfinite": (~np.isfinite(scaled.X)).sum(axis=0),
+        "nonfinite": nonfinite,
     }, index=pd.Index(feature_names(scaled), name="feature"))
     return [Check("scaled features", profile, [
         expect("ExpectColumnValuesToBeBetween", column="mean", min_value=-MEAN_TOLERANCE, max_value=MEAN_TOLERANCE),

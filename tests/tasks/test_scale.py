@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import StandardScaler as SkScaler
 
-from tasks.scale import NotFittedError, StandardScaler, scale
+from tasks.scale import NotFittedError, StandardScaler, checked_moments, scale
 from tasks.split import split
 
 
@@ -49,3 +49,16 @@ def test_scaled_rows_come_train_valid_test_with_train_standardised(fashion):
     std = train.std(axis=0)
     assert np.all((np.abs(std - 1) < 1e-3) | (std == 0))
     assert set(scaled.row_id[scaled.split == "valid"]) == set(range(5_000))
+
+
+def test_the_scaled_check_moments_in_one_pass_equal_the_direct_ones(fashion):
+    scaled = scale(fashion.take(np.arange(20_000)), split(fashion.take(np.arange(20_000))))[0]
+    X, n_train = scaled.X.copy(), 10_000 + 123  # a train block that ends inside a chunk
+    X[[5, 15_000], 3], X[17_000, 7], X[18_000, 7] = np.nan, np.inf, -np.inf  # inf - inf in one column
+    mean, std, nonfinite = checked_moments(X, n_train)
+    with np.errstate(invalid="ignore"):
+        train = X[:n_train].astype(np.float64)
+    finite = np.isfinite(train).all(axis=0)
+    np.testing.assert_allclose(mean[finite], train[:, finite].mean(axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(std[finite], train[:, finite].std(axis=0), rtol=0, atol=1e-9)
+    assert nonfinite.tolist() == (~np.isfinite(X)).sum(axis=0).tolist() and nonfinite[3] == 2 and nonfinite[7] == 2
