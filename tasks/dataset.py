@@ -254,7 +254,7 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filt
 
 def write_settings(table: pa.Table) -> dict[str, Any]:
     """``pyarrow.parquet.write_table`` settings for a pipeline table (the store writes with them)."""
-    return {"compression": _compression(table), "use_dictionary": _small_columns(table),
+    return {"compression": _compression(table), "use_dictionary": _repeating_columns(table),
             "write_statistics": _small_columns(table)}
 
 
@@ -267,5 +267,14 @@ def _compression(table: pa.Table) -> str:
 
 
 def _small_columns(table: pa.Table) -> list[str]:
-    """Columns worth dictionary encoding and statistics: everything but tensors."""
+    """Columns worth statistics: everything but tensors."""
     return [f.name for f in table.schema if not pa.types.is_fixed_size_binary(f.type)]
+
+
+def _repeating_columns(table: pa.Table) -> list[str]:
+    """Columns worth dictionary encoding: not tensors, not float features. A float feature's
+    values are nearly all distinct, so Parquet builds a dictionary only to drop it: on a
+    million housing rows that cost 0.25 s a write for the same file size."""
+    features = set(spec_of(table).features) if SPEC_KEY in (table.schema.metadata or {}) else set()
+    return [name for name in _small_columns(table)
+            if not (name in features and pa.types.is_floating(table.schema.field(name).type))]

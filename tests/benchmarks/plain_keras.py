@@ -32,7 +32,9 @@ y_valid, y_train = y_full[:5000], y_full[5000:]
 mean = X_train.mean(axis=0, dtype=np.float64)
 std = X_train.std(axis=0, dtype=np.float64)
 std[std == 0] = 1.0
-scale = lambda X: ((X - mean) / std).astype(np.float32)  # noqa: E731
+# in float32 from the float64 statistics, as the flow's scaler does: the same inputs to the bit,
+# so the two trainings can be compared to the last test image
+scale = lambda X: (X.astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32)  # noqa: E731
 X_train, X_valid, X_test = scale(X_train), scale(X_valid), scale(X_test)
 
 keras.utils.set_random_seed(42)
