@@ -6,11 +6,13 @@ Each has no public equivalent in Keras 3.15 (checked 2026-11-28):
 ``check()`` runs before any training (and in the tests): a Keras that renamed either fails
 with a message naming the attribute and the versions it was checked with, instead of a
 silently unseeded run or an AttributeError mid-epoch. pyproject pins Keras to that minor.
+It also quiets one TensorFlow warning that fused training steps raise falsely (``_OneTracePerModel``).
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import random
 from functools import lru_cache
 from typing import Iterator
@@ -22,10 +24,24 @@ class KerasIncompatible(RuntimeError):
     """A private Keras name this project relies on is gone: install the pinned Keras."""
 
 
+class _OneTracePerModel(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function TensorFlowTrainer._make_function
+    .<locals>...> triggered tf.function retracing" warning. Keras makes each model's train and
+    test functions as closures of one code object, and TensorFlow's detector counts all of them
+    as one function: fitting several models in a process (the zoo, a worker's search trials)
+    traces each once, as it must, and reads as retracing. Any other retracing warning stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "TensorFlowTrainer._make_function" in message)
+
+
 @lru_cache(maxsize=1)
 def check() -> None:
     import keras
     from keras.src.random import seed_generator
+
+    logging.getLogger("tensorflow").addFilter(_OneTracePerModel())
 
     missing = [] if hasattr(seed_generator, "python_random") else ["keras.src.random.seed_generator.python_random"]
     board = inspect.getsource(keras.callbacks.TensorBoard)  # attributes it sets in set_model and per batch
