@@ -11,7 +11,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.dataset import DatasetSpec, Frame, SplitIndex, read_parquet, spec_of, to_arrow
+from tasks.dataset import DatasetSpec, Frame, SplitIndex, read_parquet, spec_of, split_labels, to_arrow
 from tasks.stage import StageRun, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
@@ -68,7 +68,7 @@ def split_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> Artifac
         spec = spec_of(schema)  # the features stay in raw: read only what the split needs
         table = read_parquet(raw.path, [c for c in ("row_id", "split", spec.target) if c in schema.names])
         y = table[spec.target].to_numpy()
-        own = table["split"].to_numpy(zero_copy_only=False) if "split" in table.column_names else None
+        own = split_labels(table["split"]) if "split" in table.column_names else None
         index = SplitIndex(spec, y, table["row_id"].to_numpy(), assign_splits(spec, y, own))
         return {"split": run.put_table(to_arrow(index))}
 

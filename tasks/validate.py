@@ -81,7 +81,10 @@ def feature_profile(frame: Frame) -> pd.DataFrame:
     """One row per feature: dtype kind, nulls, non-finite values, min, max, allowed range."""
     X, spec = frame.X, frame.spec
     names = feature_names(frame)
-    if X.dtype.kind == "f":
+    if X.dtype.kind == "f" and np.isfinite(X.sum(axis=0)).all():  # no NaN, no inf: no masked copies of X
+        nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    elif X.dtype.kind == "f":
         nan = np.isnan(X).sum(axis=0)
         nonfinite = np.isinf(X).sum(axis=0)
         with np.errstate(all="ignore"):
