@@ -111,6 +111,21 @@ def feature_names(frame: Frame) -> list[str]:
     return list(frame.spec.features)
 
 
+class _Rows:
+    """``X[position]`` without the copy (74 MB for a million housing rows): the scaler reads
+    in chunks, and each chunk is gathered as it is read."""
+
+    def __init__(self, X: np.ndarray, position: np.ndarray):
+        self.X, self.position, self.dtype = X, position, X.dtype
+        self.shape = (len(position), *X.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.X[self.position[rows]]
+
+
 def scale(raw: Frame, index: SplitIndex) -> tuple[Frame, StandardScaler]:
     """Join the split index onto the raw rows, fit on train rows only, scale every split.
 
@@ -119,10 +134,9 @@ def scale(raw: Frame, index: SplitIndex) -> tuple[Frame, StandardScaler]:
     order = np.concatenate([np.flatnonzero(index.split == name) for name in ("train", "valid", "test")])
     row_id, labels = index.row_id[order], index.split[order]
     position = np.searchsorted(raw.row_id, row_id)
-    X = raw.X[position]
     n_train = int(np.count_nonzero(labels == "train"))
-    scaler = StandardScaler().fit(X[:n_train])  # train rows only: they come first
-    scaled = Frame(raw.spec, scaler.transform(X), raw.y[position], row_id, labels)
+    scaler = StandardScaler().fit(_Rows(raw.X, position[:n_train]))  # train rows only: they come first
+    scaled = Frame(raw.spec, scaler.transform(_Rows(raw.X, position)), raw.y[position], row_id, labels)
     return scaled, scaler
 
 

@@ -110,6 +110,8 @@ def main() -> int:
     print(f"| peak RSS, MiB (all processes) | {peaks[0]:.0f} | {peaks[1]:.0f} | {peaks[1] / peaks[0]:.1f}× | "
           f"<= {limit:.0f} (20,640-row run + 4 × the table's {big_bytes / 2**20:.0f} MiB)"
           f"{' ✓' if peaks[1] <= limit else ' ✗'} |")
+    own = [statistics.median(r[1] for r in results[name]) for name in (small_name, big_name)]
+    print(f"| peak RSS, MiB (the flow's own process) | {own[0]:.0f} | {own[1]:.0f} | {own[1] / own[0]:.1f}× | |")
     for name in (small_name, big_name):
         print(f"\n{name}: test {json.dumps(results[name][0][2]['test'])}")
     return 0
