@@ -33,10 +33,10 @@ class TrainParams:
                 "schedule": self.schedule}
 
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine")  # learning rate per epoch; see models.learning_rate_at
 # Inference (test scores, predictions) needs no small batches: a mean over 4096 rows at a time is
-# the same mean (tests/tasks/test_train.py holds it to 1e-6 against batch 32), in fewer steps.
-INFERENCE_BATCH = 4096  # learning rate per epoch; see models.learning_rate_at
+# the same mean (tests/tasks/test_models_train_evaluate.py holds it to 1e-6 against batch 32).
+INFERENCE_BATCH = 4096
 
 # The course's fit settings, per dataset (keras-course.txt l. 540-550 and 600-628): Keras's
 # default batch 32; EarlyStopping(patience=5) with min_delta 1e-3 on Fashion-MNIST, 1e-2 on housing.
