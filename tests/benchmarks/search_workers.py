@@ -9,13 +9,12 @@ every trial trains; worker start-up is inside the wall time. Prints a markdown t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import run  # noqa: E402
+from bench import run, set_mirror  # noqa: E402
 
 
 def measure(trials: int, epochs: int, work: Path) -> dict:
@@ -38,9 +37,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
-    shared = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-    if not os.environ.get("DATA_MIRROR") and shared.is_dir():
-        os.environ["DATA_MIRROR"] = str(shared)
+    set_mirror()
     work = Path(tempfile.mkdtemp(prefix="keras-flows-search-bench-"))
     rows = []
     for trials in args.trials:

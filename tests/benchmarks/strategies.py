@@ -12,13 +12,12 @@ epochs, wall time and the best parameters.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import run  # noqa: E402
+from bench import run, set_mirror  # noqa: E402
 
 ALL = ["sweep", "grid", "random", "genetic", "heuristic", "halving", "sklearn-random"]
 
@@ -35,9 +34,7 @@ def main() -> int:
     parser.add_argument("--artifacts", default=None)
     parser.add_argument("--extra", default="", help="more options for every run, e.g. '--population 5'")
     args = parser.parse_args()
-    shared = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-    if not os.environ.get("DATA_MIRROR") and shared.is_dir():
-        os.environ["DATA_MIRROR"] = str(shared)
+    set_mirror()
     artifacts = args.artifacts or tempfile.mkdtemp(prefix="keras-flows-strategies-")
     fixed = ["--epochs", str(args.epochs), "--patience", str(args.patience), "--min-delta", str(args.min_delta),
              "--workers", str(args.workers), "--json", *args.extra.split()]
