@@ -1,10 +1,20 @@
 """The one Parquet layout: real Fashion-MNIST images go to disk and come back bit for bit."""
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.dataset import _RECENT, Frame, from_arrow, read_frame, tensor_column, to_arrow
+from tasks.dataset import (
+    _RECENT,
+    Frame,
+    from_arrow,
+    read_frame,
+    tensor_column,
+    to_arrow,
+)
 from tasks.scale import StandardScaler
 from tasks.store import ArtifactStore
 
@@ -54,3 +64,21 @@ def test_an_artifact_in_the_old_list_layout_is_named_as_such(images):
         "image", pa.FixedSizeListArray.from_arrays(flat, 784))
     with pytest.raises(ValueError, match="older version of the pipeline; re-run"):
         from_arrow(old)
+
+
+FREED_BLOCK_CHECK = """
+import numpy as np
+import tasks.dataset  # noqa: F401  (sets the allocator's threshold on import)
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+big = np.ones(2 * 2**20); del big  # glibc's default would now keep blocks up to 16 MB on the heap
+before = rss(); column = np.ones(2**20); column[:] = 2; del column  # a million-row column, 8 MB
+print(rss() - before)
+"""
+
+
+def test_a_freed_million_row_column_goes_back_to_the_system():
+    """The flow's process must not keep the memory of each stage's freed columns (tasks/dataset.py)."""
+    out = subprocess.run([sys.executable, "-c", FREED_BLOCK_CHECK], capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) < 2**20
