@@ -18,11 +18,9 @@ them 1.4 s; as bytes, 0.2 s each, and the file is smaller. Read one back with
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import os
-import sys
 from collections import OrderedDict
 from typing import Any
 
@@ -30,25 +28,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.allocator import return_large_frees
+
 # Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
 # stage, that held the flow's peak RSS ~400 MB higher. The system allocator returns it.
 pa.set_memory_pool(pa.system_memory_pool())
 
-
-def _return_large_frees() -> None:
-    """Have glibc give every freed block of 1 MiB or more back to the system. By default it raises
-    its mmap threshold to the size of each large block freed (up to 32 MB), so from then on a
-    column of a million rows (8 MB) lives on the heap, and the heap keeps what is freed: the
-    million-row flow's process peaked ~60 MB higher (1,138-1,170 MiB against 1,089-1,101 in
-    three runs each). Not glibc (macOS, musl): nothing to do."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD; a value set stays fixed
-        except (OSError, AttributeError):
-            pass
-
-
-_return_large_frees()
+return_large_frees()  # and glibc's heap, likewise (tasks/allocator.py)
 
 SPEC_KEY = b"pipeline.dataset"
 DTYPE_KEY = b"numpy.dtype"  # field metadata of a tensor column

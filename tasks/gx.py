@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from tasks.allocator import return_large_frees
+
 
 class Expect(NamedTuple):
     """One expectation: a Great Expectations class name (``ExpectColumnValuesToBeBetween``) and its
@@ -167,6 +169,7 @@ class WorkerGone(RuntimeError):
 def _serve(conn) -> None:
     """The helper's loop: import GE at once, then run each (point, checks) it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    return_large_frees()  # each suite's frames are freed after it: give them back
     _gx()
     while True:
         try:

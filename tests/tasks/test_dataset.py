@@ -68,7 +68,7 @@ def test_an_artifact_in_the_old_list_layout_is_named_as_such(images):
 
 FREED_BLOCK_CHECK = """
 import numpy as np
-import tasks.dataset  # noqa: F401  (sets the allocator's threshold on import)
+import tasks.dataset  # noqa: F401  (fixes the allocator threshold on import: tasks/allocator.py)
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
@@ -79,6 +79,6 @@ print(rss() - before)
 
 
 def test_a_freed_million_row_column_goes_back_to_the_system():
-    """The flow's process must not keep the memory of each stage's freed columns (tasks/dataset.py)."""
+    """The flow's process must not keep the memory of each stage's freed columns (tasks/allocator.py)."""
     out = subprocess.run([sys.executable, "-c", FREED_BLOCK_CHECK], capture_output=True, text=True, check=True)
     assert int(out.stdout.split()[-1]) < 2**20
