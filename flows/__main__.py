@@ -1,4 +1,4 @@
-"""Command line: ``python -m flows classification|regression|zoo|search|serve|lineage|verify [options]``.
+"""Command line: ``python -m flows classification|regression|zoo|search|serve|predict|champion|lineage|verify``.
 
 Runs a flow on Prefect's embedded server, or on the server named by PREFECT_API_URL.
 With ``--json`` the last line printed is one JSON object: flow, run_id, test metrics
@@ -22,7 +22,7 @@ from typing import Iterator
 from flows.console import FilteredStderr, brief_console, error_block
 from flows.embedded import EmbeddedServer
 from flows.options import COURSE, check_options, parser, search_plan, train_params
-from tasks.errors import InputError
+from tasks.errors import InputError, OptionError
 
 
 def _quiet_defaults() -> None:
@@ -112,6 +112,12 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
             course = COURSE[args.task]
             return zoo(task=args.task, models=models, train=train_params(args, course, course.model), data=args.data,
                        target=args.target, artifacts=args.artifacts, force=args.force)
+    if args.flow == "predict":
+        from flows.predict import predict
+
+        with server.api():
+            return predict(data=args.data, model=args.model, dataset=args.dataset, out=args.out, strict=args.strict,
+                           artifacts=args.artifacts)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
     with server.api():
         return flow(train=train_params(args, COURSE[args.flow], args.model), data=args.data, target=args.target,
@@ -154,9 +160,32 @@ def _verify(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def _champion(args: argparse.Namespace) -> int:
+    from tasks.champion import datasets, history
+    from tasks.store import ArtifactStore
+
+    store = ArtifactStore(args.artifacts)
+    names = [args.dataset] if args.dataset else datasets(store)
+    if not names:
+        raise OptionError(f"{args.artifacts}: no champion yet: run a training flow first")
+    for name in names:
+        decisions = history(store, name)
+        if not decisions:
+            raise OptionError(f"{args.artifacts}: no champion for dataset {name!r} (there are: "
+                              f"{', '.join(datasets(store)) or 'none'})")
+        now = [d for d in decisions if d.promoted][-1]
+        print(f"{name}: champion {now.model.sha256[:16]} ({now.metric} {now.value:.4f}) {now.model.path}")
+        for d in decisions:
+            print(f"  {d.decided_at}  {d.model.sha256[:16]}  {d.metric} {d.value:.4f}  "
+                  f"{'promoted' if d.promoted else 'kept'}: {d.reason}")
+    return 0
+
+
 def _main(args: argparse.Namespace) -> int:
     if args.flow == "verify":
         return _verify(args)
+    if args.flow == "champion":
+        return _champion(args)
     if args.flow == "lineage":
         from tasks.verify import lineage_lines
 
@@ -180,6 +209,11 @@ def _main(args: argparse.Namespace) -> int:
 def _print(args: argparse.Namespace, summary: dict) -> None:
     if args.json:
         print(json.dumps(summary))
+        return
+    if args.flow == "predict":
+        print(f"predict run {summary['run_id']}: {summary['rows']} rows scored with {summary['model']}")
+        for stage, path in summary["artifacts"].items():
+            print(f"  {stage:10s} {path}")
         return
     if args.flow == "search":
         print(f"best of {summary['trials']}: {summary['best_params']} (val_loss {summary['best_val_loss']:.4f})")

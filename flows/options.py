@@ -15,7 +15,8 @@ from tasks.search import RUNNERS, STRATEGIES
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
-DESCRIPTION = "Command line: ``python -m flows classification|regression|zoo|search|serve|lineage|verify [options]``."
+DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|search|serve|predict|champion|"
+               "lineage|verify [options]``.")
 
 
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, model_help: str) -> None:
@@ -132,6 +133,33 @@ def parser() -> argparse.ArgumentParser:
     _search_options(sub)
     _training_options(sub, None, "the model every trial trains (default: the task's course model)")
 
+    sub = commands.add_parser("predict", help="score new data with the champion (skew and drift checked first)",
+                              description="Check a table (or idx images) against the training data's columns "
+                                          "and profile, then score it with the dataset's champion or a named "
+                                          "model and write the predictions as an artifact. Skew (missing, extra "
+                                          "or text columns, missing values) fails and writes nothing; drift "
+                                          "(means, spreads or ranges unlike training's) warns, or fails with "
+                                          "--strict.")
+    sub.add_argument("--data", required=True, metavar="PATH", help="new rows: .csv, .parquet, or idx images (.gz)")
+    sub.add_argument("--model", default="champion",
+                     help="champion, or a model artifact's sha256 prefix (default: %(default)s)")
+    sub.add_argument("--dataset", help="whose champion, when the store has several (default: its only one)")
+    sub.add_argument("--out", metavar="PATH", help="also write the predictions here (.parquet or .csv)")
+    sub.add_argument("--strict", action="store_true", help="fail on drift instead of warning")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's start-up lines")
+
+    sub = commands.add_parser("champion", help="show a dataset's champion model and the gate's decisions",
+                              description="After each evaluation a model becomes its dataset's champion only "
+                                          "if its test metric beats the champion's by the stated margin "
+                                          "(accuracy +0.001, MSE -0.001). This prints the champion and history.")
+    sub.add_argument("--dataset", help="which dataset (default: every one in the store)")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+
     sub = commands.add_parser("lineage", help="print an artifact's chain back to the raw files",
                               description="Follow an artifact's sidecars back to the raw files' sha256.")
     sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
@@ -192,12 +220,13 @@ def check_options(args: argparse.Namespace) -> None:
     delta = getattr(args, "min_delta", None)
     if delta is not None and not (math.isfinite(delta) and delta >= 0):
         raise OptionError(f"--min-delta {delta}: must be a number of 0 or more, e.g. 0.001")
-    if getattr(args, "data", None) and not getattr(args, "target", None):
+    if getattr(args, "data", None) and not getattr(args, "target", None) and args.flow != "predict":
         raise OptionError("--data needs --target COLUMN (the label or value column)")
     if getattr(args, "data", None) and not Path(args.data).is_file():
         raise OptionError(f"--data {args.data}: no such file")
     _check_artifacts(getattr(args, "artifacts", None))
-    _check_models(args)
+    if args.flow != "predict":  # its --model is "champion" or a hash
+        _check_models(args)
 
 
 def _check_artifacts(folder: str | None) -> None:

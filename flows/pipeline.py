@@ -1,6 +1,6 @@
 """The pipeline every flow runs: prepare the data once, then fit and score a model on it.
 
-    load -> validate -> split -> validate -> scale -> validate -> train -> evaluate
+    load -> validate -> split -> validate -> scale -> validate -> train -> evaluate -> champion
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from prefect.runtime import flow_run
 from prefect.states import State
 
+from tasks.champion import champion_task
 from tasks.evaluate import evaluate_task
 from tasks.load import Source, load_task
 from tasks.params import DATASETS, TrainParams
@@ -48,7 +49,8 @@ def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, forc
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
     data = prepare(source, artifacts, force)
     trained, test = fit_and_score(data["scaled"], params, artifacts, force)
-    return summary({**data, **trained}, test)
+    champion = champion_task(trained["model"], data["scaler"], data["scaled"], test, artifacts)
+    return {**summary({**data, **trained}, test), "champion": champion}
 
 
 def summary(produced: dict[str, ArtifactRef], test: dict[str, Any]) -> dict[str, Any]:

@@ -154,10 +154,11 @@ class ArtifactStore:
             known = None
         updated = record if known is None else known.with_producer(record.producer)
         if updated is not known:  # an unchanged record is not rewritten
-            self._write_json(ref.sidecar_path, updated.to_json())
+            self.write_json(ref.sidecar_path, updated.to_json())
         return ref
 
-    def _write_json(self, path: Path, text: str) -> None:
+    def write_json(self, path: Path, text: str) -> None:
+        """Write a small JSON file atomically (a sidecar, a cache entry, a champion record)."""
         with self._atomic(path.parent, ".json") as (handle, tmp):
             handle.write(text.encode())
         os.replace(tmp, path)
@@ -272,4 +273,4 @@ class ArtifactStore:
         for name, ref in refs.items():
             stat = Path(ref.path).stat()
             entry[name] = {**ref.to_dict(), "stat": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
-        self._write_json(self.root / "_cache" / stage / f"{key}.json", json.dumps(entry, indent=2, sort_keys=True))
+        self.write_json(self.root / "_cache" / stage / f"{key}.json", json.dumps(entry, indent=2, sort_keys=True))

@@ -1,0 +1,31 @@
+"""Score new data with the champion (or a named model): checks for skew and drift first."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.pipeline import value
+from tasks.predict import predict_task
+
+
+@flow(name="predict")
+def predict(data: str, model: str = "champion", dataset: str | None = None, out: str | None = None,
+            strict: bool = False, artifacts: str = "artifacts") -> dict[str, Any]:
+    """``data``: a CSV or Parquet table with the training features (or idx images); ``out``: a
+    copy of the predictions (.parquet, or .csv) besides the artifact."""
+    ref, facts = value(predict_task(data, artifacts, model, dataset, strict))
+    if out:
+        target = Path(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix.lower() == ".csv":
+            import pandas as pd
+
+            pd.read_parquet(ref.path).to_csv(target, index=False)
+        else:
+            shutil.copyfile(ref.path, target)
+    return {"flow": flow_run.flow_name, "run_id": str(flow_run.id), "test": {}, "model": facts["model"],
+            "rows": facts["rows"], "artifacts": {"predictions": ref.path, **({"out": out} if out else {})}}

@@ -1,0 +1,111 @@
+"""Using a trained model: the champion gate over real trainings, and predict on held-out housing
+rows with its skew and drift checks (a slice of the real data, real flows, real Parquet)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.predict import predict
+from flows.regression import regression
+from tasks.champion import current, history
+from tasks.params import TrainParams
+from tasks.predict import DriftError, SkewError
+from tasks.store import ArtifactStore
+from tasks.verify import lineage_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = "MedHouseVal"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, housing):
+    """Three trainings on one housing table (2,000 train, 500 valid, 500 test rows): a first model,
+    a worse one (1 epoch at a tiny learning rate), a better one (more epochs); and held-out rows."""
+    folder = tmp_path_factory.mktemp("predict")
+    rows = np.random.default_rng(0).permutation(len(housing))[:4_000]
+    df = pd.DataFrame(housing.X[rows], columns=list(housing.spec.features))
+    df[TARGET] = housing.y[rows]
+    table = df.iloc[:3_000].assign(split=["train"] * 2_000 + ["valid"] * 500 + ["test"] * 500)
+    table.to_parquet(folder / "housing-train.parquet", index=False)
+    held_out = df.iloc[3_000:].reset_index(drop=True)
+    artifacts = str(folder / "artifacts")
+    runs = [regression(train=TrainParams("mlp30", epochs=epochs, learning_rate=rate), data=str(folder / "housing-train.parquet"),
+                       target=TARGET, artifacts=artifacts)
+            for epochs, rate in ((4, None), (1, 1e-5), (30, None))]
+    return {"folder": folder, "artifacts": artifacts, "runs": runs, "table": table, "held_out": held_out}
+
+
+def test_the_champion_is_replaced_only_by_a_better_model(trained):
+    first, worse, better = trained["runs"]
+    store = ArtifactStore(trained["artifacts"])
+    decisions = history(store, "housing-train")
+    assert [d.promoted for d in decisions] == [True, False, True]
+    assert [first["champion"], worse["champion"], better["champion"]] == [True, False, True]
+    assert worse["test"]["loss"] > first["test"]["loss"] > better["test"]["loss"] + 0.001
+    assert decisions[1].champion_before == decisions[0].model.sha256 == decisions[2].champion_before
+    assert current(store, "housing-train").model.path == better["artifacts"]["model"]
+
+
+def test_a_reused_model_is_not_decided_again(trained):
+    again = regression(train=TrainParams("mlp30", epochs=1, learning_rate=1e-5),
+                       data=str(trained["folder"] / "housing-train.parquet"), target=TARGET,
+                       artifacts=trained["artifacts"])
+    assert again["champion"] is False
+    assert len(history(ArtifactStore(trained["artifacts"]), "housing-train")) == 3
+
+
+def test_predict_on_the_test_rows_reproduces_the_flows_evaluation(trained, tmp_path):
+    test_rows = trained["table"].query("split == 'test'")
+    new = tmp_path / "test-rows.csv"
+    test_rows.drop(columns=["split"]).to_csv(new, index=False)  # the target column is ignored
+    result = predict(data=str(new), artifacts=trained["artifacts"], out=str(tmp_path / "out.csv"))
+    scored = pd.read_parquet(result["artifacts"]["predictions"])
+    mse = float(np.mean((scored["prediction"].to_numpy() - test_rows[TARGET].to_numpy()) ** 2))
+    assert mse == pytest.approx(trained["runs"][2]["test"]["loss"], rel=1e-5)
+    assert list(scored["row"]) == list(range(len(test_rows)))
+    assert pd.read_csv(tmp_path / "out.csv")["prediction"].to_numpy() == pytest.approx(scored["prediction"].to_numpy())
+    chain = "\n".join(lineage_lines(trained["artifacts"], Path(result["artifacts"]["predictions"]).stem[:16]))
+    assert "raw file test-rows.csv" in chain and "raw file housing-train.parquet" in chain and "\n  model " in chain
+
+
+def test_a_renamed_column_is_skew_and_nothing_is_written(trained, tmp_path):
+    new = tmp_path / "renamed.csv"
+    trained["held_out"].rename(columns={"MedInc": "median_income"}).to_csv(new, index=False)
+    before = sorted((Path(trained["artifacts"]) / "predictions").glob("*"))
+    with pytest.raises(SkewError, match=r"missing column 'MedInc'.*\n.*'median_income' not in the training data"):
+        predict(data=str(new), artifacts=trained["artifacts"])
+    assert sorted((Path(trained["artifacts"]) / "predictions").glob("*")) == before
+
+
+def test_a_feature_shifted_by_two_training_stds_is_drift(trained, tmp_path, caplog):
+    train = trained["table"].query("split == 'train'")
+    shifted = trained["held_out"].assign(HouseAge=lambda d: d["HouseAge"] + 2 * train["HouseAge"].std(ddof=0))
+    new = tmp_path / "shifted.parquet"
+    shifted.to_parquet(new, index=False)
+    with pytest.raises(DriftError, match=r"feature HouseAge: mean .* is [12]\.\d\d training standard deviations"):
+        predict(data=str(new), artifacts=trained["artifacts"], strict=True)
+    command = [sys.executable, "-m", "flows", "predict", "--data", str(new), "--artifacts", trained["artifacts"],
+               "--json"]
+    warned = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert warned.returncode == 0, warned.stderr
+    assert "drifted from the training data" in warned.stderr and "feature HouseAge" in warned.stderr
+    assert "MedInc" not in warned.stderr.split("drifted")[1]  # only the shifted feature is named
+    assert json.loads(warned.stdout.splitlines()[-1])["rows"] == len(shifted)
+
+
+def test_held_out_rows_pass_both_checks_without_a_warning(trained, tmp_path):
+    new = tmp_path / "held-out.csv"
+    trained["held_out"].drop(columns=[TARGET]).to_csv(new, index=False)
+    command = [sys.executable, "-m", "flows", "predict", "--data", str(new), "--artifacts", trained["artifacts"],
+               "--strict", "--json"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "warning" not in run.stderr.lower(), run.stderr
+    champion = subprocess.run([sys.executable, "-m", "flows", "champion", "--artifacts", trained["artifacts"]],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert champion.returncode == 0 and champion.stdout.count("promoted") == 2 and "kept" in champion.stdout
