@@ -35,8 +35,8 @@ def trained(tmp_path_factory, housing):
     table.to_parquet(folder / "housing-train.parquet", index=False)
     held_out = df.iloc[3_000:].reset_index(drop=True)
     artifacts = str(folder / "artifacts")
-    runs = [regression(train=TrainParams("mlp30", epochs=epochs, learning_rate=rate), data=str(folder / "housing-train.parquet"),
-                       target=TARGET, artifacts=artifacts)
+    runs = [regression(train=TrainParams("mlp30", epochs=epochs, learning_rate=rate),
+                       data=str(folder / "housing-train.parquet"), target=TARGET, artifacts=artifacts)
             for epochs, rate in ((4, None), (1, 1e-5), (30, None))]
     return {"folder": folder, "artifacts": artifacts, "runs": runs, "table": table, "held_out": held_out}
 
@@ -109,3 +109,24 @@ def test_held_out_rows_pass_both_checks_without_a_warning(trained, tmp_path):
     champion = subprocess.run([sys.executable, "-m", "flows", "champion", "--artifacts", trained["artifacts"]],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert champion.returncode == 0 and champion.stdout.count("promoted") == 2 and "kept" in champion.stdout
+
+
+def test_predict_on_the_fashion_mnist_test_images_reproduces_the_evaluation(tmp_path):
+    """The idx test file itself, scored by the champion, gives the evaluation's accuracy and loss."""
+    import gzip
+    import os
+
+    from flows.classification import classification
+    from tasks.load import parse_idx
+
+    artifacts = str(tmp_path / "artifacts")
+    trained = classification(train=TrainParams("mlp", epochs=1), artifacts=artifacts)
+    assert trained["champion"] is True
+    mirror = Path(os.environ["DATA_MIRROR"]) / "fashion-mnist"
+    result = predict(data=str(mirror / "t10k-images-idx3-ubyte.gz"), artifacts=artifacts, strict=True)
+    scored = pd.read_parquet(result["artifacts"]["predictions"])
+    labels = parse_idx(gzip.decompress((mirror / "t10k-labels-idx1-ubyte.gz").read_bytes()), "labels", ndim=1)
+    probabilities = scored[[f"probability_{k}" for k in range(10)]].to_numpy(np.float64)
+    assert (scored["prediction"].to_numpy() == labels).mean() == pytest.approx(trained["test"]["accuracy"], abs=1e-6)
+    loss = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
+    assert loss == pytest.approx(trained["test"]["loss"], rel=1e-4)
