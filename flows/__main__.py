@@ -1,4 +1,4 @@
-"""Command line: ``python -m flows classification|regression|zoo|search|serve|predict|champion|lineage|verify``.
+"""Command line: ``python -m flows classification|regression|zoo|search|serve|predict|export|champion|lineage|verify``.
 
 Runs a flow on Prefect's embedded server, or on the server named by PREFECT_API_URL.
 With ``--json`` the last line printed is one JSON object: flow, run_id, test metrics
@@ -186,6 +186,15 @@ def _main(args: argparse.Namespace) -> int:
         return _verify(args)
     if args.flow == "champion":
         return _champion(args)
+    if args.flow == "export":
+        _quiet_defaults()
+        from tasks.export import export
+        from tasks.predict import trained
+        from tasks.store import ArtifactStore
+
+        store = ArtifactStore(args.artifacts)
+        print(export(store, trained(store, args.model, args.dataset)))
+        return 0
     if args.flow == "lineage":
         from tasks.verify import lineage_lines
 

@@ -15,8 +15,8 @@ from tasks.search import RUNNERS, STRATEGIES
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
-DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|search|serve|predict|champion|"
-               "lineage|verify [options]``.")
+DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|search|serve|predict|export|"
+               "champion|lineage|verify [options]``.")
 
 
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, model_help: str) -> None:
@@ -150,6 +150,17 @@ def parser() -> argparse.ArgumentParser:
                      help="artifact store folder (default: %(default)s)")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's start-up lines")
+
+    sub = commands.add_parser("export", help="export the champion as a TensorFlow SavedModel for serving",
+                              description="Write the champion (or a named model) with its scaler folded in as a "
+                                          "TensorFlow SavedModel under ARTIFACTS/export/<model sha256>/, with "
+                                          "signature.json naming the input columns: serving needs no project code.")
+    sub.add_argument("--model", default="champion",
+                     help="champion, or a model artifact's sha256 prefix (default: %(default)s)")
+    sub.add_argument("--dataset", help="whose champion, when the store has several (default: its only one)")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
 
     sub = commands.add_parser("champion", help="show a dataset's champion model and the gate's decisions",
                               description="After each evaluation a model becomes its dataset's champion only "

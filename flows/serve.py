@@ -16,11 +16,13 @@ from tasks.errors import OptionError
 
 def _flows() -> dict[str, Any]:
     from flows.classification import classification
+    from flows.predict import predict
     from flows.regression import regression
     from flows.search import search
     from flows.zoo import zoo
 
-    return {"classification": classification, "regression": regression, "zoo": zoo, "search": search}
+    return {"classification": classification, "regression": regression, "zoo": zoo, "search": search,
+            "predict": predict}
 
 
 def read_config(path: str | Path) -> list[dict[str, Any]]:

@@ -130,3 +130,41 @@ def test_predict_on_the_fashion_mnist_test_images_reproduces_the_evaluation(tmp_
     assert (scored["prediction"].to_numpy() == labels).mean() == pytest.approx(trained["test"]["accuracy"], abs=1e-6)
     loss = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
     assert loss == pytest.approx(trained["test"]["loss"], rel=1e-4)
+
+
+SERVE_WITH_TENSORFLOW_ALONE = """
+import json, sys
+import numpy as np, pandas as pd, tensorflow as tf
+export, table = sys.argv[1:3]
+signature = json.load(open(export + "/signature.json"))
+served = tf.saved_model.load(export + "/saved_model")
+features = pd.read_csv(table)[signature["inputs"]["features"]].to_numpy(np.float32)
+print(json.dumps(np.asarray(served.serve(features)).ravel().tolist()))
+"""
+
+
+def test_the_export_reproduces_the_predictions_with_tensorflow_alone(trained, tmp_path):
+    new = tmp_path / "held-out.csv"
+    trained["held_out"].to_csv(new, index=False)
+    scored = pd.read_parquet(predict(data=str(new), artifacts=trained["artifacts"])["artifacts"]["predictions"])
+    exported = subprocess.run([sys.executable, "-m", "flows", "export", "--artifacts", trained["artifacts"]],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    folder = exported.stdout.strip().splitlines()[-1]
+    assert Path(folder).name == Path(trained["runs"][2]["artifacts"]["model"]).stem  # the champion's
+    served = subprocess.run([sys.executable, "-c", SERVE_WITH_TENSORFLOW_ALONE, folder, str(new)],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)  # no project on the path
+    assert served.returncode == 0, served.stderr
+    assert np.array(json.loads(served.stdout.splitlines()[-1])) == pytest.approx(scored["prediction"].to_numpy(),
+                                                                                   abs=1e-5)
+
+
+def test_predict_can_be_served_on_a_schedule(tmp_path):
+    from flows.serve import deployments
+
+    config = {"flow": "predict", "name": "nightly-scores", "cron": "0 3 * * *",
+              "parameters": {"data": str(tmp_path / "new.csv"), "artifacts": str(tmp_path / "artifacts"),
+                             "strict": True}}
+    built, = deployments([config])
+    assert built.name == "nightly-scores" and built.parameters["strict"] is True
+    assert built.schedules[0].schedule.cron == "0 3 * * *"
