@@ -188,8 +188,8 @@ def _main(args: argparse.Namespace) -> int:
         return _champion(args)
     if args.flow == "export":
         _quiet_defaults()
+        from tasks.champion import trained
         from tasks.export import export
-        from tasks.predict import trained
         from tasks.store import ArtifactStore
 
         store = ArtifactStore(args.artifacts)

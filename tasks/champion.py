@@ -5,7 +5,8 @@ Every decision (both models' hashes, both metrics, promoted or kept, why) is app
 JSON history per dataset in the store, ``<artifacts>/champions/<dataset>.json``, and published
 as a markdown artifact under the stable key ``<dataset>-champion``. ``predict`` scores with the
 champion unless told another model. A model is decided once: a run that reuses a cached model
-(a scheduled re-run on unchanged data) adds nothing to the history.
+(a scheduled re-run on unchanged data) adds nothing to the history. ``trained`` resolves the
+champion, or a model named by its hash, to the files scoring needs (model, scaler, raw data).
 """
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import OptionError
-from tasks.lineage import ArtifactRef
+from tasks.dataset import DatasetSpec, spec_of
+from tasks.errors import DataError, OptionError
+from tasks.lineage import ArtifactRef, Lineage
 from tasks.publish import slug
 from tasks.stage import logger
 from tasks.store import ArtifactStore
+from tasks.verify import find_artifact
 
 FOLDER = "champions"
 
@@ -156,10 +160,6 @@ def champion_task(model: ArtifactRef, scaler: ArtifactRef, scaled: ArtifactRef, 
     """The gate after evaluation; True when this model is (now) the dataset's champion."""
     store = ArtifactStore(artifacts)
     record = store.record(scaled)
-    import pyarrow.parquet as pq
-
-    from tasks.dataset import spec_of
-
     decision = decide(store, record.dataset, spec_of(pq.read_schema(scaled.path)).task, model, scaler,
                       scaled, scores)
     now = current(store, record.dataset)
@@ -174,3 +174,46 @@ def champion_task(model: ArtifactRef, scaler: ArtifactRef, scaled: ArtifactRef, 
         except Exception as error:  # no run context (plain call): nothing to attach to
             logger().debug("no Prefect markdown artifact: %s", error)
     return now is not None and now.model.sha256 == model.sha256
+
+
+# ---- the champion, or a named model, as the files scoring needs -----------------------------
+@dataclass(frozen=True)
+class Trained:
+    """What scoring needs of one training: the model, its scaler, the data it was trained on."""
+
+    model: ArtifactRef
+    scaler: ArtifactRef
+    raw: ArtifactRef
+    split: ArtifactRef
+    model_name: str
+    spec: DatasetSpec
+
+
+def trained(store: ArtifactStore, model: str = "champion", dataset: str | None = None) -> Trained:
+    """``champion`` (of ``dataset``, or of the store's one dataset) or a model's hash prefix."""
+    if model == "champion":
+        decision = champion_for(store, dataset)
+        model_ref, scaler = decision.model, decision.scaler
+        scaled = decision.scaled
+    else:
+        sidecar = find_artifact(store.root, model)
+        record = Lineage.read(sidecar)
+        if record.stage != "model":
+            raise OptionError(f"--model {model}: that is a {record.stage} artifact, not a model")
+        model_ref = record.artifact
+        scaled = next(p for p in record.parents if isinstance(p, ArtifactRef) and p.stage == "scaled")
+        scaler = _scaler_of(store, scaled)
+    raw, split = (next(p for p in store.record(scaled).parents if isinstance(p, ArtifactRef) and p.stage == stage)
+                  for stage in ("raw", "split"))
+    return Trained(model_ref, scaler, raw, split, store.record(model_ref).params["model"],
+                   spec_of(pq.read_schema(raw.path)))
+
+
+def _scaler_of(store: ArtifactStore, scaled: ArtifactRef) -> ArtifactRef:
+    """The scaler written beside ``scaled`` (same stage run: same parents)."""
+    parents = store.record(scaled).parents
+    for sidecar in sorted((store.root / "scaler").glob("*.json")):
+        record = Lineage.read(sidecar)
+        if record.parents == parents:
+            return record.artifact
+    raise DataError(f"{store.root}: no scaler beside {scaled.path}: run the training flow again")

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from tasks import model_files
+from tasks.champion import Trained
 from tasks.dataset import read_parquet
+from tasks.drift import expected_columns
 from tasks.models import entry
-from tasks.predict import Trained, expected_columns
 from tasks.scale import StandardScaler
 from tasks.store import ArtifactStore
 
@@ -42,7 +43,8 @@ def serving_model(found: Trained):
         raw = keras.Input(shape=input_shape, name=name)
         mean, std = scaler.mean_[picked].reshape(input_shape), scaler.scale_[picked].reshape(input_shape)
         axis = tuple(range(1, len(input_shape) + 1))
-        return raw, keras.layers.Normalization(axis=axis, mean=mean, variance=np.square(std), name=f"{name}_scaler")(raw)
+        scaler_layer = keras.layers.Normalization(axis=axis, mean=mean, variance=np.square(std), name=f"{name}_scaler")
+        return raw, scaler_layer(raw)
 
     declared = entry(found.model_name).inputs
     if declared is None:

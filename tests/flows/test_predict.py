@@ -14,8 +14,8 @@ import pytest
 from flows.predict import predict
 from flows.regression import regression
 from tasks.champion import current, history
+from tasks.drift import DriftError, SkewError
 from tasks.params import TrainParams
-from tasks.predict import DriftError, SkewError
 from tasks.store import ArtifactStore
 from tasks.verify import lineage_lines
 
