@@ -161,20 +161,20 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _champion(args: argparse.Namespace) -> int:
-    from tasks.champion import datasets, history
+    from tasks.champion import gates, history
     from tasks.store import ArtifactStore
 
-    store = ArtifactStore(args.artifacts)
-    names = [args.dataset] if args.dataset else datasets(store)
-    if not names:
-        raise OptionError(f"{args.artifacts}: no champion yet: run a training flow first")
-    for name in names:
-        decisions = history(store, name)
-        if not decisions:
-            raise OptionError(f"{args.artifacts}: no champion for dataset {name!r} (there are: "
-                              f"{', '.join(datasets(store)) or 'none'})")
-        now = [d for d in decisions if d.promoted][-1]
-        print(f"{name}: champion {now.model.sha256[:16]} ({now.metric} {now.value:.4f}) {now.model.path}")
+    known = gates(ArtifactStore(args.artifacts))
+    picked = [g for g, label in known.items() if not args.dataset or args.dataset in (g, label.split(" (")[0])]
+    if not picked:
+        raise OptionError(f"{args.artifacts}: " + (f"no champion for dataset {args.dataset!r} (there are: "
+                                                   f"{', '.join(known.values())})" if known else
+                                                   "no champion yet: run a training flow first"))
+    for gate in picked:
+        decisions = history(ArtifactStore(args.artifacts), gate)
+        now = [d for d in decisions if d.promoted]
+        print(f"{known[gate]}: " + (f"champion {now[-1].model.sha256[:16]} ({now[-1].metric} {now[-1].value:.4f}) "
+                                    f"{now[-1].model.path}" if now else "no champion (no model had a finite score)"))
         for d in decisions:
             print(f"  {d.decided_at}  {d.model.sha256[:16]}  {d.metric} {d.value:.4f}  "
                   f"{'promoted' if d.promoted else 'kept'}: {d.reason}")

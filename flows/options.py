@@ -163,9 +163,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
 
     sub = commands.add_parser("champion", help="show a dataset's champion model and the gate's decisions",
-                              description="After each evaluation a model becomes its dataset's champion only "
-                                          "if its test metric beats the champion's by the stated margin "
-                                          "(accuracy +0.001, MSE -0.001). This prints the champion and history.")
+                              description="After the classification and regression flows evaluate a model, it "
+                                          "becomes the champion of its dataset (and target) only if its test "
+                                          "metric beats the champion's by the stated margin (accuracy +0.001, "
+                                          "MSE 0.5%% lower). This prints each champion and the gate's history.")
     sub.add_argument("--dataset", help="which dataset (default: every one in the store)")
     sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
                      help="artifact store folder (default: %(default)s)")
@@ -235,6 +236,10 @@ def check_options(args: argparse.Namespace) -> None:
         raise OptionError("--data needs --target COLUMN (the label or value column)")
     if getattr(args, "data", None) and not Path(args.data).is_file():
         raise OptionError(f"--data {args.data}: no such file")
+    out = getattr(args, "out", None)
+    if out and (Path(out).is_dir() or Path(out).suffix.lower() not in (".csv", ".parquet")):
+        raise OptionError(f"--out {out}: " + ("a folder; name a file" if Path(out).is_dir() else
+                                              "name a .csv or .parquet file"))
     _check_artifacts(getattr(args, "artifacts", None))
     if args.flow != "predict":  # its --model is "champion" or a hash
         _check_models(args)

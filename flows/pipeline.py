@@ -49,7 +49,7 @@ def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, forc
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
     data = prepare(source, artifacts, force)
     trained, test = fit_and_score(data["scaled"], params, artifacts, force)
-    champion = champion_task(trained["model"], data["scaler"], data["scaled"], test, artifacts)
+    champion = value(champion_task(trained["model"], data["scaler"], data["scaled"], test, artifacts))
     return {**summary({**data, **trained}, test), "champion": champion}
 
 

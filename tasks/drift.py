@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from tasks.champion import Trained
-from tasks.dataset import DatasetSpec, Frame, read_frame, read_index, read_parquet
+from tasks.dataset import DatasetSpec, Frame, read_frame, read_index
 from tasks.errors import DataError, OptionError, values_text
 from tasks.gx import Check, expect, run_suites
-from tasks.scale import StandardScaler, feature_names
+from tasks.scale import column_moments, feature_names
 from tasks.store import sha256_file
 
 IGNORED = ("split", "row_id")  # columns a held-out table may carry that are not features
@@ -37,6 +37,7 @@ class DriftTolerance:
 
 
 DRIFT = DriftTolerance()
+MIN_DRIFT_ROWS = 30
 
 
 class SkewError(DataError):
@@ -53,18 +54,23 @@ def read_new(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame | np.ndarray, 
     if not path.is_file():
         raise OptionError(f"--data {path}: no such file")
     name = path.name.lower()
-    if name.endswith((".gz", "-ubyte")) or "idx" in name:
-        if not spec.is_image:
-            raise SkewError(f"{path.name}: idx images, but the model was trained on the table {spec.name!r}")
-        from tasks.load import parse_idx
-
-        blob = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
-        images = parse_idx(blob, path.name, ndim=1 + len(spec.image_shape))
-        return images.reshape(len(images), -1), []
-    readers = {".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".csv": pd.read_csv}
-    if path.suffix.lower() not in readers:
+    readers = {".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".csv": pd.read_csv, ".csv.gz": pd.read_csv}
+    kind = next((suffix for suffix in readers if name.endswith(suffix)), None)
+    if kind is None and not (name.endswith(".gz") or "ubyte" in name):
         raise OptionError(f"--data {path}: expected .csv, .parquet or idx images (.gz)")
-    df = readers[path.suffix.lower()](path)
+    if kind is None and not spec.is_image:
+        raise SkewError(f"{path.name}: idx images, but the model was trained on the table {spec.name!r}")
+    try:
+        if kind is None:
+            from tasks.load import parse_idx
+
+            blob = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+            images = parse_idx(blob, path.name, ndim=1 + len(spec.image_shape))
+            return images.reshape(len(images), -1), []
+        df = readers[kind](path)
+    except (OSError, ValueError, EOFError) as error:  # the reader's own words name what it could not read
+        raise DataError(f"{path.name}: cannot be read as {kind or 'idx images'} ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if len(df) == 0:
         raise DataError(f"{path.name}: the table has a header but no rows")
     return df, list(map(str, df.columns))
@@ -107,12 +113,13 @@ class TrainingProfile:
 
 
 def training_profile(found: Trained) -> TrainingProfile:
-    """What training saw, per feature: the train rows' mean and std (the scaler's) and range."""
-    scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
+    """What training saw, per feature: the train rows' mean, std and range (the scaler saw the
+    same rows; its scale is 1 where a column was constant, which is not that column's spread)."""
     raw, index = read_frame(found.raw.path), read_index(found.split.path)
     train = np.isin(raw.row_id, index.row_id[index.split == "train"])
     X = raw.X[train]
-    return TrainingProfile(scaler.mean_, scaler.scale_, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
+    mean, std = column_moments(X)
+    return TrainingProfile(mean, std, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
 
 
 def drift_profile(X: np.ndarray, seen: TrainingProfile, names: list[str]) -> pd.DataFrame:
@@ -134,7 +141,7 @@ def drift_checks(profile: pd.DataFrame) -> list[Check]:
         expect("ExpectColumnValuesToBeBetween", column="outside", max_value=DRIFT.outside)], "feature")]
 
 
-def _skew_findings(outcome, file: str, data, given: list[str]) -> list[str]:
+def _skew_findings(outcome, file: str, given: list[str], spec: DatasetSpec) -> list[str]:
     lines = []
     for failure in outcome.failures:
         if failure.check == "image size":
@@ -144,8 +151,9 @@ def _skew_findings(outcome, file: str, data, given: list[str]) -> list[str]:
             lines.append(f"column{'s' if failure.count > 1 else ''} {values_text(failure.index)} hold text where "
                          "numbers are expected")
         else:
-            missing = [c for c in failure.index if c not in given]
-            extra = [c for c in failure.index if c in given]
+            wanted = set(expected_columns(spec))  # all of them: the failure lists only the first few
+            missing = [c for c in expected_columns(spec) if c not in given]
+            extra = [c for c in given if c not in wanted and c not in (spec.target, *IGNORED)]
             if missing:
                 lines.append(f"missing column{'s' if len(missing) > 1 else ''} {values_text(missing)} "
                              "(the model was trained on them)")
@@ -169,13 +177,14 @@ def _drift_findings(outcome, profile: pd.DataFrame) -> list[str]:
     return lines
 
 
-def check_new_data(path: Path, found: Trained, strict: bool, warn) -> tuple[np.ndarray, str]:
-    """The new rows' features in training's order, after the skew and drift checks."""
+def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> tuple[np.ndarray, str]:
+    """The new rows' features in training's order, after the skew and drift checks (drift is
+    not judged on fewer than ``MIN_DRIFT_ROWS`` rows: their mean and spread say too little)."""
     data, given = read_new(path, found.spec)
     outcome, _ = run_suites("skew", skew_checks(data, given, found.spec))
     if outcome.failures:
         raise SkewError("the new data does not match the training data; nothing was scored:\n"
-                        + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, data, given)))
+                        + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, given, found.spec)))
     X = features_of(data, found.spec)
     bad = ~np.isfinite(X.astype(float))
     if bad.any():
@@ -183,6 +192,9 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn) -> tuple[np.n
         names = expected_columns(found.spec)
         raise SkewError(f"{path.name}: {bad.sum()} missing or infinite value(s), e.g. column "
                         f"{names[cols[0]]!r} at row {rows[0] + 1}; the model cannot score them: nothing was scored")
+    if len(X) < MIN_DRIFT_ROWS:
+        info(f"{path.name}: {len(X)} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
+        return X, f"{path.name}:{sha256_file(path)}"
     profile = drift_profile(X.astype(float), training_profile(found), feature_names(
         Frame(found.spec, X[:0], np.zeros(0), np.zeros(0, np.int64))))
     outcome, _ = run_suites("drift", drift_checks(profile))

@@ -70,9 +70,13 @@ def export(store: ArtifactStore, found: Trained) -> Path:
                      "model_name": found.model_name, "scaler": found.scaler.sha256, "endpoint": "serve",
                      "inputs": {key: list(cols) for key, cols in declared.items()} if declared else
                      {"features": expected_columns(found.spec)},
-                     "input_shape": list(found.spec.feature_shape), "dtype": "float32",
+                     "input_shapes": {key: [len(cols)] for key, cols in declared.items()} if declared else
+                     {"features": list(found.spec.feature_shape)}, "dtype": "float32",
+                     "outputs": list(entry(found.model_name).outputs or ["output"]),
                      "output": "class probabilities" if found.spec.task == "classification" else "value"}
         (work / "signature.json").write_text(json.dumps(signature, indent=2))
+        if (target / "signature.json").is_file():  # another run exported the same model meanwhile
+            return target
         if target.exists():  # a half-written export of a killed run
             shutil.rmtree(target)
         os.replace(work, target)

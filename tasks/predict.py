@@ -21,22 +21,23 @@ from tasks.drift import check_new_data
 from tasks.lineage import ArtifactRef, RawFile
 from tasks.params import INFERENCE_BATCH
 from tasks.scale import StandardScaler
-from tasks.store import ArtifactStore, sha256_file
+from tasks.store import ArtifactStore
 
 
 def predictions(found: Trained, X: np.ndarray) -> pa.Table:
     """Scale as training did, score with the model: row, prediction (and class probabilities)."""
-    from tasks.models import model_inputs
+    from tasks.models import entry, model_inputs
 
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
     rows = np.arange(len(X), dtype=np.int64)
     frame = Frame(found.spec, scaler.transform(X), np.zeros(len(X)), rows)
     model = model_files.load(found.model.path)
     out = model.predict(model_inputs(frame, found.model_name), batch_size=INFERENCE_BATCH, verbose=0)
-    if isinstance(out, (list, tuple)):  # several heads: the first is the main output
+    heads = entry(found.model_name).outputs  # several heads: the first declared is the main output
+    if isinstance(out, dict):
+        out = out[heads[0]]
+    elif isinstance(out, (list, tuple)):
         out = out[0]
-    elif isinstance(out, dict):
-        out = next(iter(out.values()))
     out = np.asarray(out)
     columns = {"row": rows}
     if found.spec.task == "classification":
@@ -62,12 +63,11 @@ def predict_task(data: str, artifacts: str, model: str = "champion", dataset: st
     store = ArtifactStore(artifacts)
     found = trained(store, model, dataset)
     path = Path(data)
-    identity = f"{path.name}:{sha256_file(path)}" if path.is_file() else path.name
-    run = StageRun(store, "predictions", __name__, parents=[found.model, found.scaler, identity],
+    X, checked = check_new_data(path, found, strict, logger().warning, logger().info)  # before the store is touched
+    run = StageRun(store, "predictions", __name__, parents=[found.model, found.scaler, checked],
                    params={"model": found.model_name, "strict": strict})
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        X, checked = check_new_data(path, found, strict, logger().warning)
         run.parents = [found.model, found.scaler, raw_file(checked)]
         return {"predictions": run.put_table(predictions(found, X))}
 

@@ -41,7 +41,8 @@ def snapshot(root: Path) -> dict[str, str]:
     def digest(path: Path) -> str:
         if path.suffix == ".json" and not path.parent.parent.name.startswith("_"):
             record = json.loads(path.read_text())
-            record.pop("also_produced_by", None)
+            if isinstance(record, dict):  # a sidecar (a champion history is a list)
+                record.pop("also_produced_by", None)
             return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
         return hashlib.sha256(path.read_bytes()).hexdigest()
     return {str(p.relative_to(root)): digest(p) for p in root.rglob("*") if p.is_file()}

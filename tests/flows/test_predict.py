@@ -13,7 +13,7 @@ import pytest
 
 from flows.predict import predict
 from flows.regression import regression
-from tasks.champion import current, history
+from tasks.champion import current, gate_name, history
 from tasks.drift import DriftError, SkewError
 from tasks.params import TrainParams
 from tasks.store import ArtifactStore
@@ -21,6 +21,7 @@ from tasks.verify import lineage_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "MedHouseVal"
+GATE = gate_name("housing-train", "regression", TARGET)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +45,12 @@ def trained(tmp_path_factory, housing):
 def test_the_champion_is_replaced_only_by_a_better_model(trained):
     first, worse, better = trained["runs"]
     store = ArtifactStore(trained["artifacts"])
-    decisions = history(store, "housing-train")
+    decisions = history(store, GATE)
     assert [d.promoted for d in decisions] == [True, False, True]
     assert [first["champion"], worse["champion"], better["champion"]] == [True, False, True]
     assert worse["test"]["loss"] > first["test"]["loss"] > better["test"]["loss"] + 0.001
     assert decisions[1].champion_before == decisions[0].model.sha256 == decisions[2].champion_before
-    assert current(store, "housing-train").model.path == better["artifacts"]["model"]
+    assert current(store, GATE).model.path == better["artifacts"]["model"]
 
 
 def test_a_reused_model_is_not_decided_again(trained):
@@ -57,7 +58,7 @@ def test_a_reused_model_is_not_decided_again(trained):
                        data=str(trained["folder"] / "housing-train.parquet"), target=TARGET,
                        artifacts=trained["artifacts"])
     assert again["champion"] is False
-    assert len(history(ArtifactStore(trained["artifacts"]), "housing-train")) == 3
+    assert len(history(ArtifactStore(trained["artifacts"]), GATE)) == 3
 
 
 def test_predict_on_the_test_rows_reproduces_the_flows_evaluation(trained, tmp_path):
@@ -168,3 +169,15 @@ def test_predict_can_be_served_on_a_schedule(tmp_path):
     built, = deployments([config])
     assert built.name == "nightly-scores" and built.parameters["strict"] is True
     assert built.schedules[0].schedule.cron == "0 3 * * *"
+
+
+def test_a_moved_store_scores_with_its_own_files_and_a_few_rows_skip_drift(trained, tmp_path, caplog):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(trained["artifacts"], moved)
+    new = tmp_path / "five-rows.csv"
+    trained["held_out"].head(5).to_csv(new, index=False)
+    result = predict(data=str(new), artifacts=str(moved), strict=True)  # 5 rows: drift is not judged
+    assert result["artifacts"]["predictions"].startswith(str(moved)) and result["model"].startswith(str(moved))
+    assert len(pd.read_parquet(result["artifacts"]["predictions"])) == 5
