@@ -1,6 +1,6 @@
 """The pipeline every flow runs: prepare the data once, then fit and score a model on it.
 
-    load -> validate -> split -> validate -> scale -> validate -> train -> evaluate -> champion
+    load -> validate -> split -> validate -> scale -> validate -> train -> evaluate -> report, champion
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tasks.champion import champion_task
 from tasks.evaluate import evaluate_task
 from tasks.load import Source, load_task
 from tasks.params import DATASETS, TrainParams
+from tasks.report import report_task
 from tasks.scale import scale_task
 from tasks.split import split_task
 from tasks.store import ArtifactRef
@@ -49,8 +50,9 @@ def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, forc
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
     data = prepare(source, artifacts, force)
     trained, test = fit_and_score(data["scaled"], params, artifacts, force)
+    report = value(report_task(trained["model"], data["scaled"], data["scaler"], artifacts, force))
     champion = value(champion_task(trained["model"], data["scaler"], data["scaled"], test, artifacts))
-    return {**summary({**data, **trained}, test), "champion": champion}
+    return {**summary({**data, **trained, **report}, test), "champion": champion}
 
 
 def summary(produced: dict[str, ArtifactRef], test: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tasks.lineage import ArtifactRef, RawFile
+from tasks.lineage import ArtifactRef, Lineage, RawFile
 
 ASSET_SCHEME = "keras-flows"
 
@@ -41,17 +41,55 @@ def _raw_file(parent: RawFile | str) -> tuple[str, str]:
     return name, digest
 
 
+def ui_url() -> str | None:
+    """The Prefect UI's address for links (PREFECT_UI_URL, else the API's without ``/api``)."""
+    try:
+        from prefect.settings import get_current_settings
+
+        return (get_current_settings().ui_url or "").rstrip("/") or None
+    except Exception:  # no Prefect settings: plain text, no links
+        return None
+
+
+def _links(dataset: str, parent: ArtifactRef, ui: str | None) -> str:
+    """Links to the parent's artifact page (its stable key) and to the run that produced it."""
+    if ui is None:
+        return ""
+    links = [f"[artifact]({ui}/artifacts/key/{slug(f'{dataset}-{parent.stage}')})"]
+    try:
+        run = Lineage.read(Path(parent.path).with_suffix(".json")).flow_run_id
+    except Exception:  # a sidecar this process cannot read: the artifact link alone
+        run = None
+    if run:
+        links.append(f"[run]({ui}/runs/flow-run/{run})")
+    return " " + " · ".join(links)
+
+
+def effective(ref: ArtifactRef, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as they took effect: a model's record holds the hyperparameters its
+    defaults filled in (``learning_rate=0.01``, not ``None`` for "the model's default")."""
+    try:
+        training = Lineage.read(Path(ref.path).with_suffix(".json")).training
+    except Exception:  # no record yet, or not one this version reads: the run's parameters
+        training = None
+    if training is None:
+        return params
+    return {**{k: v for k, v in params.items() if v is not None}, **training.hyperparameters}
+
+
 def _markdown(dataset: str, ref: ArtifactRef, parents: list, params: dict[str, Any], reused: bool,
               run_id: str | None) -> str:
+    ui = ui_url()
+    run = f"[`{run_id}`]({ui}/runs/flow-run/{run_id})" if ui and run_id else f"`{run_id}`"
     lines = [f"### {dataset} / {ref.stage}", "",
              f"- **artifact** `{ref.path}`", f"- **sha256** `{ref.sha256}`",
              f"- **rows** {ref.rows if ref.rows is not None else '-'}",
-             f"- **flow run** `{run_id}`" + (" (outputs reused from the cache)" if reused else ""),
-             "- **parameters** " + (", ".join(f"`{k}={v}`" for k, v in params.items()) or "-"),
+             f"- **flow run** {run}" + (" (outputs reused from the cache)" if reused else ""),
+             "- **parameters** " + (", ".join(f"`{k}={v}`" for k, v in effective(ref, params).items()) or "-"),
              "- **upstream**"]
     for parent in parents:
         if isinstance(parent, ArtifactRef):
-            lines.append(f"  - {parent.stage} `{parent.sha256[:16]}` `{parent.path}`")
+            lines.append(f"  - {parent.stage} `{parent.sha256[:16]}` `{parent.path}`" + _links(dataset, parent, ui))
         else:
             name, digest = _raw_file(parent)
             lines.append(f"  - raw file {name} sha256 `{digest or '-'}`")

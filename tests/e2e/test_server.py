@@ -68,6 +68,14 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     assert keys.get("housing-slice-model") == "markdown" and keys.get("housing-slice-test-metrics") == "table"
     curve = next(a for a in artifacts if a["key"] == "housing-slice-curve")
     assert "data:image/png;base64," in curve["data"]  # the learning curve is embedded, so the UI shows it
+    residuals = next(a for a in artifacts if a["key"] == "housing-slice-residuals")
+    assert "data:image/png;base64," in residuals["data"]  # the report: predicted vs true, residuals by feature
+    assert keys.get("housing-slice-regression-medhouseval-champion") == "markdown"
+    model_page = next(a for a in artifacts if a["key"] == "housing-slice-model")["data"]
+    ui = api.url.removesuffix("/api")  # upstream entries link to their artifact's key page and their run
+    assert f"[artifact]({ui}/artifacts/key/housing-slice-scaled)" in model_page
+    assert f"[run]({ui}/runs/flow-run/{run['id']})" in model_page
+    assert "`optimizer=sgd`" in model_page and "=None`" not in model_page  # effective values
 
     def materialized():
         page = api.call("POST", "/events/filter", {"filter": {
@@ -90,6 +98,9 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     curve_shot = tmp_path / "curve.png"
     _chromium(f"--screenshot={curve_shot}", curve_page)
     assert _ink(curve_shot) > 0.05
+    report_shot = tmp_path / "residuals.png"
+    _chromium(f"--screenshot={report_shot}", api.url.removesuffix("/api") + f"/artifacts/artifact/{residuals['id']}")
+    assert _ink(report_shot) > 0.05, report_shot
     monkeypatch.delenv(CRASH_ENV)  # an unchanged re-run: every stage shows as Cached in the UI
     again = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
                        artifacts=str(tmp_path / "a"))

@@ -52,7 +52,9 @@ def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path
     test_y = scaled.loc[scaled["split"] == "test", "MedHouseVal"]
     guessing = float(((test_y - train_mean) ** 2).mean())  # ~1.33: what predicting the mean scores
     assert 0 < first["test"]["loss"] < 0.6 * guessing
-    assert set(first["artifacts"]) == {"raw", "split", "scaled", "scaler", "model", "history", "curve", "metrics"}
+    assert set(first["artifacts"]) == {"raw", "split", "scaled", "scaler", "model", "history", "curve", "metrics",
+                                       "residuals"}
+    assert _lineage_roots(first["artifacts"]["residuals"]) == {HOUSING_DATA_SHA}
     for stage, path in first["artifacts"].items():
         assert Path(path).is_file() and Path(path).with_suffix(".json").is_file(), stage
     assert _lineage_roots(first["artifacts"]["metrics"]) == {HOUSING_DATA_SHA}

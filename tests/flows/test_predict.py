@@ -131,6 +131,13 @@ def test_predict_on_the_fashion_mnist_test_images_reproduces_the_evaluation(tmp_
     assert (scored["prediction"].to_numpy() == labels).mean() == pytest.approx(trained["test"]["accuracy"], abs=1e-6)
     loss = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
     assert loss == pytest.approx(trained["test"]["loss"], rel=1e-4)
+    # the evaluation's report says the same per class
+    per_class = pd.read_parquet(trained["artifacts"]["per_class"]).set_index("class")
+    assert list(per_class.index[:2]) == ["T-shirt/top", "Trouser"] and per_class["support"].sum() == 10_000
+    for k, name in enumerate(per_class.index):
+        assert per_class.loc[name, "recall"] == pytest.approx((scored["prediction"][labels == k] == k).mean())
+    for picture in ("confusion", "samples"):
+        assert Path(trained["artifacts"][picture]).read_bytes()[:4] == b"\x89PNG"
 
 
 SERVE_WITH_TENSORFLOW_ALONE = """
