@@ -20,9 +20,14 @@ def plot_lines(lines: dict[str, pd.Series], path: Path, title: str, ylabel: str 
                 linestyle="--" if name in dashed else "-")
     if log_y:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch"); ax.set_ylabel(ylabel); ax.set_title(title)
-    ax.grid(True); ax.legend()
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path
 
 

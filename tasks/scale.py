@@ -26,7 +26,8 @@ def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(X)
     if X.dtype.itemsize == 1 and X.dtype.kind in "ui":  # pixels: exact integer sums, 6x faster
         return _byte_moments(X)
-    blocks = lambda: (X[i:i + _CHUNK_ROWS].astype(np.float64) for i in range(0, n, _CHUNK_ROWS))
+    def blocks():
+        return (X[i:i + _CHUNK_ROWS].astype(np.float64) for i in range(0, n, _CHUNK_ROWS))
     mean = sum(block.sum(axis=0) for block in blocks()) / n
     std = np.sqrt(sum(np.square(block - mean).sum(axis=0) for block in blocks()) / n)
     return mean, std

@@ -88,7 +88,8 @@ def feature_profile(frame: Frame) -> pd.DataFrame:
         nan = np.isnan(X).sum(axis=0)
         nonfinite = np.isinf(X).sum(axis=0)
         with np.errstate(all="ignore"):
-            lo, hi = np.nanmin(np.where(np.isinf(X), np.nan, X), axis=0), np.nanmax(np.where(np.isinf(X), np.nan, X), axis=0)
+            finite = np.where(np.isinf(X), np.nan, X)
+            lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
     else:
         nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
         lo, hi = X.min(axis=0), X.max(axis=0)
