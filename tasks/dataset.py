@@ -28,13 +28,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.allocator import return_large_frees
+from tasks.allocator import tune_memory
 
 # Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
 # stage, that held the flow's peak RSS ~400 MB higher. The system allocator returns it.
 pa.set_memory_pool(pa.system_memory_pool())
 
-return_large_frees()  # and glibc's heap, likewise (tasks/allocator.py)
+tune_memory()  # glibc's heap and numpy's huge-page advice (tasks/allocator.py)
 
 SPEC_KEY = b"pipeline.dataset"
 DTYPE_KEY = b"numpy.dtype"  # field metadata of a tensor column

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from tasks.allocator import return_large_frees
+from tasks.allocator import tune_memory
 
 
 class Expect(NamedTuple):
@@ -169,7 +169,7 @@ class WorkerGone(RuntimeError):
 def _serve(conn) -> None:
     """The helper's loop: import GE at once, then run each (point, checks) it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    return_large_frees()  # each suite's frames are freed after it: give them back
+    tune_memory()  # each suite's frames are freed after it: give them back
     _gx()
     while True:
         try:

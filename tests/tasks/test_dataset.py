@@ -82,3 +82,11 @@ def test_a_freed_million_row_column_goes_back_to_the_system():
     """The flow's process must not keep the memory of each stage's freed columns (tasks/allocator.py)."""
     out = subprocess.run([sys.executable, "-c", FREED_BLOCK_CHECK], capture_output=True, text=True, check=True)
     assert int(out.stdout.split()[-1]) < 2**20
+
+
+def test_numpy_asks_for_no_huge_pages_in_the_flows_process():
+    """Huge-page advice stalls the first write to each big array on kernels that defrag on it
+    (tasks/allocator.py); importing the pipeline turns it off."""
+    check = "import tasks.dataset, numpy as np; print(np._core.multiarray._set_madvise_hugepage(False))"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False"
