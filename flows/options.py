@@ -92,6 +92,13 @@ def _search_options(sub, serving: bool = False) -> None:
     sub.add_argument("--address", metavar="tcp://HOST:PORT", help="with --runner dask: an existing scheduler")
 
 
+def _store_options(sub: argparse.ArgumentParser) -> None:
+    """The options of the commands that read a store and run no training."""
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="python -m flows", description=DESCRIPTION,
@@ -158,9 +165,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--model", default="champion",
                      help="champion, or a model artifact's sha256 prefix (default: %(default)s)")
     sub.add_argument("--dataset", help="whose champion, when the store has several (default: its only one)")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
-    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    _store_options(sub)
 
     sub = commands.add_parser("champion", help="show a dataset's champion model and the gate's decisions",
                               description="After the classification and regression flows evaluate a model, it "
@@ -168,23 +173,17 @@ def parser() -> argparse.ArgumentParser:
                                           "metric beats the champion's by the stated margin (accuracy +0.001, "
                                           "MSE 0.5%% lower). This prints each champion and the gate's history.")
     sub.add_argument("--dataset", help="which dataset (default: every one in the store)")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
-    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    _store_options(sub)
 
     sub = commands.add_parser("lineage", help="print an artifact's chain back to the raw files",
                               description="Follow an artifact's sidecars back to the raw files' sha256.")
     sub.add_argument("target", help="an artifact path, or a prefix of its sha256")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
-    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    _store_options(sub)
 
     sub = commands.add_parser("verify", help="re-hash every artifact and check its sidecar, parents and cache",
                               description="Check the store: every artifact's bytes against its name, its sidecar, "
                                           "its parents, and every cache entry. Exit code 2 when anything is wrong.")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
-    sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    _store_options(sub)
     return main
 
 
