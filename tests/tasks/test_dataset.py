@@ -43,6 +43,21 @@ def test_raw_and_scaled_images_round_trip_through_parquet_exactly(images, tmp_pa
         assert back.inputs().shape == (len(frame), 28, 28)
 
 
+def test_one_split_is_read_from_disk_in_row_groups_without_caching_the_whole_table(images, tmp_path):
+    """evaluate and report read the test rows of a file this process no longer holds: they get
+    exactly those rows, from a file of several ~8 MiB row groups, and the cache stays empty."""
+    standardised = StandardScaler().fit(images.X).transform(images.X)  # 3,000 x 784 float32: 9.4 MB
+    splits = np.array(["train", "valid", "test"])[np.arange(len(images)) % 3]
+    scaled = Frame(images.spec, standardised, images.y, images.row_id, splits)
+    ref = ArtifactStore(tmp_path).put_table(to_arrow(scaled), "scaled")
+    _RECENT.clear()
+    assert pq.ParquetFile(ref.path).metadata.num_row_groups == 2
+    test = read_frame(ref.path, filters=[("split", "=", "test")])
+    assert str(ref.path) not in _RECENT
+    assert np.array_equal(test.row_id, images.row_id[splits == "test"]) and set(test.split) == {"test"}
+    assert np.array_equal(test.X, standardised[splits == "test"]) and test.spec == images.spec
+
+
 def test_a_sliced_or_chunked_tensor_column_reads_the_right_rows(images):
     table = to_arrow(images)
     assert np.array_equal(from_arrow(table.slice(10, 5)).X, images.X[10:15])  # a column with an offset
