@@ -9,6 +9,8 @@ small frames (one row per feature, or the target column), cheap to send over a p
 Without a worker (tests, library use, served runs) suites run in this process.
 Expectations travel as ``Expect`` values (GE's class name and its arguments), so the
 caller never imports Great Expectations.
+
+Given a Data Docs site (``tasks/data_docs.py``), the helper renders it after replying.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -69,6 +71,7 @@ class Failure(NamedTuple):
 class Outcome(NamedTuple):
     rows: list[dict[str, Any]]  # one per expectation: frame, expectation, column, success, unexpected
     failures: list[Failure]
+    pages: list[str] = []  # the Data Docs page of each check, when a site was asked for
 
 
 # ---- in this process -------------------------------------------------------------------
@@ -84,11 +87,16 @@ def _gx():
     tqdm.set_lock(threading.RLock())
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return gx, context.data_sources.add_pandas("pipeline")
+    return gx, context, context.data_sources.add_pandas("pipeline")
+
+
+def context():
+    """This process's (ephemeral) Great Expectations context."""
+    return _gx()[1]
 
 
 def _batch(name: str, frame: pd.DataFrame):
-    _, source = _gx()
+    _, _, source = _gx()
     try:
         asset = source.get_asset(name)
     except LookupError:
@@ -97,20 +105,31 @@ def _batch(name: str, frame: pd.DataFrame):
     return asset.get_batch_definition("whole").get_batch(batch_parameters={"dataframe": frame})
 
 
-def run_suites_here(point: str, checks: list[Check]) -> Outcome:
-    """One Great Expectations suite per check, validated on its frame."""
+def run_suites_here(point: str, checks: list[Check], site: str | None = None) -> Outcome:
+    """One Great Expectations suite per check, validated on its frame (and written to the
+    Data Docs ``site`` when one is named)."""
+    outcome, render = _validate(point, checks, site)
+    if render is not None and (problem := render()):
+        raise RuntimeError(problem)
+    return outcome
+
+
+def _validate(point: str, checks: list[Check], site: str | None
+              ) -> tuple[Outcome, Callable[[], None] | None]:
+    """The outcome, and (given a Data Docs site) the call that renders its pages."""
     import great_expectations.expectations as gxe
 
-    gx, _ = _gx()
-    rows, failures = [], []
+    gx, _, _ = _gx()
+    rows, failures, results = [], [], []
     for check in checks:
         unknown = [e.type for e in check.expectations if not hasattr(gxe, e.type)]
         if unknown:
             raise ValueError(f"no Great Expectations expectation named {', '.join(unknown)} "
                              f"(in the {check.name} check at {point})")
-        suite = gx.ExpectationSuite(name=f"{point}-{check.name}",
+        suite = gx.ExpectationSuite(name=f"{point}-{check.name}".replace(" ", "-"),
                                     expectations=[getattr(gxe, e.type)(**e.kwargs) for e in check.expectations])
         result = _batch(f"{point}-{check.name}", check.frame).validate(suite, result_format="SUMMARY")
+        results.append((check.name, result))
         for item in result.results:
             kwargs = item.expectation_config.kwargs
             rows.append({"frame": check.name, "expectation": item.expectation_config.type,
@@ -119,7 +138,12 @@ def run_suites_here(point: str, checks: list[Check]) -> Outcome:
                          "unexpected": int((item.result or {}).get("unexpected_count") or 0)})
             if not item.success:
                 failures.append(_failure(check, item))
-    return Outcome(rows, failures)
+    if site is None:
+        return Outcome(rows, failures), None
+    from tasks.data_docs import planned
+
+    pages, render = planned(site, results, context())
+    return Outcome(rows, failures, pages), render
 
 
 def _failure(check: Check, result) -> Failure:
@@ -178,10 +202,15 @@ def _serve(conn) -> None:
             break
         if request is None:
             break
+        point, checks, site = request
         try:
-            conn.send(("ok", run_suites_here(*request)))
+            outcome, render = _validate(point, checks, site)
         except Exception:  # noqa: BLE001 - sent back whole, re-raised by the parent
             conn.send(("error", traceback.format_exc()))
+            continue
+        conn.send(("ok", outcome))
+        if render is not None:  # after the reply: the flow goes on meanwhile
+            render()
     conn.close()
     os._exit(0)  # like the CLI: no interpreter teardown of GE's modules
 
@@ -196,11 +225,13 @@ class GxWorker:
         self.process = context.Process(target=_serve, args=(child,), name="great-expectations", daemon=True)
         self.process.start()
         child.close()
+        self._rendering = False  # Data Docs asked for: let the helper finish them before it exits
 
-    def run(self, point: str, checks: list[Check]) -> Outcome:
+    def run(self, point: str, checks: list[Check], site: str | None = None) -> Outcome:
         with self._lock:
             try:
-                self._conn.send((point, checks))
+                self._conn.send((point, checks, site))
+                self._rendering = self._rendering or site is not None
                 while not self._conn.poll(0.5):  # no time limit on a big suite, but notice a dead worker
                     if not self.process.is_alive():
                         raise WorkerGone(f"exit code {self.process.exitcode}")
@@ -216,7 +247,7 @@ class GxWorker:
         with contextlib.suppress(OSError):
             self._conn.send(None)
         self._conn.close()
-        self.process.join(timeout=1)
+        self.process.join(timeout=30 if self._rendering else 1)
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(timeout=5)
@@ -243,16 +274,23 @@ def stop_worker() -> None:
         _worker = None
 
 
-def run_suites(point: str, checks: list[Check]) -> tuple[Outcome, float]:
+def run_suites(point: str, checks: list[Check], site: str | None = None) -> tuple[Outcome, float]:
     """Validate ``checks``: in the worker when one is running, else here. Returns the outcome and
-    the seconds it took. A worker that died is replaced by running here, with a warning."""
+    the seconds it took. A worker that died is replaced by running here, with a warning.
+    ``site``: the Data Docs folder to add the results to (rendered after the seconds are taken)."""
     start = time.perf_counter()
     if _worker is not None:
         try:
-            return _worker.run(point, checks), time.perf_counter() - start
+            return _worker.run(point, checks, site), time.perf_counter() - start
         except WorkerGone as gone:
             from tasks.stage import logger  # here, not at the top: the helper process needs no Prefect
 
             logger().warning("the Great Expectations worker process is gone (%s); validating in this process", gone)
             stop_worker()
-    return run_suites_here(point, checks), time.perf_counter() - start
+    outcome, render = _validate(point, checks, site)
+    seconds = time.perf_counter() - start
+    if render is not None and (problem := render()):
+        from tasks.stage import logger
+
+        logger().warning("no Data Docs for %s validation: %s", point, problem)
+    return outcome, seconds

@@ -106,6 +106,7 @@ class Lineage:
     training: Training | None = None
     evaluation: Evaluation | None = None
     validation_seconds: float | None = None
+    data_docs: tuple[str, ...] = ()  # a validation report's pages in Great Expectations' Data Docs
     also_produced_by: tuple[Producer, ...] = ()
     schema: int = SCHEMA
 
@@ -153,6 +154,7 @@ def _lineage(raw: dict[str, Any]) -> Lineage:
               "also_produced_by": tuple(map(_producer, raw.get("also_produced_by", ())))}
     fields["training"] = Training(**raw["training"]) if raw.get("training") else None
     fields["evaluation"] = Evaluation(**raw["evaluation"]) if raw.get("evaluation") else None
+    fields["data_docs"] = tuple(raw.get("data_docs") or ())
     return Lineage(**fields)
 
 

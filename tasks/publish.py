@@ -65,16 +65,31 @@ def _links(dataset: str, parent: ArtifactRef, ui: str | None) -> str:
     return " " + " · ".join(links)
 
 
+def _record(ref: ArtifactRef) -> Lineage | None:
+    try:
+        return Lineage.read(Path(ref.path).with_suffix(".json"))
+    except Exception:  # no record yet, or not one this version reads
+        return None
+
+
 def effective(ref: ArtifactRef, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters as they took effect: a model's record holds the hyperparameters its
     defaults filled in (``learning_rate=0.01``, not ``None`` for "the model's default")."""
-    try:
-        training = Lineage.read(Path(ref.path).with_suffix(".json")).training
-    except Exception:  # no record yet, or not one this version reads: the run's parameters
-        training = None
-    if training is None:
+    record = _record(ref)
+    if record is None or record.training is None:
         return params
-    return {**{k: v for k, v in params.items() if v is not None}, **training.hyperparameters}
+    return {**{k: v for k, v in params.items() if v is not None}, **record.training.hyperparameters}
+
+
+def _data_docs(ref: ArtifactRef) -> list[str]:
+    """A validation report's links to Great Expectations' page of each check (every expectation
+    and its observed value), in the Data Docs site of the run that validated."""
+    record = _record(ref)
+    if record is None or not record.data_docs:
+        return []
+    pages = [Path(page) for page in record.data_docs]
+    return ["- **Data Docs** " + " · ".join(f"[{page.stem}]({page.as_uri()})" for page in pages)
+            + f" (site `{pages[0].parents[4]}`)"]
 
 
 def _markdown(dataset: str, ref: ArtifactRef, parents: list, params: dict[str, Any], reused: bool,
@@ -86,7 +101,7 @@ def _markdown(dataset: str, ref: ArtifactRef, parents: list, params: dict[str, A
              f"- **rows** {ref.rows if ref.rows is not None else '-'}",
              f"- **flow run** {run}" + (" (outputs reused from the cache)" if reused else ""),
              "- **parameters** " + (", ".join(f"`{k}={v}`" for k, v in effective(ref, params).items()) or "-"),
-             "- **upstream**"]
+             *_data_docs(ref), "- **upstream**"]
     for parent in parents:
         if isinstance(parent, ArtifactRef):
             lines.append(f"  - {parent.stage} `{parent.sha256[:16]}` `{parent.path}`" + _links(dataset, parent, ui))

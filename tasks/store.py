@@ -30,9 +30,10 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.dataset import remember, write_settings
+from tasks.dataset import remember
 from tasks.faults import pause_point
 from tasks.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
+from tasks.parquet_layout import write_settings
 
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
              "tensorflow", "prefect", "great-expectations")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -58,6 +59,7 @@ class Report:
     dataset: str
     checks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    pages: list[str] = field(default_factory=list)  # Great Expectations' Data Docs page of each check
 
     def table(self):
         import pyarrow as pa
@@ -66,10 +68,11 @@ class Report:
 
 
 def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check],
-               failed: type[CheckFailed] = ValidationFailed) -> Report:
-    """Run every check; raise ``failed`` naming every finding, else return a report."""
-    outcome, seconds = run_suites(point, checks)
-    report = Report(point, data.spec.name, outcome.rows, seconds)
+               failed: type[CheckFailed] = ValidationFailed, site: str | None = None) -> Report:
+    """Run every check; raise ``failed`` naming every finding, else return a report.
+    ``site``: the run's Data Docs folder, which gets Great Expectations' pages of these results."""
+    outcome, seconds = run_suites(point, checks, site)
+    report = Report(point, data.spec.name, outcome.rows, seconds, list(outcome.pages))
     if outcome.failures:
         findings = [line for failure in outcome.failures for line in finding(failure, data)]
         raise failed(point, data.spec.name, outcome.failures, findings, report)
@@ -193,32 +196,45 @@ def scaled_checks(scaled: Frame) -> list[Check]:
         expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0)], "feature")]
 
 
-def validate_raw(frame: Frame) -> Report:
-    return run_checks("raw", frame, raw_checks(frame))
+def validate_raw(frame: Frame, site: str | None = None) -> Report:
+    return run_checks("raw", frame, raw_checks(frame), site=site)
 
 
-def validate_split(index: SplitIndex, raw_rows: int) -> Report:
-    return run_checks("split", index, split_checks(index, raw_rows))
+def validate_split(index: SplitIndex, raw_rows: int, site: str | None = None) -> Report:
+    return run_checks("split", index, split_checks(index, raw_rows), site=site)
 
 
-def validate_scaled(scaled: Frame) -> Report:
-    return run_checks("scaled", scaled, scaled_checks(scaled), ScalingFault)  # the scaler's fault, not the data's
+def validate_scaled(scaled: Frame, site: str | None = None) -> Report:
+    return run_checks("scaled", scaled, scaled_checks(scaled), ScalingFault, site)  # the scaler's fault
 
 
 # ---- the Prefect tasks -----------------------------------------------------------------
+DATA_DOCS = "data-docs"  # <artifacts>/data-docs/<flow run id>/: Great Expectations' site of one run
+
+
+def data_docs_site(artifacts: str) -> str | None:
+    """This flow run's Data Docs folder (none outside a flow run: nothing to name it after)."""
+    from prefect.runtime import flow_run
+
+    return str(Path(artifacts).resolve() / DATA_DOCS / str(flow_run.id)) if flow_run.id else None
+
+
 def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], artifacts: str,
-               check: Callable[[], Report], force: bool) -> ArtifactRef:
+               check: Callable[[str | None], Report], force: bool) -> ArtifactRef:
     """Run a validation point once per input; write its report; pass the input on."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         try:
-            report = check()
+            report = check(data_docs_site(artifacts))
         except CheckFailed as failed:  # the report keeps Great Expectations' result; nothing is cached
-            run.put_table(failed.report.table(), validation_seconds=failed.report.seconds)
-            logger().error("validation %s failed:\n%s", point, "\n".join(f"  - {f.line}" for f in failed.failures))
+            pages = failed.report.pages
+            run.put_table(failed.report.table(), validation_seconds=failed.report.seconds, data_docs=tuple(pages))
+            logger().error("validation %s failed:\n%s%s", point, "\n".join(f"  - {f.line}" for f in failed.failures),
+                           "".join(f"\n  Data Docs: {page}" for page in pages))
             raise
         logger().info("validation %s: %d expectations passed in %.2f s",
                       point, len(report.checks), report.seconds)
-        return {"report": run.put_table(report.table(), validation_seconds=report.seconds)}
+        return {"report": run.put_table(report.table(), validation_seconds=report.seconds,
+                                        data_docs=tuple(report.pages))}
 
     run = StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents)
     run.run(produce, force)
@@ -227,17 +243,17 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
 
 @task(name="validate-raw", cache_policy=NO_CACHE)
 def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
-    return _validated("raw", raw, [raw], artifacts, lambda: validate_raw(read_frame(raw.path)), force)
+    return _validated("raw", raw, [raw], artifacts, lambda site: validate_raw(read_frame(raw.path), site), force)
 
 
 @task(name="validate-split", cache_policy=NO_CACHE)
 def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
                         ) -> ArtifactRef:
     return _validated("split", index, [index, raw], artifacts,
-                      lambda: validate_split(read_index(index.path), raw.rows), force)
+                      lambda site: validate_split(read_index(index.path), raw.rows, site), force)
 
 
 @task(name="validate-scaled", cache_policy=NO_CACHE)
 def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
     return _validated("scaled", scaled, [scaled], artifacts,
-                      lambda: validate_scaled(read_frame(scaled.path)), force)
+                      lambda site: validate_scaled(read_frame(scaled.path), site), force)

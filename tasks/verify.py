@@ -15,7 +15,8 @@ from tasks.errors import OptionError
 from tasks.lineage import ArtifactRef, Lineage, LineageError
 from tasks.store import located, sha256_file
 
-NOT_ARTIFACTS = ("tensorboard", "champions", "export")  # folders of the store that are not content-addressed
+# folders of the store that are not content-addressed
+NOT_ARTIFACTS = ("tensorboard", "champions", "export", "data-docs")
 
 
 def artifacts_in(root: Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from flows.regression import regression
 from tasks.callbacks import CRASH_ENV
 from tasks.params import TrainParams
+from tests.tasks.test_validate import _text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,6 +103,16 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     report_shot = tmp_path / "residuals.png"
     _chromium(f"--screenshot={report_shot}", api.url.removesuffix("/api") + f"/artifacts/artifact/{residuals['id']}")
     assert _ink(report_shot) > 0.05, report_shot
+    validation = next(a for a in artifacts if a["key"] == "housing-slice-validation-raw")["data"]
+    docs = re.search(r"\[features\]\((file://[^)]+\.html)\)", validation)  # the stage links its Data Docs pages
+    assert docs, validation
+    offline = "--host-resolver-rules=MAP * ~NOTFOUND"  # no host name resolves: no network at all
+    shown = _text(_chromium(offline, "--dump-dom", docs.group(1)).stdout)
+    assert "Expectation Validation Result" in shown and "Status: Succeeded" in shown, shown[:800]
+    assert f"Run Name {run['id']}" in shown and "Must have exactly" in shown  # the expectations and their results
+    docs_shot = tmp_path / "data-docs.png"
+    _chromium(offline, f"--screenshot={docs_shot}", docs.group(1))
+    assert _ink(docs_shot) > 0.02, docs_shot
     monkeypatch.delenv(CRASH_ENV)  # an unchanged re-run: every stage shows as Cached in the UI
     again = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
                        artifacts=str(tmp_path / "a"))
@@ -114,6 +126,8 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, keep / "flow-run.png")
     shutil.copy(curve_shot, keep / "learning-curve-artifact.png")
+    shutil.copy(report_shot, keep / "residuals-artifact.png")
+    shutil.copy(docs_shot, keep / "data-docs.png")
 
 
 def test_a_served_interval_schedule_fires_twice_then_stops_clean(prefect_server, housing_csv, tmp_path):

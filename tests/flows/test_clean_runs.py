@@ -33,5 +33,12 @@ def test_a_good_run_of_each_flow_ends_without_a_warning(flow, housing_csv, fashi
 
         trials = pd.read_parquet(next((artifacts / "search").glob("*.parquet")))
         assert trials["worker"].nunique() == 2, trials["worker"].tolist()
-    kinds = {p.suffix for p in artifacts.rglob("*") if p.is_file() and "tensorboard" not in p.parts}
+    kinds = {p.suffix for p in artifacts.rglob("*") if p.is_file() and not {"tensorboard", "data-docs"} & set(p.parts)}
     assert kinds <= {".parquet", ".json", ".png", ".keras", ".lock"}, kinds  # no pickle, nothing opaque
+    if flow == "classification":  # the helper process rendered the Data Docs after replying, before it exited
+        run_id = json.loads(run.stdout.strip().splitlines()[-1])["run_id"]
+        pages = [page for point in ("raw", "split", "scaled")
+                 for sidecar in (artifacts / f"validation-{point}").glob("*.json")
+                 for page in json.loads(sidecar.read_text())["data_docs"]]
+        assert len(pages) == 6 and all(f"/data-docs/{run_id}/validations/" in page for page in pages), pages
+        assert all("Expectation Validation Result" in Path(page).read_text() for page in pages)

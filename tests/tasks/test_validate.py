@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,31 @@ def test_an_error_inside_the_worker_comes_back_with_its_traceback(housing, gx_wo
     with pytest.raises(RuntimeError, match=r"(?s)in its worker process:.*Traceback.*ExpectNothingAtAll"):
         gx.run_suites("raw", checks)
     assert gx_worker.process.is_alive()  # one bad request does not end the worker
+
+
+def test_a_failed_check_is_on_its_data_docs_page_and_another_runs_site_keeps_only_its_own(fashion, tmp_path):
+    """Great Expectations' own site builder writes one page per check, at the path promised
+    before it renders; a second run's site in the same process lists none of the first's pages."""
+    wrong = _copy(fashion)
+    wrong.y[42] = 10
+    with pytest.raises(ValidationFailed) as failed:
+        validate_raw(wrong, site=str(tmp_path / "run-1"))
+    pages = dict(zip([p.rsplit("/", 1)[-1] for p in failed.value.report.pages], failed.value.report.pages))
+    assert sorted(pages) == ["features.html", "target.html"]
+    target = _text(Path(pages["target.html"]).read_text())
+    assert "Expectation Validation Result" in target and "Status: Failed" in target, target[:600]
+    assert "Unsuccessful Expectations 1" in target and "Run Name run-1" in target
+    assert "Status: Succeeded" in _text(Path(pages["features.html"]).read_text())
+    assert all(Path(page).is_relative_to(tmp_path / "run-1") for page in pages.values())
+    validate_raw(fashion, site=str(tmp_path / "run-2"))
+    index = (tmp_path / "run-2" / "index.html").read_text()
+    assert "run-2" in index and "run-1/" not in index
+
+
+def _text(html: str) -> str:
+    """A page's words as a reader sees them (no tags, scripts or styles)."""
+    import html as entities
+    import re
+
+    html = re.sub(r"(?s)<(script|style).*?</\1>", " ", html)
+    return " ".join(entities.unescape(re.sub(r"<[^>]+>", " ", html)).split())
