@@ -63,7 +63,8 @@ def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
         done.set()
         sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0); err.seek(0)
+        out.seek(0)
+        err.seek(0)
         if child.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{err.read()[-3000:]}")
         return seconds, usage.ru_maxrss / 1024, json.loads(out.read().strip().splitlines()[-1]), peak[0]

@@ -73,7 +73,8 @@ def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path
 
 
 def test_classification_flow_on_a_user_table_of_real_images(fashion_table, tmp_path):
-    result = classification(train=TrainParams("mlp", epochs=2), data=str(fashion_table), target="label", artifacts=str(tmp_path / "a"))
+    result = classification(train=TrainParams("mlp", epochs=2), data=str(fashion_table), target="label",
+                            artifacts=str(tmp_path / "a"))
     assert result["test"]["accuracy"] > 0.7
     assert set(result["test"]) == {"loss", "accuracy"}
     assert _sidecar(result["artifacts"]["scaled"])["parents"][0]["path"] == result["artifacts"]["raw"]
@@ -109,7 +110,8 @@ def test_a_non_integer_label_stops_classification_at_load(fashion_table, tmp_pat
     df.to_parquet(fashion_table)
     artifacts = tmp_path / "artifacts"
     with pytest.raises(DataError, match=r"the label column 'label' holds non-whole values 2.5 at row 4"):
-        classification(train=TrainParams("mlp", epochs=1), data=str(fashion_table), target="label", artifacts=str(artifacts))
+        classification(train=TrainParams("mlp", epochs=1), data=str(fashion_table), target="label",
+                       artifacts=str(artifacts))
     assert _stages(artifacts) == set()
 
 
@@ -136,5 +138,6 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     assert Path(summary["artifacts"]["model"]).is_file()
     fit = _sidecar(summary["artifacts"]["model"])["params"]  # the course's EarlyStopping, in lineage
     assert (fit["epochs"], fit["patience"], fit["min_delta"]) == (1, 5, 0.01)
-    bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y", "--artifacts", str(tmp_path / "b"))
+    bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y",
+              "--artifacts", str(tmp_path / "b"))
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
