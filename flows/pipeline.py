@@ -1,6 +1,8 @@
 """The pipeline every flow runs: prepare the data once, then fit and score a model on it.
 
     load -> validate -> split -> validate -> scale -> validate -> train -> evaluate -> report, champion
+
+Every evaluated model (the zoo's each, a search's retrained best) gets the report and the gate.
 """
 from __future__ import annotations
 
@@ -47,11 +49,19 @@ def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, forc
     return {**trained, "metrics": metrics}, test
 
 
+def report_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], test: dict[str, float], artifacts: str,
+                    force: bool = False, submit: bool = False) -> tuple[dict[str, ArtifactRef], bool]:
+    """The evaluated model's reports, then the champion gate. ``submit``: the report runs on the
+    flow's task runner (a search's worker process: the flow's own process never loads Keras)."""
+    args = (model, data["scaled"], data["scaler"], artifacts, force)
+    report = value(report_task.submit(*args).result() if submit else report_task(*args))
+    return report, value(champion_task(model, data["scaler"], data["scaled"], test, artifacts))
+
+
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
     data = prepare(source, artifacts, force)
     trained, test = fit_and_score(data["scaled"], params, artifacts, force)
-    report = value(report_task(trained["model"], data["scaled"], data["scaler"], artifacts, force))
-    champion = value(champion_task(trained["model"], data["scaler"], data["scaled"], test, artifacts))
+    report, champion = report_and_gate(trained["model"], data, test, artifacts, force)
     return {**summary({**data, **trained, **report}, test), "champion": champion}
 
 

@@ -18,7 +18,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.halving import halving_trials
-from flows.pipeline import prepare, source_for, summary, value
+from flows.pipeline import prepare, report_and_gate, source_for, summary, value
 from tasks.evaluate import evaluate_task
 from tasks.params import TrainParams
 from tasks.search import Proposer, SearchPlan, search_stopped, trial_params
@@ -105,8 +105,9 @@ def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data:
         future.wait()
     # with workers, scored in one of them: this process then never loads TensorFlow
     metrics, test = value(evaluate_task.submit(chosen["model"], scaled, artifacts, force).result())
-    result = summary({**prepared, **chosen, "metrics": metrics, **recorded}, test)
+    report, champion = report_and_gate(chosen["model"], prepared, test, artifacts, force, submit=True)
+    result = summary({**prepared, **chosen, "metrics": metrics, **report, **recorded}, test)
     statuses = [r["status"] for r in rows]
-    return {**result, "best_params": best_params, "best_val_loss": best["val_loss"],
+    return {**result, "champion": champion, "best_params": best_params, "best_val_loss": best["val_loss"],
             "trials": {status: statuses.count(status) for status in sorted(set(statuses))},
             "epochs": int(sum(r["epochs_run"] for r in rows))}

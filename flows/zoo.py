@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import fit_and_score, prepare, source_for, summary, value
+from flows.pipeline import fit_and_score, prepare, report_and_gate, source_for, summary, value
 from tasks.compare import compare_task
 from tasks.models import MODELS
 from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
@@ -24,9 +24,10 @@ def zoo(task: str = "classification", models: list[str] | None = None, train: Tr
     budget = train or (CLASSIFICATION if task == "classification" else REGRESSION)
     source = source_for(task, data, target)
     data_refs = prepare(source, artifacts, force)
-    trained, tests = {}, {}
+    trained, tests, champion = {}, {}, {}
     for name in models or models_for(task):
         trained[name], tests[name] = fit_and_score(data_refs["scaled"], dataclasses.replace(budget, model=name),
                                                    artifacts, force)
+        _, champion[name] = report_and_gate(trained[name]["model"], data_refs, tests[name], artifacts, force)
     compared = value(compare_task(trained, task, source.dataset or source.path, artifacts, force))
-    return summary({**data_refs, **compared}, tests)
+    return {**summary({**data_refs, **compared}, tests), "champion": champion}

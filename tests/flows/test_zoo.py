@@ -16,3 +16,8 @@ def test_zoo_compares_models_with_the_same_budget(housing_csv, tmp_path):
     assert dict(zip(table["model"], table["weights"]))["mlp30"] == 8 * 30 + 30 + 31
     assert (table["epochs_run"] == 2).all() and table["test_loss"].is_monotonic_increasing
     assert Path(result["artifacts"]["plot"]).stat().st_size > 5_000
+    # each model was reported and met the gate in turn (True: champion once gated): the first
+    # became champion; the second only with a test MSE (of its first head) 0.5 % lower
+    first, main_head = result["test"]["mlp30"]["loss"], result["test"]["wide_deep_multi_output"]["main_loss"]
+    assert result["champion"] == {"mlp30": True, "wide_deep_multi_output": main_head <= first * 0.995}
+    assert len(list((tmp_path / "a" / "residuals").glob("*.png"))) == 2
