@@ -149,3 +149,27 @@ def test_a_served_interval_schedule_fires_twice_then_stops_clean(prefect_server,
         serving.wait(timeout=60)
     _wait(lambda: runs("SCHEDULED") == [], 30, "no scheduled runs left behind")
     assert runs("FAILED") == []
+
+
+def test_the_classification_reports_show_in_the_ui_with_class_names(on_server, tmp_path):
+    """The course's dataset, one epoch: the confusion matrix, the sample grid and the per-class
+    table are artifacts of the run, and the UI's artifact pages draw the pictures."""
+    from flows.classification import classification
+
+    api = on_server
+    result = classification(train=TrainParams("mlp", epochs=1), artifacts=str(tmp_path / "a"))
+    artifacts = api.call("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [result["run_id"]]}}})
+    by_key = {a["key"]: a for a in artifacts}
+    table = json.loads(by_key["fashion-mnist-per-class"]["data"])
+    assert [row["class"] for row in table][:2] == ["T-shirt/top", "Trouser"] and len(table) == 10
+    assert sum(row["support"] for row in table) == 10_000
+    ui, shots = api.url.removesuffix("/api"), {}
+    for key in ("confusion", "samples"):
+        assert "data:image/png;base64," in by_key[f"fashion-mnist-{key}"]["data"]
+        shots[key] = tmp_path / f"{key}.png"
+        _chromium(f"--screenshot={shots[key]}", f"{ui}/artifacts/artifact/{by_key[f'fashion-mnist-{key}']['id']}")
+        assert _ink(shots[key]) > 0.05, shots[key]
+    keep = ROOT / "artifacts" / "e2e"
+    keep.mkdir(parents=True, exist_ok=True)
+    for key, shot in shots.items():
+        shutil.copy(shot, keep / f"{key}-artifact.png")
