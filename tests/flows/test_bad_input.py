@@ -28,8 +28,8 @@ from tasks.errors import InputError
 from tasks.params import TrainParams
 
 # the stages in the order a flow runs them, and the artifact folders each one writes
-STEPS = {"load": {"raw"}, "validate-raw": {"validation-raw"}, "split": {"split"},
-         "validate-split": {"validation-split"}, "scale": {"scaler", "scaled"},
+STEPS = {"load": {"raw"}, "validate-raw": {"validation-raw", "data-docs"}, "split": {"split"},  # a check's report:
+         "validate-split": {"validation-split"}, "scale": {"scaler", "scaled"},  # its table and Data Docs page
          "validate-scaled": {"validation-scaled"}, "train": {"model", "history", "curve", "tensorboard"}}
 FASHION = Path(os.environ["DATA_MIRROR"]) / "fashion-mnist"
 HOUSING = Path(os.environ["DATA_MIRROR"]) / "california-housing" / "cal_housing.data"

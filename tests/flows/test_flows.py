@@ -17,6 +17,7 @@ from tasks.errors import DataError
 from tasks.load import RawDataError
 from tasks.params import TrainParams
 from tasks.validate import ValidationFailed
+from tests.tasks.test_validate import _text
 
 HOUSING_DATA_SHA = "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +97,10 @@ def test_a_nan_in_a_user_table_stops_at_raw_validation(housing_csv, tmp_path):
     with pytest.raises(ValidationFailed, match=r"AveOccup has 1 missing value at row 11; fill or drop them"):
         regression(train=TrainParams("mlp30", epochs=1), data=str(housing_csv), target="MedHouseVal",
                    artifacts=str(artifacts))
-    assert _stages(artifacts) == {"raw", "validation-raw"}  # the step's input and its report; nothing after
+    assert _stages(artifacts) == {"raw", "validation-raw", "data-docs"}  # the input and its reports; nothing after
+    sidecar, = (artifacts / "validation-raw").glob("*.json")  # Great Expectations' page of the failed check
+    page = next(p for p in json.loads(sidecar.read_text())["data_docs"] if p.endswith("/features.html"))
+    assert "Status: Failed" in _text(Path(page).read_text())
     report, = (artifacts / "validation-raw").glob("*.parquet")  # Great Expectations' result, in its terms
     failed = pd.read_parquet(report).query("not success")
     assert list(failed["column"]) == ["nulls"] and list(failed["expectation"]) == ["expect_column_values_to_be_between"]
