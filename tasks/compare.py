@@ -1,7 +1,6 @@
 """Comparison of trained models on one dataset: a table and one plot of validation curves."""
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.dataset import read_parquet
 from tasks.evaluate import read_metrics
 from tasks.plots import plot_lines
+from tasks.publish import slug
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
@@ -62,7 +62,7 @@ def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset:
     try:
         from prefect.artifacts import create_table_artifact
 
-        create_table_artifact(key=re.sub(r"[^a-z0-9-]+", "-", f"zoo-{dataset}".lower()), table=table,
+        create_table_artifact(key=slug(f"zoo-{dataset}"), table=table,
                               description=f"Model comparison on {dataset}; plot: {refs['plot'].path}")
     except Exception as error:  # outside a Prefect run
         logger().debug("no Prefect table artifact: %s", error)

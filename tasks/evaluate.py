@@ -1,7 +1,6 @@
 """Evaluation: the chosen model, loaded back from its artifact, scored once on test."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from tasks.dataset import Frame, read_frame, read_parquet, spec_of
 from tasks.lineage import Evaluation
 from tasks.models import model_inputs, model_targets
 from tasks.params import INFERENCE_BATCH
+from tasks.publish import slug
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore
 
@@ -59,7 +59,7 @@ def _publish(scores: dict[str, float], dataset: str, model: ArtifactRef, ref: Ar
         return
     try:
         create_table_artifact(
-            key=re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-test-metrics".lower()),
+            key=slug(f"{dataset}-test-metrics"),
             table=[{"metric": k, "value": round(v, 6)} for k, v in scores.items()],
             description=f"Test metrics of model {model.sha256[:12]} (metrics artifact {ref.path})")
     except Exception as error:  # no run context (plain call): nothing to attach to

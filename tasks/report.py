@@ -168,7 +168,7 @@ def _publish_table(dataset: str, ref: ArtifactRef) -> None:
         from prefect.artifacts import create_table_artifact
 
         rows = pq.read_table(ref.path).to_pylist()
-        create_table_artifact(key=slug(f"{dataset}-per-class"), description=f"{dataset}: per-class test scores",
+        create_table_artifact(key=slug(f"{dataset}-per-class-scores"), description=f"{dataset}: per-class test scores",
                               table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
                                      for r in rows])
     except Exception as error:  # no run context (plain call): nothing to attach to

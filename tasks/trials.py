@@ -7,7 +7,6 @@ a reason, left out of the choice.
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import read_parquet
+from tasks.publish import slug
 from tasks.stage import StageRun, logger, reported
 from tasks.store import ArtifactRef, ArtifactStore, stable_hash
 
@@ -146,7 +146,7 @@ def record_search_task(rows: list[dict[str, Any]], trials: dict[int, dict[str, A
         from prefect.artifacts import create_table_artifact
 
         dataset = run.dataset
-        create_table_artifact(key=re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-search-{strategy}".lower()),
+        create_table_artifact(key=slug(f"{dataset}-search-{strategy}"),
                               table=table.drop(columns=["model"]).round(6).to_dict("records"),
                               description=f"{strategy} search on {dataset}: {len(table)} trials")
     except Exception as error:  # outside a Prefect run

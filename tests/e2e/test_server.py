@@ -160,7 +160,8 @@ def test_the_classification_reports_show_in_the_ui_with_class_names(on_server, t
     result = classification(train=TrainParams("mlp", epochs=1), artifacts=str(tmp_path / "a"))
     artifacts = api.call("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [result["run_id"]]}}})
     by_key = {a["key"]: a for a in artifacts}
-    table = json.loads(by_key["fashion-mnist-per-class"]["data"])
+    assert by_key["fashion-mnist-per-class"]["type"] == "markdown"  # the stage artifact; the table has its own key
+    table = json.loads(by_key["fashion-mnist-per-class-scores"]["data"])
     assert [row["class"] for row in table][:2] == ["T-shirt/top", "Trouser"] and len(table) == 10
     assert sum(row["support"] for row in table) == 10_000
     ui, shots = api.url.removesuffix("/api"), {}
