@@ -176,3 +176,14 @@ def model_targets(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray
     y = frame.y.astype(np.float32 if frame.spec.task == "regression" else np.int64)
     heads = entry(model).outputs
     return {head: y for head in heads} if heads else y
+
+
+def main_output(out: Any, model: str) -> np.ndarray:
+    """What ``predict`` gave for the model's main head: the first one declared, when it has several
+    (Keras returns them as a dict by name, or a list in order)."""
+    heads = entry(model).outputs
+    if isinstance(out, dict):
+        out = out[heads[0]]
+    elif isinstance(out, (list, tuple)):
+        out = out[0]
+    return np.asarray(out)

@@ -26,19 +26,14 @@ from tasks.store import ArtifactStore
 
 def predictions(found: Trained, X: np.ndarray) -> pa.Table:
     """Scale as training did, score with the model: row, prediction (and class probabilities)."""
-    from tasks.models import entry, model_inputs
+    from tasks.models import main_output, model_inputs
 
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
     rows = np.arange(len(X), dtype=np.int64)
     frame = Frame(found.spec, scaler.transform(X), np.zeros(len(X)), rows)
     model = model_files.load(found.model.path)
-    out = model.predict(model_inputs(frame, found.model_name), batch_size=INFERENCE_BATCH, verbose=0)
-    heads = entry(found.model_name).outputs  # several heads: the first declared is the main output
-    if isinstance(out, dict):
-        out = out[heads[0]]
-    elif isinstance(out, (list, tuple)):
-        out = out[0]
-    out = np.asarray(out)
+    out = main_output(model.predict(model_inputs(frame, found.model_name), batch_size=INFERENCE_BATCH, verbose=0),
+                      found.model_name)
     columns = {"row": rows}
     if found.spec.task == "classification":
         columns["prediction"] = out.argmax(axis=1).astype(np.int64)

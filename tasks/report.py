@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import model_files
 from tasks.dataset import Frame, read_frame, read_parquet
-from tasks.models import entry, model_inputs
+from tasks.models import main_output, model_inputs
 from tasks.params import INFERENCE_BATCH
 from tasks.publish import slug
 from tasks.scale import StandardScaler
@@ -33,8 +33,7 @@ SAMPLES = (3, 8)  # rows x columns of the sample grid
 def predicted(model_path: str, test: Frame, model_name: str) -> np.ndarray:
     """The main head's outputs on the test rows (class probabilities, or values)."""
     out = model_files.load(model_path).predict(model_inputs(test, model_name), batch_size=INFERENCE_BATCH, verbose=0)
-    heads = entry(model_name).outputs
-    return np.asarray(out[heads[0]] if isinstance(out, dict) else out[0] if isinstance(out, (list, tuple)) else out)
+    return main_output(out, model_name)
 
 
 def class_names(test: Frame, k: int) -> list[str]:
