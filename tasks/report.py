@@ -145,7 +145,8 @@ def report_task(model: ArtifactRef, scaled: ArtifactRef, scaler: ArtifactRef, ar
                 png = regression_png(test, out.reshape(len(test), -1)[:, 0], work / "regression.png", title)
                 return {"residuals": run.put_file(png, stage="residuals")}
             guess, y, names = out.argmax(axis=1), test.y.astype(np.int64), class_names(test, out.shape[1])
-            refs = {"per_class": run.put_table(per_class(y, guess, names), stage="per-class"),
+            scores = per_class(y, guess, names)
+            refs = {"per_class": run.put_table(scores, stage="per-class"),
                     "confusion": run.put_file(confusion_png(y, guess, names, work / "confusion.png", title),
                                               stage="confusion")}
             if test.spec.is_image:  # shown as they were, not standardised
@@ -154,19 +155,18 @@ def report_task(model: ArtifactRef, scaled: ArtifactRef, scaler: ArtifactRef, ar
                 images = first.reshape(len(first), *test.spec.image_shape)
                 refs["samples"] = run.put_file(samples_png(images, y, guess, names, work / "samples.png"),
                                                stage="samples")
-        _publish_table(test.spec.name, refs["per_class"])
+        _publish_table(test.spec.name, scores)
         return refs
 
     run = StageRun(ArtifactStore(artifacts), "report", __name__, parents=[model, scaled, scaler])
     return reported(run.run(produce, force), run)
 
 
-def _publish_table(dataset: str, ref: ArtifactRef) -> None:
+def _publish_table(dataset: str, scores: pa.Table) -> None:
     try:
-        import pyarrow.parquet as pq
         from prefect.artifacts import create_table_artifact
 
-        rows = pq.read_table(ref.path).to_pylist()
+        rows = scores.to_pylist()
         create_table_artifact(key=slug(f"{dataset}-per-class-scores"), description=f"{dataset}: per-class test scores",
                               table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
                                      for r in rows])
