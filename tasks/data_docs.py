@@ -12,6 +12,8 @@ import os
 import traceback
 from typing import Any, Callable
 
+FOLDER = "data-docs"  # in the artifact store: one site per flow run, not content-addressed
+
 
 def planned(site: str, results: list[tuple[str, Any]], gx_context
             ) -> tuple[list[str], Callable[[], str | None]]:

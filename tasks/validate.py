@@ -20,6 +20,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import data_docs
 from tasks.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
 from tasks.errors import InputError
 from tasks.findings import finding
@@ -209,14 +210,11 @@ def validate_scaled(scaled: Frame, site: str | None = None) -> Report:
 
 
 # ---- the Prefect tasks -----------------------------------------------------------------
-DATA_DOCS = "data-docs"  # <artifacts>/data-docs/<flow run id>/: Great Expectations' site of one run
-
-
 def data_docs_site(artifacts: str) -> str | None:
     """This flow run's Data Docs folder (none outside a flow run: nothing to name it after)."""
     from prefect.runtime import flow_run
 
-    return str(Path(artifacts).resolve() / DATA_DOCS / str(flow_run.id)) if flow_run.id else None
+    return str(Path(artifacts).resolve() / data_docs.FOLDER / str(flow_run.id)) if flow_run.id else None
 
 
 def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], artifacts: str,

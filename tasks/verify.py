@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tasks import data_docs
 from tasks.errors import OptionError
 from tasks.lineage import ArtifactRef, Lineage, LineageError
 from tasks.store import located, sha256_file
 
 # folders of the store that are not content-addressed
-NOT_ARTIFACTS = ("tensorboard", "champions", "export", "data-docs")
+NOT_ARTIFACTS = ("tensorboard", "champions", "export", data_docs.FOLDER)
 
 
 def artifacts_in(root: Path) -> list[Path]:
