@@ -56,35 +56,30 @@ def _links(dataset: str, parent: ArtifactRef, ui: str | None) -> str:
     if ui is None:
         return ""
     links = [f"[artifact]({ui}/artifacts/key/{slug(f'{dataset}-{parent.stage}')})"]
-    try:
-        run = Lineage.read(Path(parent.path).with_suffix(".json")).flow_run_id
-    except Exception:  # a sidecar this process cannot read: the artifact link alone
-        run = None
-    if run:
-        links.append(f"[run]({ui}/runs/flow-run/{run})")
+    record = _record(parent)  # none this process can read: the artifact link alone
+    if record is not None and record.flow_run_id:
+        links.append(f"[run]({ui}/runs/flow-run/{record.flow_run_id})")
     return " " + " · ".join(links)
 
 
 def _record(ref: ArtifactRef) -> Lineage | None:
     try:
-        return Lineage.read(Path(ref.path).with_suffix(".json"))
+        return Lineage.read(ref.sidecar_path)
     except Exception:  # no record yet, or not one this version reads
         return None
 
 
-def effective(ref: ArtifactRef, params: dict[str, Any]) -> dict[str, Any]:
+def effective(record: Lineage | None, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters as they took effect: a model's record holds the hyperparameters its
     defaults filled in (``learning_rate=0.01``, not ``None`` for "the model's default")."""
-    record = _record(ref)
     if record is None or record.training is None:
         return params
     return {**{k: v for k, v in params.items() if v is not None}, **record.training.hyperparameters}
 
 
-def _data_docs(ref: ArtifactRef) -> list[str]:
+def _data_docs(record: Lineage | None) -> list[str]:
     """A validation report's links to Great Expectations' page of each check (every expectation
     and its observed value), in the Data Docs site of the run that validated."""
-    record = _record(ref)
     if record is None or not record.data_docs:
         return []
     pages = [Path(page) for page in record.data_docs]
@@ -94,14 +89,14 @@ def _data_docs(ref: ArtifactRef) -> list[str]:
 
 def _markdown(dataset: str, ref: ArtifactRef, parents: list, params: dict[str, Any], reused: bool,
               run_id: str | None) -> str:
-    ui = ui_url()
+    ui, record = ui_url(), _record(ref)  # the sidecar, read once
     run = f"[`{run_id}`]({ui}/runs/flow-run/{run_id})" if ui and run_id else f"`{run_id}`"
     lines = [f"### {dataset} / {ref.stage}", "",
              f"- **artifact** `{ref.path}`", f"- **sha256** `{ref.sha256}`",
              f"- **rows** {ref.rows if ref.rows is not None else '-'}",
              f"- **flow run** {run}" + (" (outputs reused from the cache)" if reused else ""),
-             "- **parameters** " + (", ".join(f"`{k}={v}`" for k, v in effective(ref, params).items()) or "-"),
-             *_data_docs(ref), "- **upstream**"]
+             "- **parameters** " + (", ".join(f"`{k}={v}`" for k, v in effective(record, params).items()) or "-"),
+             *_data_docs(record), "- **upstream**"]
     for parent in parents:
         if isinstance(parent, ArtifactRef):
             lines.append(f"  - {parent.stage} `{parent.sha256[:16]}` `{parent.path}`" + _links(dataset, parent, ui))
