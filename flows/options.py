@@ -78,6 +78,8 @@ def _search_options(sub, serving: bool = False) -> None:
     sub.add_argument("--grid-points", type=int, default=3,
                      help="grid: points per numeric parameter (default: %(default)s)")
     sub.add_argument("--population", type=int, default=4, help="genetic: trials per generation (default: %(default)s)")
+    sub.add_argument("--startup-trials", type=int,
+                     help="heuristic: random trials before TPE's model proposes (default: half of --n-iter, at most 5)")
     sub.add_argument("--min-epochs", type=int,
                      help="halving: epochs of the first rung (default: --epochs / reduction-factor^3)")
     sub.add_argument("--reduction-factor", type=int, default=3,
@@ -208,7 +210,7 @@ def search_plan(args: argparse.Namespace):
         raise OptionError(f"--workers must be at least 1, got {args.workers}")
     return SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
                       population=args.population, max_failures=args.max_failures, min_epochs=args.min_epochs,
-                      reduction_factor=args.reduction_factor)
+                      reduction_factor=args.reduction_factor, startup_trials=args.startup_trials)
 
 
 

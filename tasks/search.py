@@ -69,6 +69,7 @@ class SearchPlan:
     max_failures: int = 3  # this many failed trials in a row stop the search
     min_epochs: int | None = None  # halving: epochs of the first rung (default: from --epochs)
     reduction_factor: int = 3  # halving: about 1 in this many trials goes on at each rung
+    startup_trials: int | None = None  # heuristic: random trials before the model proposes (default: from n_iter)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -78,6 +79,9 @@ class SearchPlan:
                               "the population at least 2")
         if self.reduction_factor < 2 or (self.min_epochs is not None and self.min_epochs < 1):
             raise OptionError("--reduction-factor must be at least 2 and --min-epochs at least 1")
+        if self.startup_trials is not None and not 1 <= self.startup_trials <= self.n_iter:
+            raise OptionError(f"--startup-trials must be between 1 and --n-iter ({self.n_iter}), "
+                              f"not {self.startup_trials}")
         if self.strategy == "sweep" and len(self.space) != 1:
             raise OptionError(f"a sweep varies one parameter; the space has {[d.name for d in self.space]}")
 
@@ -100,6 +104,11 @@ class SearchPlan:
             budgets.append(budget)
             budget *= self.reduction_factor
         return [*budgets, epochs]
+
+    @property
+    def startup(self) -> int:
+        """Heuristic: the random trials that give TPE its first model (half the budget, at most 5)."""
+        return self.startup_trials or max(2, min(5, self.n_iter // 2))
 
     @property
     def trials(self) -> int:
@@ -181,8 +190,7 @@ def _sampler(plan: SearchPlan):
         return optuna.samplers.RandomSampler(seed=plan.seed)
     if plan.strategy == "genetic":
         return optuna.samplers.NSGAIISampler(population_size=plan.population, seed=plan.seed)
-    return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=max(2, min(5, plan.n_iter // 2)),
-                                      multivariate=True)
+    return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup, multivariate=True)
 
 
 def trial_params(fixed: TrainParams, proposed: dict[str, Any]) -> TrainParams:

@@ -48,6 +48,20 @@ def test_plans_refuse_what_cannot_run():
         SearchPlan("random", COURSE_SPACE, n_iter=0)
     with pytest.raises(ValueError, match="--grid-points"):
         SearchPlan("grid", COURSE_SPACE, grid_points=0)
+    with pytest.raises(ValueError, match="--startup-trials must be between 1 and --n-iter"):
+        SearchPlan("heuristic", COURSE_SPACE, n_iter=10, startup_trials=11)
+
+
+def test_heuristic_draws_its_startup_trials_as_random_search_does_then_proposes_from_its_model():
+    plan = SearchPlan("heuristic", COURSE_SPACE, n_iter=8, seed=5, startup_trials=4)
+    random = Proposer(SearchPlan("random", COURSE_SPACE, n_iter=8, seed=5)).ask(5)
+    heuristic = Proposer(plan)
+    startup = heuristic.ask(4)
+    for params in startup:
+        heuristic.tell(params, 1.0 - params["learning_rate"] * 50)  # the higher the rate, the better
+    assert startup == random[:4] and plan.startup == 4
+    assert heuristic.ask(1) != random[4:]  # the fifth comes from the model of the four
+    assert SearchPlan("heuristic", COURSE_SPACE, n_iter=30).startup == 5  # the default: half, at most 5
 
 
 def test_a_search_whose_trials_all_diverged_is_the_users_to_fix_one_whose_trials_crashed_is_not():
