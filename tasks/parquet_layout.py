@@ -19,8 +19,12 @@ ROW_GROUP_BYTES = 8 * 2**20
 
 
 def row_group_rows(table: pa.Table) -> int:
-    """Rows per ~8 MiB row group: a reader of one split decodes and filters a group at a time
-    (10,000 test images of 70,000: one group peaked at 554 MiB, groups of 8,192 rows at 229)."""
+    """Rows per row group. A table of tensors (images) gets ~8 MiB groups, so that a reader of
+    one split decodes and filters a group at a time (10,000 test images of 70,000: one group
+    peaked at 554 MiB, groups of 8,192 rows at 229). A narrow table is one group: its splits
+    are small to read whole, and groups cost the million-row housing table ~0.7 s a write."""
+    if not any(pa.types.is_fixed_size_binary(f.type) for f in table.schema):
+        return max(1, table.num_rows)
     return max(1024, ROW_GROUP_BYTES // max(1, table.nbytes // max(1, table.num_rows)))
 
 

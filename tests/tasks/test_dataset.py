@@ -58,6 +58,15 @@ def test_one_split_is_read_from_disk_in_row_groups_without_caching_the_whole_tab
     assert np.array_equal(test.X, standardised[splits == "test"]) and test.spec == images.spec
 
 
+def test_a_narrow_table_is_one_row_group_however_many_rows(tmp_path):
+    from tasks.parquet_layout import ROW_GROUP_BYTES
+    rows = 2 * ROW_GROUP_BYTES // (8 * 3)  # two groups' worth had it been a table of images
+    table = pa.table({"row_id": np.arange(rows), "x": np.random.default_rng(0).random(rows),
+                      "y": np.zeros(rows)})
+    ref = ArtifactStore(tmp_path).put_table(table, "raw")
+    assert pq.ParquetFile(ref.path).metadata.num_row_groups == 1
+
+
 def test_a_sliced_or_chunked_tensor_column_reads_the_right_rows(images):
     table = to_arrow(images)
     assert np.array_equal(from_arrow(table.slice(10, 5)).X, images.X[10:15])  # a column with an offset
