@@ -22,7 +22,7 @@ from typing import Iterator
 from flows.console import FilteredStderr, brief_console, error_block
 from flows.embedded import EmbeddedServer
 from flows.options import COURSE, check_options, parser, search_plan, train_params
-from tasks.errors import InputError, OptionError
+from tasks.errors import InputError
 
 
 def _quiet_defaults() -> None:
@@ -161,16 +161,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _champion(args: argparse.Namespace) -> int:
-    from tasks.champion import gates, history
+    from tasks.champion import history, matching_gates
     from tasks.store import ArtifactStore
 
-    known = gates(ArtifactStore(args.artifacts))
-    picked = [g for g, label in known.items() if not args.dataset or args.dataset in (g, label.split(" (")[0])]
-    if not picked:
-        raise OptionError(f"{args.artifacts}: " + (f"no champion for dataset {args.dataset!r} (there are: "
-                                                   f"{', '.join(known.values())})" if known else
-                                                   "no champion yet: run a training flow first"))
-    for gate in picked:
+    known = matching_gates(ArtifactStore(args.artifacts), args.dataset)
+    for gate in known:
         decisions = history(ArtifactStore(args.artifacts), gate)
         now = [d for d in decisions if d.promoted]
         print(f"{known[gate]}: " + (f"champion {now[-1].model.sha256[:16]} ({now[-1].metric} {now[-1].value:.4f}) "

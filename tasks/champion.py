@@ -124,18 +124,28 @@ def gates(store: ArtifactStore) -> dict[str, str]:
     return found
 
 
-def champion_for(store: ArtifactStore, dataset: str | None) -> Decision:
-    """The champion of ``dataset`` (its name, or a gate's), or of the store's one gate."""
+def matching_gates(store: ArtifactStore, dataset: str | None) -> dict[str, str]:
+    """The store's gates (name -> label) of ``dataset`` (its name, or a gate's), or all of them;
+    ``OptionError`` naming the ones there are when none matches."""
     known = gates(store)
-    picked = [g for g, label in known.items() if dataset is None or dataset in (g, label.split(" (")[0])]
-    if len(picked) != 1:
+    picked = {g: label for g, label in known.items() if dataset is None or dataset in (g, label.split(" (")[0])}
+    if not picked:
         listed = "; ".join(f"{label} as --dataset {g}" for g, label in known.items())
-        raise OptionError(f"{store.root}: " + ("no champion yet: run a training flow first" if not known else
-                                               f"champions of {listed}: name one with --dataset" if picked else
-                                               f"no champion for dataset {dataset!r} (there are: {listed})"))
-    found = current(store, picked[0])
+        raise OptionError(f"{store.root}: " + (f"no champion for dataset {dataset!r} (there are: {listed})" if known
+                                               else "no champion yet: run a training flow first"))
+    return picked
+
+
+def champion_for(store: ArtifactStore, dataset: str | None) -> Decision:
+    """The champion of ``dataset``, or of the store's one gate."""
+    picked = matching_gates(store, dataset)
+    if len(picked) != 1:
+        listed = "; ".join(f"{label} as --dataset {g}" for g, label in picked.items())
+        raise OptionError(f"{store.root}: champions of {listed}: name one with --dataset")
+    (gate, label), = picked.items()
+    found = current(store, gate)
     if found is None:
-        raise OptionError(f"{store.root}: {known[picked[0]]} has no champion: no model had a finite test score")
+        raise OptionError(f"{store.root}: {label} has no champion: no model had a finite test score")
     return found
 
 

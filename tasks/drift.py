@@ -12,6 +12,7 @@ and std).
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tasks.errors import DataError, OptionError, values_text
 from tasks.gx import Check, expect, run_suites
 from tasks.scale import column_moments, feature_names
 from tasks.store import sha256_file
+from tasks.table import read_table_file, table_kind
 
 IGNORED = ("split", "row_id")  # columns a held-out table may carry that are not features
 
@@ -54,26 +56,22 @@ def read_new(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame | np.ndarray, 
     if not path.is_file():
         raise OptionError(f"--data {path}: no such file")
     name = path.name.lower()
-    readers = {".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".csv": pd.read_csv, ".csv.gz": pd.read_csv}
-    kind = next((suffix for suffix in readers if name.endswith(suffix)), None)
+    kind = table_kind(path)
     if kind is None and not (name.endswith(".gz") or "ubyte" in name):
         raise OptionError(f"--data {path}: expected .csv, .parquet or idx images (.gz)")
     if kind is None and not spec.is_image:
         raise SkewError(f"{path.name}: idx images, but the model was trained on the table {spec.name!r}")
-    try:
-        if kind is None:
-            from tasks.load import parse_idx
+    if kind is not None:
+        df = read_table_file(path)
+        return df, list(map(str, df.columns))
+    from tasks.load import parse_idx
 
-            blob = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
-            images = parse_idx(blob, path.name, ndim=1 + len(spec.image_shape))
-            return images.reshape(len(images), -1), []
-        df = readers[kind](path)
-    except (OSError, ValueError, EOFError) as error:  # the reader's own words name what it could not read
-        raise DataError(f"{path.name}: cannot be read as {kind or 'idx images'} ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
-    if len(df) == 0:
-        raise DataError(f"{path.name}: the table has a header but no rows")
-    return df, list(map(str, df.columns))
+    try:
+        blob = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path.name}: cannot be read as idx images ({type(error).__name__}: {error})") from None
+    images = parse_idx(blob, path.name, ndim=1 + len(spec.image_shape))
+    return images.reshape(len(images), -1), []
 
 
 def expected_columns(spec: DatasetSpec) -> list[str]:

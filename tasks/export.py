@@ -20,7 +20,7 @@ from tasks import model_files
 from tasks.champion import Trained
 from tasks.dataset import read_parquet
 from tasks.drift import expected_columns
-from tasks.models import entry
+from tasks.models import entry, input_columns
 from tasks.scale import StandardScaler
 from tasks.store import ArtifactStore
 
@@ -46,11 +46,11 @@ def serving_model(found: Trained):
         scaler_layer = keras.layers.Normalization(axis=axis, mean=mean, variance=np.square(std), name=f"{name}_scaler")
         return raw, scaler_layer(raw)
 
-    declared = entry(found.model_name).inputs
-    if declared is None:
+    picked = input_columns(found.model_name, tuple(columns))
+    if picked is None:
         raw, scaled = normalised("features", list(range(len(columns))), shape)
         return keras.Model(raw, model(scaled), name="serving")
-    pairs = {key: normalised(key, [columns.index(c) for c in cols], (len(cols),)) for key, cols in declared.items()}
+    pairs = {key: normalised(key, cols, (len(cols),)) for key, cols in picked.items()}
     return keras.Model({k: p[0] for k, p in pairs.items()}, model({k: p[1] for k, p in pairs.items()}),
                        name="serving")
 

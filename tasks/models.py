@@ -161,14 +161,20 @@ def n_outputs(frame: Frame) -> int:
     return len(frame.spec.classes) if frame.spec.classes else int(np.max(frame.y)) + 1
 
 
-def model_inputs(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray]:
-    """The arrays a registry model takes: all features, or its declared named inputs."""
+def input_columns(model: str, features: tuple[str, ...]) -> dict[str, list[int]] | None:
+    """The positions of the feature columns each declared input takes (None: one input of all)."""
     declared = entry(model).inputs
     if declared is None:
-        return frame.inputs()
-    input_shapes(model, frame.spec.features, frame.spec.feature_shape)  # names the missing columns
-    column = {name: i for i, name in enumerate(frame.spec.features)}
-    return {key: frame.X[:, [column[c] for c in cols]] for key, cols in declared.items()}
+        return None
+    input_shapes(model, features, ())  # names the missing columns
+    column = {name: i for i, name in enumerate(features)}
+    return {key: [column[c] for c in cols] for key, cols in declared.items()}
+
+
+def model_inputs(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray]:
+    """The arrays a registry model takes: all features, or its declared named inputs."""
+    picked = input_columns(model, tuple(frame.spec.features))
+    return frame.inputs() if picked is None else {key: frame.X[:, cols] for key, cols in picked.items()}
 
 
 def model_targets(frame: Frame, model: str) -> np.ndarray | dict[str, np.ndarray]:

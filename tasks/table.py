@@ -24,7 +24,7 @@ def load_table(path: str | os.PathLike, target: str, task: str) -> tuple[Frame, 
     What cannot be used is refused here, naming the column, the rows and the values.
     """
     path = Path(path)
-    df = _read_table(path)
+    df = read_table_file(path)
     if target not in df.columns:
         raise DataError(f"{path.name}: no column {target!r} (the --target); its columns are "
                         f"{values_text(map(str, df.columns))}")
@@ -47,18 +47,27 @@ def load_table(path: str | os.PathLike, target: str, task: str) -> tuple[Frame, 
     return Frame(spec, X, y, np.arange(len(df), dtype=np.int64), split), [f"{path.name}:{sha256_file(path)}"]
 
 
-def _read_table(path: Path):
+READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv", ".txt": "csv"}
+
+
+def table_kind(path: Path) -> str | None:
+    """"csv" or "parquet" from a user table's name; None for anything else."""
+    return next((kind for suffix, kind in READERS.items() if path.name.lower().endswith(suffix)), None)
+
+
+def read_table_file(path: Path):
+    """A user's table (CSV or Parquet) as a DataFrame; a clear ``DataError`` when it cannot be."""
     import pandas as pd
 
     if not path.is_file():
         raise DataError(f"--data {path}: no such file")
-    readers = {".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".csv": pd.read_csv, ".txt": pd.read_csv}
-    if path.suffix.lower() not in readers:
+    kind = table_kind(path)
+    if kind is None:
         raise DataError(f"--data {path}: expected a .csv or .parquet file")
     try:
-        df = readers[path.suffix.lower()](path)
+        df = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
     except Exception as error:  # a parser's own words name what it could not read
-        raise DataError(f"{path}: cannot be read as {path.suffix.lower()[1:]} ({type(error).__name__}: "
+        raise DataError(f"{path.name}: cannot be read as {kind} ({type(error).__name__}: "
                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if len(df) == 0:
         raise DataError(f"{path.name}: the table has a header but no rows")
