@@ -8,6 +8,8 @@ learned ends in ``_``, and ``transform`` refuses to run before ``fit``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 from prefect import task
@@ -21,24 +23,36 @@ _CHUNK_ROWS = 8_192
 assert _CHUNK_ROWS * 255 ** 2 < 2 ** 31, "_byte_moments sums a chunk's squares in int32"
 
 
+def _blocks(X: np.ndarray, dtype) -> Iterator[tuple[int, np.ndarray]]:
+    """``X`` a chunk of rows at a time, as ``dtype``, converted into one buffer reused for
+    every chunk (a fresh 51 MB array per chunk paid its page faults each time on this VM:
+    0.36 s against 0.19 s for the scaled check). A chunk is valid until the next is asked for."""
+    buffer = np.empty((min(_CHUNK_ROWS, len(X)), *X.shape[1:]), dtype)
+    for start in range(0, len(X), _CHUNK_ROWS):
+        rows = X[start:start + _CHUNK_ROWS]
+        block = buffer[:len(rows)]
+        np.copyto(block, rows, casting="unsafe")
+        yield start, block
+
+
 def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and std in float64: two chunked passes, never a full float64 copy."""
     n = len(X)
     if X.dtype.itemsize == 1 and X.dtype.kind in "ui":  # pixels: exact integer sums, 6x faster
         return _byte_moments(X)
-    def blocks():
-        return (X[i:i + _CHUNK_ROWS].astype(np.float64) for i in range(0, n, _CHUNK_ROWS))
-    mean = sum(block.sum(axis=0) for block in blocks()) / n
-    std = np.sqrt(sum(np.square(block - mean).sum(axis=0) for block in blocks()) / n)
-    return mean, std
+    mean = sum(block.sum(axis=0) for _, block in _blocks(X, np.float64)) / n
+    squares = 0.0
+    for _, block in _blocks(X, np.float64):
+        np.subtract(block, mean, out=block)
+        squares = squares + np.square(block, out=block).sum(axis=0)
+    return mean, np.sqrt(squares / n)
 
 
 def _byte_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of 8-bit columns from exact integer sums of x and x^2 (a chunk of 8,192
     squares of at most 255^2 sums below 2^31), so one pass and no float rounding until the end."""
     n, total, squares = len(X), np.zeros(X.shape[1], np.int64), np.zeros(X.shape[1], np.int64)
-    for start in range(0, n, _CHUNK_ROWS):
-        block = X[start:start + _CHUNK_ROWS].astype(np.int32)
+    for _, block in _blocks(X, np.int32):
         total += block.sum(axis=0)
         squares += np.einsum("ij,ij->j", block, block)
     mean = total / n
@@ -52,8 +66,7 @@ def checked_moments(X: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray
     width = X.shape[1]
     everything, total, squares = np.zeros(width), np.zeros(width), np.zeros(width)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, which is what it must tell
-        for start in range(0, len(X), _CHUNK_ROWS):
-            block = X[start:start + _CHUNK_ROWS].astype(np.float64)
+        for start, block in _blocks(X, np.float64):
             sums = block.sum(axis=0)
             everything += sums
             train = block[:max(0, n_train - start)]
