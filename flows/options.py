@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tasks.errors import OptionError
 from tasks.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
-from tasks.search import RUNNERS, STRATEGIES
+from tasks.search import RUNNERS, STRATEGIES, SURROGATES
 
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
@@ -63,8 +63,9 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
 
 def _search_options(sub, serving: bool = False) -> None:
     sub.add_argument("--strategy", choices=STRATEGIES, default="random",
-                     help="sweep, grid, random, genetic (NSGA-II), heuristic (TPE), halving (successive "
-                          "halving on epochs), or scikit-learn's own searches with 3-fold cross-validation "
+                     help="sweep, grid, random, genetic (NSGA-II), heuristic (TPE or a Gaussian process), "
+                          "halving (successive halving on epochs), or scikit-learn's own searches with 3-fold "
+                          "cross-validation "
                           "(default: %(default)s)")
     if not serving:
         sub.add_argument("--task", choices=list(COURSE), default="regression", help="(default: %(default)s)")
@@ -80,6 +81,9 @@ def _search_options(sub, serving: bool = False) -> None:
     sub.add_argument("--population", type=int, default=4, help="genetic: trials per generation (default: %(default)s)")
     sub.add_argument("--startup-trials", type=int,
                      help="heuristic: random trials before TPE's model proposes (default: half of --n-iter, at most 5)")
+    sub.add_argument("--surrogate", choices=SURROGATES, default="tpe",
+                     help="heuristic: the model that proposes, TPE or a Gaussian process (gp: needs PyTorch, "
+                          "pip install -e '.[gp]') (default: %(default)s)")
     sub.add_argument("--min-epochs", type=int,
                      help="halving: epochs of the first rung (default: --epochs / reduction-factor^3)")
     sub.add_argument("--reduction-factor", type=int, default=3,
@@ -210,7 +214,8 @@ def search_plan(args: argparse.Namespace):
         raise OptionError(f"--workers must be at least 1, got {args.workers}")
     return SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
                       population=args.population, max_failures=args.max_failures, min_epochs=args.min_epochs,
-                      reduction_factor=args.reduction_factor, startup_trials=args.startup_trials)
+                      reduction_factor=args.reduction_factor, startup_trials=args.startup_trials,
+                      surrogate=args.surrogate)
 
 
 

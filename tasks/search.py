@@ -9,7 +9,8 @@ an Optuna sampler asked for configurations over a declared space (``tasks/space.
     random     independent draws (the course's RandomizedSearchCV, without the folds)
     genetic    NSGA-II: a population per generation, selection on the validation loss,
                crossover and mutation; each generation waits for the one before
-    heuristic  TPE: a model of the finished trials proposes the next ones
+    heuristic  TPE (or, with --surrogate gp, a Gaussian process): a model of the finished
+               trials proposes the next ones
     halving    successive halving with epochs as the budget: random draws, each trained a
                rung at a time; Optuna's pruner keeps the best 1/reduction_factor at each rung
                and the kept ones continue from their backups (``flows/halving.py``)
@@ -25,6 +26,7 @@ again re-uses every finished trial. A diverged trial is a record, not a failed s
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import math
 import os
@@ -39,6 +41,7 @@ TRIAL_STRATEGIES = ("sweep", "grid", "random", "genetic", "heuristic", "halving"
 SKLEARN_STRATEGIES = ("sklearn-random", "sklearn-grid", "sklearn-halving")  # scikit-learn's own, 3 folds
 STRATEGIES = TRIAL_STRATEGIES + SKLEARN_STRATEGIES
 RUNNERS = ("process", "dask")  # where trials run (flows/runners.py)
+SURROGATES = ("tpe", "gp")  # heuristic's model of the finished trials: TPE, or a Gaussian process (needs PyTorch)
 
 
 class SearchFailed(InputError, RuntimeError):
@@ -70,6 +73,7 @@ class SearchPlan:
     min_epochs: int | None = None  # halving: epochs of the first rung (default: from --epochs)
     reduction_factor: int = 3  # halving: about 1 in this many trials goes on at each rung
     startup_trials: int | None = None  # heuristic: random trials before the model proposes (default: from n_iter)
+    surrogate: str = "tpe"  # heuristic: the model that proposes
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -82,6 +86,14 @@ class SearchPlan:
         if self.startup_trials is not None and not 1 <= self.startup_trials <= self.n_iter:
             raise OptionError(f"--startup-trials must be between 1 and --n-iter ({self.n_iter}), "
                               f"not {self.startup_trials}")
+        if self.surrogate not in SURROGATES:
+            raise OptionError(f"unknown surrogate {self.surrogate!r}; choose from {', '.join(SURROGATES)}")
+        if self.surrogate != "tpe" and self.strategy != "heuristic":
+            raise OptionError(f"--surrogate chooses heuristic's model; --strategy is {self.strategy}")
+        if self.surrogate == "gp" and importlib.util.find_spec("torch") is None:
+            raise OptionError("--surrogate gp needs PyTorch, which is not installed: pip install -e '.[gp]' "
+                              "(on a machine without a GPU: pip install torch --index-url "
+                              "https://download.pytorch.org/whl/cpu)")
         if self.strategy == "sweep" and len(self.space) != 1:
             raise OptionError(f"a sweep varies one parameter; the space has {[d.name for d in self.space]}")
 
@@ -190,6 +202,8 @@ def _sampler(plan: SearchPlan):
         return optuna.samplers.RandomSampler(seed=plan.seed)
     if plan.strategy == "genetic":
         return optuna.samplers.NSGAIISampler(population_size=plan.population, seed=plan.seed)
+    if plan.surrogate == "gp":  # its first trials are random draws with the same seed, as TPE's are
+        return optuna.samplers.GPSampler(seed=plan.seed, n_startup_trials=plan.startup)
     return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup, multivariate=True)
 
 

@@ -50,6 +50,19 @@ def test_plans_refuse_what_cannot_run():
         SearchPlan("grid", COURSE_SPACE, grid_points=0)
     with pytest.raises(ValueError, match="--startup-trials must be between 1 and --n-iter"):
         SearchPlan("heuristic", COURSE_SPACE, n_iter=10, startup_trials=11)
+    with pytest.raises(ValueError, match="unknown surrogate 'smac'"):
+        SearchPlan("heuristic", COURSE_SPACE, surrogate="smac")
+    with pytest.raises(ValueError, match="--surrogate chooses heuristic's model; --strategy is random"):
+        SearchPlan("random", COURSE_SPACE, surrogate="gp")
+
+
+def test_a_gaussian_process_without_pytorch_is_refused_with_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    with pytest.raises(ValueError, match=r"--surrogate gp needs PyTorch.*pip install -e '\.\[gp\]'"):
+        SearchPlan("heuristic", COURSE_SPACE, surrogate="gp")
 
 
 def test_heuristic_draws_its_startup_trials_as_random_search_does_then_proposes_from_its_model():
@@ -62,6 +75,25 @@ def test_heuristic_draws_its_startup_trials_as_random_search_does_then_proposes_
     assert startup == random[:4] and plan.startup == 4
     assert heuristic.ask(1) != random[4:]  # the fifth comes from the model of the four
     assert SearchPlan("heuristic", COURSE_SPACE, n_iter=30).startup == 5  # the default: half, at most 5
+
+
+@pytest.mark.parametrize("surrogate", ["tpe", "gp"])
+def test_either_model_proposes_near_the_best_of_the_trials_it_was_told(surrogate):
+    """After random start-up trials, the model's proposals move towards the told optimum
+    (learning rate 3e-3), where random draws spread over the whole log range."""
+    if surrogate == "gp":
+        pytest.importorskip("torch", reason="the Gaussian process needs the [gp] extra (PyTorch)")
+    import math
+
+    plan = SearchPlan("heuristic", COURSE_SPACE, n_iter=16, seed=3, startup_trials=4, surrogate=surrogate)
+    proposer, distances = Proposer(plan), []
+    for _ in range(plan.trials):
+        (params,) = proposer.ask(1)
+        distance = abs(math.log10(params["learning_rate"] / 3e-3))
+        proposer.tell(params, distance)
+        distances.append(distance)
+    startup, proposed = distances[:4], sorted(distances[4:])
+    assert proposed[len(proposed) // 2] < 0.5 * sum(startup) / len(startup)  # the median proposal: twice as near
 
 
 def test_a_search_whose_trials_all_diverged_is_the_users_to_fix_one_whose_trials_crashed_is_not():
