@@ -5,8 +5,10 @@ import os
 import tempfile
 from pathlib import Path
 
-# before Prefect is imported anywhere: a persistent home (no migrations per run), no telemetry
-os.environ.setdefault("PREFECT_HOME", str(Path(tempfile.gettempdir()) / "keras-flows-test-prefect"))
+# before Prefect is imported anywhere: a persistent home (no migrations per run), no telemetry;
+# one per pytest-xdist worker, since each runs its own embedded server on the home's database
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+os.environ.setdefault("PREFECT_HOME", str(Path(tempfile.gettempdir()) / f"keras-flows-test-prefect{_worker}"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

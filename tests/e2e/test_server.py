@@ -142,7 +142,7 @@ def test_a_served_interval_schedule_fires_twice_then_stops_clean(prefect_server,
                                             {"deployments": {"name": {"any_": [name]}}}), 60, "the deployment")[0]
         runs = lambda kind: api.call("POST", "/flow_runs/filter", {"flow_runs": {  # noqa: E731
             "deployment_id": {"any_": [deployment["id"]]}, "state": {"type": {"any_": [kind]}}}})
-        done = _wait(lambda: len(runs("COMPLETED")) >= 2 and runs("COMPLETED"), 240, "two completed scheduled runs")
+        done = _wait(lambda: len(runs("COMPLETED")) >= 2 and runs("COMPLETED"), 480, "two completed scheduled runs")
         assert all(r["state_type"] == "COMPLETED" for r in done)
     finally:
         serving.send_signal(signal.SIGTERM)

@@ -108,7 +108,7 @@ def test_held_out_rows_pass_both_checks_without_a_warning(trained, tmp_path):
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "warning" not in run.stderr.lower(), run.stderr
     champion = subprocess.run([sys.executable, "-m", "flows", "champion", "--artifacts", trained["artifacts"]],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert champion.returncode == 0 and champion.stdout.count("promoted") == 2 and "kept" in champion.stdout
 
 

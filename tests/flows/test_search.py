@@ -72,7 +72,7 @@ def test_the_cli_refuses_a_bad_space_before_anything_starts(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     run = subprocess.run([sys.executable, "-m", "flows", "search", "--space", "depth=int(4,1)",
-                          "--artifacts", str(tmp_path / "a")], cwd=root, capture_output=True, text=True, timeout=120)
+                          "--artifacts", str(tmp_path / "a")], cwd=root, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "depth: the range's low end 4 must be below its high end 1" in run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "a").exists()
 
