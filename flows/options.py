@@ -65,8 +65,7 @@ def _search_options(sub, serving: bool = False) -> None:
     sub.add_argument("--strategy", choices=STRATEGIES, default="random",
                      help="sweep, grid, random, genetic (NSGA-II), heuristic (TPE or a Gaussian process), "
                           "halving (successive halving on epochs), or scikit-learn's own searches with 3-fold "
-                          "cross-validation "
-                          "(default: %(default)s)")
+                          "cross-validation (default: %(default)s)")
     if not serving:
         sub.add_argument("--task", choices=list(COURSE), default="regression", help="(default: %(default)s)")
     sub.add_argument("--space", help='e.g. "learning_rate=loguniform(1e-4,3e-2) depth=int(1,4) '
@@ -80,7 +79,7 @@ def _search_options(sub, serving: bool = False) -> None:
                      help="grid: points per numeric parameter (default: %(default)s)")
     sub.add_argument("--population", type=int, default=4, help="genetic: trials per generation (default: %(default)s)")
     sub.add_argument("--startup-trials", type=int,
-                     help="heuristic: random trials before TPE's model proposes (default: half of --n-iter, at most 5)")
+                     help="heuristic: random trials before the model proposes (default: half of --n-iter, at most 5)")
     sub.add_argument("--surrogate", choices=SURROGATES, default="tpe",
                      help="heuristic: the model that proposes, TPE or a Gaussian process (gp: needs PyTorch, "
                           "pip install -e '.[gp]') (default: %(default)s)")
