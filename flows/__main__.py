@@ -22,6 +22,7 @@ from typing import Iterator
 from flows.console import FilteredStderr, brief_console, error_block
 from flows.embedded import EmbeddedServer
 from flows.options import COURSE, check_options, parser, search_plan, train_params
+from flows.teardown import exit_without_teardown
 from tasks.errors import InputError
 
 
@@ -228,27 +229,10 @@ def _print(args: argparse.Namespace, summary: dict) -> None:
         print(f"  {stage:10s} {path}")
 
 
-def exit_without_teardown(finished: list[int]) -> None:
-    """The last exit handler: after a run that returned, leave without the interpreter's teardown.
-
-    Freeing the modules of TensorFlow, Great Expectations and Prefect takes ~1.6 s on this
-    2-core machine (0.8 s for Keras alone) and does nothing a finished run needs: artifacts
-    are already fsync'd, Prefect's own exit handlers (last logs and events) ran before this
-    one, and logging and the standard streams are flushed here. ``main`` returns its exit
-    code for failed runs too (1, 2 or 130); only an exception escaping it, or an argparse exit
-    (SystemExit), takes Python's normal path.
-    """
-    if not finished:
-        return
-    import logging
-
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(finished[0])
-
-
 if __name__ == "__main__":
+    # after a run that returned, leave without the interpreter's teardown; main returns its exit
+    # code for failed runs too (1, 2 or 130): only an exception escaping it, or an argparse exit
+    # (SystemExit), takes Python's normal path
     _finished: list[int] = []
     atexit.register(exit_without_teardown, _finished)  # registered first, so it runs last
     _finished.append(main())

@@ -7,15 +7,20 @@ imports Keras once, so every trial after the first finds it warm.
 """
 from __future__ import annotations
 
+import atexit
 import os
 
+from flows.teardown import exit_without_teardown
 from tasks.errors import OptionError
 from tasks.search import RUNNERS, thread_limits
 
 
 def start_worker(limits: dict[str, str]) -> None:
     """A process-pool worker's first act: the thread limits, then Keras's import (the worker's
-    start-up cost, paid once, not by its first trial)."""
+    start-up cost, paid once, not by its first trial). Its exit skips the interpreter's
+    teardown: the flow run waits for its workers to exit (~2 s with TensorFlow loaded). A pool
+    worker leaves through this handler only after its loop ended, and with 0, as Python would."""
+    atexit.register(exit_without_teardown, [0])  # first, so it runs after those of Keras and Prefect
     os.environ.update(limits)
     import keras  # noqa: F401
 

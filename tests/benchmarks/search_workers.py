@@ -1,54 +1,133 @@
 """Benchmark row f: the same search on 2 worker processes against 1, through the CLI.
 
-    python tests/benchmarks/search_workers.py [--trials 4 16] [--epochs 30]
+    python tests/benchmarks/search_workers.py [--trials 4 16] [--epochs 30] [--rounds 1]
 
 Equal trials (the course's space on California housing, a fixed number of epochs, no early
 stopping: patience above the epochs), seeded, each run from a fresh artifact folder, so
-every trial trains; worker start-up is inside the wall time. Prints a markdown table.
+every trial trains; worker start-up is inside the wall time. With ``--rounds`` above 1 the
+order alternates (1 then 2 workers, then 2 then 1), so a machine that slows down or speeds
+up during the benchmark tilts neither side; the table gives medians and each round's ratio.
+
+The last line is the machine's own ceiling, measured in the same minutes: 4 of the search's
+trainings without Prefect, all in one process (TensorFlow's default threads, as a one-worker
+search trains) against 2 in each of two processes side by side (one thread each, as its
+workers), training time only. The flow's speed-up cannot exceed it by much.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import run, set_mirror  # noqa: E402
+from bench import ROOT, run, set_mirror  # noqa: E402
 
 
-def measure(trials: int, epochs: int, work: Path) -> dict:
-    """Wall seconds, peak RSS of all processes and the JSON summary, for 1 and 2 workers."""
-    measured = {}
-    for workers in (1, 2):
-        command = [sys.executable, "-m", "flows", "search", "--strategy", "random", "--n-iter", str(trials),
-                   "--epochs", str(epochs), "--patience", str(epochs + 1), "--workers", str(workers),
-                   "--json", "--artifacts", str(work / f"{trials}-{workers}")]
-        seconds, _, summary, peak = run(command)
-        measured[workers] = {"seconds": seconds, "peak": peak, "summary": summary}
-        print(f"{trials} trials, {workers} worker(s): {seconds:.1f} s, peak {peak:.0f} MiB, "
-              f"epochs {summary['epochs']}, best {summary['best_params']}", flush=True)
-    measured["speedup"] = measured[1]["seconds"] / measured[2]["seconds"]
+def _search(trials: int, epochs: int, workers: int, artifacts: Path) -> dict:
+    command = [sys.executable, "-m", "flows", "search", "--strategy", "random", "--n-iter", str(trials),
+               "--epochs", str(epochs), "--patience", str(epochs + 1), "--workers", str(workers),
+               "--json", "--artifacts", str(artifacts)]
+    seconds, _, summary, peak = run(command)
+    print(f"{trials} trials, {workers} worker(s): {seconds:.1f} s, peak {peak:.0f} MiB, "
+          f"epochs {summary['epochs']}, best {summary['best_params']}", flush=True)
+    return {"seconds": seconds, "peak": peak, "summary": summary, "artifacts": artifacts}
+
+
+def measure(trials: int, epochs: int, work: Path, rounds: int = 1) -> dict:
+    """Median wall seconds and peak RSS of all processes for 1 and 2 workers, each round's
+    speed-up, and the JSON summaries of the first round."""
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for round_ in range(rounds):
+        for workers in ((1, 2) if round_ % 2 == 0 else (2, 1)):
+            runs[workers].append(_search(trials, epochs, workers, work / f"{trials}-{workers}-{round_}"))
+    measured = {w: {"seconds": statistics.median(r["seconds"] for r in rs), "peak": max(r["peak"] for r in rs),
+                    "summary": rs[0]["summary"], "artifacts": rs[0]["artifacts"]} for w, rs in runs.items()}
+    measured["rounds"] = [one["seconds"] / two["seconds"] for one, two in zip(runs[1], runs[2])]
+    measured["speedup"] = statistics.median(measured["rounds"])
+    measured["same_best"] = all(r["summary"]["best_params"] == runs[1][0]["summary"]["best_params"]
+                                for rs in runs.values() for r in rs)
     return measured
+
+
+def _plain_trainings(scaled: str, configs: list[dict], epochs: int) -> float:
+    """In a child process: train ``configs`` with the stage's own ``train()`` (no Prefect);
+    the training seconds, imports excluded."""
+    from tasks.callbacks import Watch
+    from tasks.dataset import read_frame
+    from tasks.train import train
+
+    frame = read_frame(scaled)
+    start = time.perf_counter()
+    for config in configs:
+        with tempfile.TemporaryDirectory() as folder:
+            train(frame, "mlp30", Path(folder) / "work", epochs=epochs, batch_size=32, seed=42, hparams=config,
+                  watch=Watch(patience=epochs + 1))
+    return time.perf_counter() - start
+
+
+def ceiling(search_artifacts: Path, epochs: int, count: int = 4) -> dict:
+    """The first ``count`` trainings of a finished search, plainly: one process after the other
+    against two processes side by side; their speed-up (training time only)."""
+    from tasks.search import thread_limits
+
+    scaled = str(next((search_artifacts / "scaled").glob("*.parquet")))
+    import pandas as pd
+
+    table = pd.read_parquet(next((search_artifacts / "search").glob("*.parquet")))
+    configs = table[["depth", "width", "learning_rate"]].head(count).to_dict("records")
+
+    def child(part: list[dict], env: dict[str, str]) -> subprocess.Popen:
+        code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from search_workers import _plain_trainings; "
+                "print(_plain_trainings(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])))")
+        return subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent), scaled,
+                                 json.dumps(part), str(epochs)], cwd=ROOT, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+
+    def seconds(children: list[subprocess.Popen]) -> float:
+        outs = [c.communicate() for c in children]
+        for c, (_, err) in zip(children, outs):
+            if c.returncode != 0:
+                raise RuntimeError(f"a plain training failed:\n{err[-3000:]}")
+        return max(float(out.strip().splitlines()[-1]) for out, _ in outs)
+
+    alone = seconds([child(configs, {})])
+    half = len(configs) // 2
+    limits = thread_limits(2)
+    side_by_side = seconds([child(configs[:half], limits), child(configs[half:], limits)])
+    return {"alone": alone, "side_by_side": side_by_side, "speedup": alone / side_by_side, "count": len(configs)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each side, in alternating order")
     args = parser.parse_args()
     set_mirror()
     work = Path(tempfile.mkdtemp(prefix="keras-flows-search-bench-"))
-    rows = []
+    rows, last = [], None
     for trials in args.trials:
-        m = measure(trials, args.epochs, work)
+        m = measure(trials, args.epochs, work, args.rounds)
+        last = m
         rows.append(f"| {trials} | {m[1]['seconds']:.1f} | {m[2]['seconds']:.1f} | **{m['speedup']:.2f}** | "
-                    f"{m[1]['peak']:.0f} / {m[2]['peak']:.0f} | "
-                    f"{m[1]['summary']['best_params'] == m[2]['summary']['best_params']} |")
-    print(f"\n{args.epochs} epochs a trial, no early stopping; 2-core machine\n")
-    print("| trials | 1 worker, s | 2 workers, s | speed-up | peak RSS, MiB (1 / 2 workers, all processes) "
-          "| same best |\n|---|---|---|---|---|---|")
+                    f"{', '.join(f'{r:.2f}' for r in m['rounds'])} | "
+                    f"{m[1]['peak']:.0f} / {m[2]['peak']:.0f} | {m['same_best']} |")
+    top = ceiling(last[1]["artifacts"], args.epochs)
+    print(f"\n{args.epochs} epochs a trial, no early stopping; {os.cpu_count()}-core machine; "
+          f"{args.rounds} round(s), medians\n")
+    print("| trials | 1 worker, s | 2 workers, s | speed-up | each round | peak RSS, MiB (1 / 2 workers, all "
+          "processes) | same best |\n|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print(f"\nThe machine's ceiling, the same minutes: {top['count']} of these trainings without Prefect, "
+          f"one process {top['alone']:.1f} s, two side by side {top['side_by_side']:.1f} s: "
+          f"**{top['speedup']:.2f}**")
     return 0
 
 
