@@ -10,8 +10,8 @@ up during the benchmark tilts neither side; the table gives medians and each rou
 
 The last line is the machine's own ceiling, measured in the same minutes: 4 of the search's
 trainings without Prefect, all in one process (TensorFlow's default threads, as a one-worker
-search trains) against 2 in each of two processes side by side (one thread each, as its
-workers), training time only. The flow's speed-up cannot exceed it by much.
+search trains) against 2 in each of two processes side by side (each with the thread limits
+of a two-worker search: half the cores), training time only. The flow's speed-up cannot exceed it by much.
 """
 from __future__ import annotations
 
@@ -48,21 +48,26 @@ def measure(trials: int, epochs: int, work: Path, rounds: int = 1) -> dict:
             runs[workers].append(_search(trials, epochs, workers, work / f"{trials}-{workers}-{round_}"))
     measured = {w: {"seconds": statistics.median(r["seconds"] for r in rs), "peak": max(r["peak"] for r in rs),
                     "summary": rs[0]["summary"], "artifacts": rs[0]["artifacts"]} for w, rs in runs.items()}
-    measured["rounds"] = [one["seconds"] / two["seconds"] for one, two in zip(runs[1], runs[2])]
-    measured["speedup"] = statistics.median(measured["rounds"])
+    measured["ratios"] = [one["seconds"] / two["seconds"] for one, two in zip(runs[1], runs[2])]
+    measured["speedup"] = statistics.median(measured["ratios"])
     measured["same_best"] = all(r["summary"]["best_params"] == runs[1][0]["summary"]["best_params"]
                                 for rs in runs.values() for r in rs)
     return measured
 
 
 def _plain_trainings(scaled: str, configs: list[dict], epochs: int) -> float:
-    """In a child process: train ``configs`` with the stage's own ``train()`` (no Prefect);
-    the training seconds, imports excluded."""
+    """In a child process: train ``configs`` with the stage's own ``train()`` (no Prefect) once
+    told to go (so that children side by side start together); the training seconds, imports
+    and data reading excluded."""
+    import keras  # noqa: F401  (train() imports it when called)
+
     from tasks.callbacks import Watch
     from tasks.dataset import read_frame
     from tasks.train import train
 
     frame = read_frame(scaled)
+    print("ready", flush=True)
+    sys.stdin.readline()
     start = time.perf_counter()
     for config in configs:
         with tempfile.TemporaryDirectory() as folder:
@@ -71,37 +76,41 @@ def _plain_trainings(scaled: str, configs: list[dict], epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def ceiling(search_artifacts: Path, epochs: int, count: int = 4) -> dict:
-    """The first ``count`` trainings of a finished search, plainly: one process after the other
-    against two processes side by side; their speed-up (training time only)."""
+def ceiling(search_artifacts: Path, epochs: int, rounds: int = 1, count: int = 4) -> dict:
+    """The first ``count`` trainings of a finished search, plainly: all in one process after one
+    another against half in each of two processes side by side (alternating which goes first,
+    as ``measure`` does); the median speed-up of training time."""
+    import pandas as pd
+
     from tasks.search import thread_limits
 
     scaled = str(next((search_artifacts / "scaled").glob("*.parquet")))
-    import pandas as pd
-
     table = pd.read_parquet(next((search_artifacts / "search").glob("*.parquet")))
     configs = table[["depth", "width", "learning_rate"]].head(count).to_dict("records")
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from search_workers import _plain_trainings; "
+            "print(_plain_trainings(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])))")
 
-    def child(part: list[dict], env: dict[str, str]) -> subprocess.Popen:
-        code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from search_workers import _plain_trainings; "
-                "print(_plain_trainings(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])))")
-        return subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent), scaled,
-                                 json.dumps(part), str(epochs)], cwd=ROOT, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **env})
-
-    def seconds(children: list[subprocess.Popen]) -> float:
-        outs = [c.communicate() for c in children]
-        for c, (_, err) in zip(children, outs):
-            if c.returncode != 0:
+    def seconds(parts: list[list[dict]], env: dict[str, str]) -> float:
+        children = [subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent), scaled,
+                                      json.dumps(part), str(epochs)], cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+                    for part in parts]
+        ready = [child.stdout.readline().strip() == "ready" for child in children]
+        outs = [child.communicate("go\n" if all(ready) else "") for child in children]
+        for child, (_, err) in zip(children, outs):
+            if child.returncode != 0:
                 raise RuntimeError(f"a plain training failed:\n{err[-3000:]}")
         return max(float(out.strip().splitlines()[-1]) for out, _ in outs)
 
-    alone = seconds([child(configs, {})])
-    half = len(configs) // 2
-    limits = thread_limits(2)
-    side_by_side = seconds([child(configs[:half], limits), child(configs[half:], limits)])
-    return {"alone": alone, "side_by_side": side_by_side, "speedup": alone / side_by_side, "count": len(configs)}
+    half, runs = len(configs) // 2, {"alone": [], "side_by_side": []}
+    for round_ in range(rounds):
+        for side in (("alone", "side_by_side") if round_ % 2 == 0 else ("side_by_side", "alone")):
+            runs[side].append(seconds([configs], {}) if side == "alone" else
+                              seconds([configs[:half], configs[half:]], thread_limits(2)))
+    ratios = [alone / both for alone, both in zip(runs["alone"], runs["side_by_side"])]
+    return {"alone": statistics.median(runs["alone"]), "side_by_side": statistics.median(runs["side_by_side"]),
+            "ratios": ratios, "speedup": statistics.median(ratios), "count": len(configs)}
 
 
 def main() -> int:
@@ -117,9 +126,9 @@ def main() -> int:
         m = measure(trials, args.epochs, work, args.rounds)
         last = m
         rows.append(f"| {trials} | {m[1]['seconds']:.1f} | {m[2]['seconds']:.1f} | **{m['speedup']:.2f}** | "
-                    f"{', '.join(f'{r:.2f}' for r in m['rounds'])} | "
+                    f"{', '.join(f'{r:.2f}' for r in m['ratios'])} | "
                     f"{m[1]['peak']:.0f} / {m[2]['peak']:.0f} | {m['same_best']} |")
-    top = ceiling(last[1]["artifacts"], args.epochs)
+    top = ceiling(last[1]["artifacts"], args.epochs, args.rounds)
     print(f"\n{args.epochs} epochs a trial, no early stopping; {os.cpu_count()}-core machine; "
           f"{args.rounds} round(s), medians\n")
     print("| trials | 1 worker, s | 2 workers, s | speed-up | each round | peak RSS, MiB (1 / 2 workers, all "
@@ -127,7 +136,7 @@ def main() -> int:
     print("\n".join(rows))
     print(f"\nThe machine's ceiling, the same minutes: {top['count']} of these trainings without Prefect, "
           f"one process {top['alone']:.1f} s, two side by side {top['side_by_side']:.1f} s: "
-          f"**{top['speedup']:.2f}**")
+          f"**{top['speedup']:.2f}** (each round: {', '.join(f'{r:.2f}' for r in top['ratios'])})")
     return 0
 
 

@@ -1,14 +1,16 @@
-"""A process-pool trial worker leaves through ``exit_without_teardown``: with exit code 0, after
-the exit handlers registered once it started (Prefect's, a task's), and before the rest of
-Python's exit (here, a handler registered before it, which therefore never runs)."""
+"""A process-pool trial worker leaves through ``exit_without_teardown``: after the exit handlers
+registered once it started, before the rest of Python's exit, and with nothing it sent lost."""
 from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from flows.runners import start_worker
+from prefect import flow, get_run_logger, task
+
+from flows.runners import start_worker, with_runner
 from tasks.search import thread_limits
 
 
@@ -19,18 +21,45 @@ def _start_after_a_handler(before: str, limits: dict[str, str]) -> None:
 
 def _register_a_handler(after: str) -> str:
     atexit.register(Path(after).write_text, "the task's exit handler ran")
-    import tasks.train  # noqa: F401  (what a trial loads)
-
     return "done"
 
 
-def test_a_pool_worker_exits_with_0_once_the_handlers_registered_after_it_ran(tmp_path):
+def test_a_pool_worker_runs_the_handlers_registered_after_it_then_leaves(tmp_path):
     before, after = tmp_path / "before.txt", tmp_path / "after.txt"
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_after_a_handler,
                                initargs=(str(before), thread_limits(1)))
-    assert pool.submit(_register_a_handler, str(after)).result(timeout=300) == "done"
-    workers = list(pool._processes.values())
-    pool.shutdown(wait=True)
+    try:
+        assert pool.submit(_register_a_handler, str(after)).result(timeout=300) == "done"
+        workers = list(pool._processes.values())
+    finally:
+        pool.shutdown(wait=True)
     assert [worker.exitcode for worker in workers] == [0]
     assert after.read_text() == "the task's exit handler ran"
     assert not before.exists()  # the interpreter's own exit (module teardown: ~2 s with TensorFlow) was skipped
+
+
+@task
+def _last_words(tag: str) -> int:
+    get_run_logger().warning("last words of %s", tag)  # sent just before the worker's task ends
+    return os.getpid()
+
+
+@flow
+def _two_trials() -> tuple[str, list[int]]:
+    from prefect.runtime import flow_run
+
+    futures = [_last_words.submit(tag) for tag in ("a", "b")]
+    return flow_run.id, [future.result() for future in futures]
+
+
+def test_the_last_logs_of_prefect_pool_workers_reach_the_server():
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    run_id, pids = with_runner(_two_trials, workers=2)()
+    assert os.getpid() not in pids
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    assert {"last words of a", "last words of b"} <= {log.message for log in logs}
