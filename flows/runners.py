@@ -17,12 +17,13 @@ from tasks.search import RUNNERS, thread_limits
 
 def start_worker(limits: dict[str, str]) -> None:
     """A process-pool worker's first act: the thread limits, then Keras's import (the worker's
-    start-up cost, paid once, not by its first trial). Its exit skips the interpreter's
-    teardown, which the flow run would wait for (~2 s with TensorFlow loaded), once the exit
-    handlers registered from here on (Keras's, the trials') have run; those registered before
-    (at Prefect's import) are skipped, logging and the streams are flushed instead. It leaves with 0 even where
-    Python would say 1 (an exception escaping the worker's loop): the pool watches whether its
-    workers ended, not their exit codes."""
+    start-up cost, paid once, not by its first trial).
+
+    Its exit skips the interpreter's teardown, which the flow run would wait for (~2 s with
+    TensorFlow loaded), once the exit handlers registered from here on (Keras's, the trials')
+    have run; those registered before (at Prefect's import) are skipped, and logging and the
+    streams are flushed instead. It leaves with 0 even where Python would say 1 (an exception
+    escaping the worker's loop): the pool watches whether its workers ended, not their codes."""
     atexit.register(exit_without_teardown, [0])  # before Keras and the trials register theirs
     os.environ.update(limits)
     import keras  # noqa: F401

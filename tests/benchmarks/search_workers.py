@@ -11,7 +11,8 @@ up during the benchmark tilts neither side; the table gives medians and each rou
 The last line is the machine's own ceiling, measured in the same minutes: 4 of the search's
 trainings without Prefect, all in one process (TensorFlow's default threads, as a one-worker
 search trains) against 2 in each of two processes side by side (each with the thread limits
-of a two-worker search: half the cores), training time only. The flow's speed-up cannot exceed it by much.
+of a two-worker search: half the cores), training time only. The flow's speed-up cannot
+exceed it by much.
 """
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import ROOT, run, set_mirror  # noqa: E402
 
 
+def _alternating(rounds: int, first, second):
+    """``first`` and ``second`` in turn, the order swapped every other round, so that a machine
+    that speeds up or slows down during a benchmark tilts neither side."""
+    for round_ in range(rounds):
+        yield round_, first
+        yield round_, second
+        first, second = second, first
+
+
 def _search(trials: int, epochs: int, workers: int, artifacts: Path) -> dict:
     command = [sys.executable, "-m", "flows", "search", "--strategy", "random", "--n-iter", str(trials),
                "--epochs", str(epochs), "--patience", str(epochs + 1), "--workers", str(workers),
@@ -43,9 +53,8 @@ def measure(trials: int, epochs: int, work: Path, rounds: int = 1) -> dict:
     """Median wall seconds and peak RSS of all processes for 1 and 2 workers, each round's
     speed-up, and the JSON summaries of the first round."""
     runs: dict[int, list[dict]] = {1: [], 2: []}
-    for round_ in range(rounds):
-        for workers in ((1, 2) if round_ % 2 == 0 else (2, 1)):
-            runs[workers].append(_search(trials, epochs, workers, work / f"{trials}-{workers}-{round_}"))
+    for round_, workers in _alternating(rounds, 1, 2):
+        runs[workers].append(_search(trials, epochs, workers, work / f"{trials}-{workers}-{round_}"))
     measured = {w: {"seconds": statistics.median(r["seconds"] for r in rs), "peak": max(r["peak"] for r in rs),
                     "summary": rs[0]["summary"], "artifacts": rs[0]["artifacts"]} for w, rs in runs.items()}
     measured["ratios"] = [one["seconds"] / two["seconds"] for one, two in zip(runs[1], runs[2])]
@@ -104,10 +113,9 @@ def ceiling(search_artifacts: Path, epochs: int, rounds: int = 1, count: int = 4
         return max(float(out.strip().splitlines()[-1]) for out, _ in outs)
 
     half, runs = len(configs) // 2, {"alone": [], "side_by_side": []}
-    for round_ in range(rounds):
-        for side in (("alone", "side_by_side") if round_ % 2 == 0 else ("side_by_side", "alone")):
-            runs[side].append(seconds([configs], {}) if side == "alone" else
-                              seconds([configs[:half], configs[half:]], thread_limits(2)))
+    for _, side in _alternating(rounds, "alone", "side_by_side"):
+        runs[side].append(seconds([configs], {}) if side == "alone" else
+                          seconds([configs[:half], configs[half:]], thread_limits(2)))
     ratios = [alone / both for alone, both in zip(runs["alone"], runs["side_by_side"])]
     return {"alone": statistics.median(runs["alone"]), "side_by_side": statistics.median(runs["side_by_side"]),
             "ratios": ratios, "speedup": statistics.median(ratios), "count": len(configs)}
@@ -121,14 +129,13 @@ def main() -> int:
     args = parser.parse_args()
     set_mirror()
     work = Path(tempfile.mkdtemp(prefix="keras-flows-search-bench-"))
-    rows, last = [], None
+    rows = []
     for trials in args.trials:
         m = measure(trials, args.epochs, work, args.rounds)
-        last = m
         rows.append(f"| {trials} | {m[1]['seconds']:.1f} | {m[2]['seconds']:.1f} | **{m['speedup']:.2f}** | "
                     f"{', '.join(f'{r:.2f}' for r in m['ratios'])} | "
                     f"{m[1]['peak']:.0f} / {m[2]['peak']:.0f} | {m['same_best']} |")
-    top = ceiling(last[1]["artifacts"], args.epochs, args.rounds)
+    top = ceiling(m[1]["artifacts"], args.epochs, args.rounds)  # on the last search's data and trials
     print(f"\n{args.epochs} epochs a trial, no early stopping; {os.cpu_count()}-core machine; "
           f"{args.rounds} round(s), medians\n")
     print("| trials | 1 worker, s | 2 workers, s | speed-up | each round | peak RSS, MiB (1 / 2 workers, all "
