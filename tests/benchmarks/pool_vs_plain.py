@@ -45,7 +45,8 @@ def _pool(scaled: str, configs: list[dict], epochs: int) -> float:
 
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
                              initargs=(thread_limits(2),)) as pool:
-        list(pool.map(abs, [0, 0]))  # both workers started and warm before the clock starts
+        list(pool.map(abs, [0, 0]))  # start the workers (on demand: not always both); fit seconds
+        # exclude their start-up anyway, since start_worker imports Keras before any training
         seconds = list(pool.map(_fit_seconds, [scaled] * len(configs), configs, [epochs] * len(configs)))
     return statistics.mean(seconds)
 
