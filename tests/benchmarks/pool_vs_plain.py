@@ -17,6 +17,7 @@ Not collected by the test run.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import sys
@@ -25,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_workers import _alternating  # noqa: E402
+from search_workers import _alternating, search_inputs, together  # noqa: E402
 
 
 def _fit_seconds(scaled: str, config: dict, epochs: int) -> float:
@@ -52,27 +53,14 @@ def _pool(scaled: str, configs: list[dict], epochs: int) -> float:
 
 
 def _plain(scaled: str, configs: list[dict], epochs: int) -> float:
-    import json
-    import os
-    import subprocess
-
-    from bench import ROOT
-
     from tasks.search import thread_limits
 
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from pool_vs_plain import _fit_seconds; "
             "configs = json.loads(sys.argv[3]); print('ready', flush=True); sys.stdin.readline(); "
             "print(json.dumps([_fit_seconds(sys.argv[2], c, int(sys.argv[4])) for c in configs]))")
-    half = len(configs) // 2
-    children = [subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent), scaled,
-                                  json.dumps(part), str(epochs)], cwd=ROOT, text=True, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT),
-                                                              **thread_limits(2)})
-                for part in (configs[:half], configs[half:])]
-    for child in children:  # Keras imported in both before either trains (the pool's workers are warm too)
-        assert child.stdout.readline().strip() == "ready"
-    outs = [child.communicate("go\n")[0] for child in children]
-    return statistics.mean(s for out in outs for s in json.loads(out.strip().splitlines()[-1]))
+    half = len(configs) // 2  # Keras imported in both before either trains (the pool's workers are warm too)
+    outs = together(code, scaled, [configs[:half], configs[half:]], epochs, thread_limits(2))
+    return statistics.mean(s for out in outs for s in json.loads(out))
 
 
 def main() -> int:
@@ -81,11 +69,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
-    import pandas as pd
-
-    scaled = str(next((args.artifacts / "scaled").glob("*.parquet")))
-    table = pd.read_parquet(next((args.artifacts / "search").glob("*.parquet")))
-    configs = table[["depth", "width", "learning_rate"]].head(4).to_dict("records")
+    scaled, configs = search_inputs(args.artifacts, 4)
     runs: dict[str, list[float]] = {"plain": [], "pool": []}
     for _, side in _alternating(args.rounds, "plain", "pool"):
         runs[side].append((_plain if side == "plain" else _pool)(scaled, configs, args.epochs))

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -85,32 +86,58 @@ def _plain_trainings(scaled: str, configs: list[dict], epochs: int) -> float:
     return time.perf_counter() - start
 
 
+def search_inputs(artifacts: Path, count: int) -> tuple[str, list[dict]]:
+    """A finished search's scaled data file and its first ``count`` trials' parameters."""
+    import pandas as pd
+
+    table = pd.read_parquet(next((artifacts / "search").glob("*.parquet")))
+    return (str(next((artifacts / "scaled").glob("*.parquet"))),
+            table[["depth", "width", "learning_rate"]].head(count).to_dict("records"))
+
+
+def together(code: str, scaled: str, parts: list[list[dict]], epochs: int, env: dict[str, str]) -> list[str]:
+    """Run ``python -c code BENCH_DIR SCALED PART EPOCHS`` once per part, all at the same time:
+    each child prints "ready" once its imports and data are in, then waits for a line on stdin;
+    all are told to go only when all are ready, and every one before any is waited for (a
+    ``communicate`` per child in turn would let the second start only once the first ended).
+    The last line each child printed, in order."""
+    children = [subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent), scaled,
+                                  json.dumps(part), str(epochs)], cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+                for part in parts]
+    try:
+        for child in children:
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a plain training did not start:\n{child.stderr.read()[-3000:]}")
+        for child in children:  # the signal to all first, then the waiting
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        with ThreadPoolExecutor(len(children)) as waiting:  # no child blocks on a full pipe meanwhile
+            outs = [(out, err, child.returncode)
+                    for child, (out, err) in zip(children, waiting.map(subprocess.Popen.communicate, children))]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    for out, err, code_ in outs:
+        if code_ != 0:
+            raise RuntimeError(f"a plain training failed:\n{err[-3000:]}")
+    return [out.strip().splitlines()[-1] for out, _, _ in outs]
+
+
 def ceiling(search_artifacts: Path, epochs: int, rounds: int = 1, count: int = 4) -> dict:
     """The first ``count`` trainings of a finished search, plainly: all in one process after one
     another against half in each of two processes side by side (alternating which goes first,
     as ``measure`` does); the median speed-up of training time."""
-    import pandas as pd
-
     from tasks.search import thread_limits
 
-    scaled = str(next((search_artifacts / "scaled").glob("*.parquet")))
-    table = pd.read_parquet(next((search_artifacts / "search").glob("*.parquet")))
-    configs = table[["depth", "width", "learning_rate"]].head(count).to_dict("records")
+    scaled, configs = search_inputs(search_artifacts, count)
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from search_workers import _plain_trainings; "
             "print(_plain_trainings(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])))")
 
     def seconds(parts: list[list[dict]], env: dict[str, str]) -> float:
-        children = [subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent), scaled,
-                                      json.dumps(part), str(epochs)], cwd=ROOT, text=True, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **env})
-                    for part in parts]
-        ready = [child.stdout.readline().strip() == "ready" for child in children]
-        outs = [child.communicate("go\n" if all(ready) else "") for child in children]
-        for child, (_, err) in zip(children, outs):
-            if child.returncode != 0:
-                raise RuntimeError(f"a plain training failed:\n{err[-3000:]}")
-        return max(float(out.strip().splitlines()[-1]) for out, _ in outs)
+        return max(float(out) for out in together(code, scaled, parts, epochs, env))
 
     half, runs = len(configs) // 2, {"alone": [], "side_by_side": []}
     for _, side in _alternating(rounds, "alone", "side_by_side"):
