@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import model_files, models
+from tasks.batches import fit_data
 from tasks.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
 from tasks.dataset import Frame, read_frame
 from tasks.errors import InputError
@@ -92,9 +93,9 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
         earlier = before[MONITOR[0]].tolist() if len(before) else []
         callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
         start = time.perf_counter()
-        net.fit(models.model_inputs(train_part, model), models.model_targets(train_part, model),
-                epochs=stop_at if pause else epochs, batch_size=batch_size, callbacks=callbacks, verbose=0,
-                validation_data=(models.model_inputs(valid_part, model), models.model_targets(valid_part, model)))
+        net.fit(**fit_data((models.model_inputs(train_part, model), models.model_targets(train_part, model)),
+                           (models.model_inputs(valid_part, model), models.model_targets(valid_part, model)),
+                           batch_size), epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
         seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
     if guard.diverged or not checkpoint.exists():

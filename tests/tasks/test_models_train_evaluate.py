@@ -12,28 +12,8 @@ from tasks.callbacks import InjectedCrash, Watch
 from tasks.evaluate import evaluate
 from tasks.params import INFERENCE_BATCH, TrainParams
 from tasks.plots import plot_history
-from tasks.scale import scale
-from tasks.split import split
 from tasks.store import sha256_file
 from tasks.train import train
-
-
-@pytest.fixture(scope="module")
-def small_housing(housing):
-    rows = np.r_[0:2_000]
-    frame = housing.take(rows)
-    frame.spec = frame.spec.replace(rows=None)
-    return scale(frame, split(frame))[0]
-
-
-@pytest.fixture(scope="module")
-def small_fashion(fashion):
-    """1,000 train and 500 valid images of the real training file, scaled to [0, 1]."""
-    rows = np.r_[0:1_500]
-    frame = fashion.take(rows)
-    frame.X = frame.X.astype(np.float32) / 255
-    frame.split = np.array(["train"] * 1_000 + ["valid"] * 500)
-    return frame
 
 
 def test_registry_builds_the_course_models():
