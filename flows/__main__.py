@@ -39,11 +39,12 @@ def prefetch(*modules: str) -> None:
 
 
 @contextlib.contextmanager
-def started(keras: bool = True) -> Iterator[EmbeddedServer]:
+def started(keras: bool = True, pool: int = 0) -> Iterator[EmbeddedServer]:
     """What a run starts before its heavy imports, each on a core the GIL does not hold:
     Great Expectations' helper process, the embedded server (unless one is configured) and
-    Keras's import on a side thread (not for a search whose trials all run in workers).
-    Both processes are stopped on the way out."""
+    Keras's import on a side thread (not for a search whose trials all run in workers), or,
+    for a search on a local pool of ``pool`` workers, the template process they fork from.
+    The processes are stopped on the way out."""
     from tasks.gx import start_worker, stop_worker
 
     server = EmbeddedServer()
@@ -52,6 +53,10 @@ def started(keras: bool = True) -> Iterator[EmbeddedServer]:
         server.start()
         if keras:
             prefetch("keras")
+        if pool > 1:
+            from flows.runners import prestart
+
+            prestart(pool, server.url)
         yield server
     finally:
         server.stop()
@@ -205,7 +210,8 @@ def _main(args: argparse.Namespace) -> int:
     if not args.debug:
         brief_console()
     in_workers = args.flow == "search" and (args.workers > 1 or args.runner == "dask")
-    with started(keras=not in_workers) as server:
+    pool = args.workers if args.flow == "search" and args.runner == "process" else 0
+    with started(keras=not in_workers, pool=pool) as server:
         summary = _run(args, server)
     _print(args, summary)
     return 0

@@ -63,3 +63,27 @@ def test_the_last_logs_of_prefect_pool_workers_reach_the_server():
     with get_client(sync_client=True) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
     assert {"last words of a", "last words of b"} <= {log.message for log in logs}
+
+
+@task
+def _where_and_how_many_threads() -> tuple[int, int]:
+    import tensorflow as tf
+
+    tf.linalg.matmul(tf.ones((256, 256)), tf.ones((256, 256))).numpy()  # starts TensorFlow's thread pools
+    threads = [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task")]
+    return os.getppid(), threads.count("tf_Compute")
+
+
+@flow
+def _two_workers() -> list[tuple[int, int]]:
+    futures = [_where_and_how_many_threads.submit() for _ in range(2)]
+    return [future.result() for future in futures]
+
+
+def test_pool_workers_are_forks_of_one_template_and_keep_their_thread_limits():
+    """The workers fork from the template that imported Keras before any limit was set in them,
+    yet TensorFlow starts one compute thread each (two, its default here, would oversubscribe)."""
+    (first, threads_a), (second, threads_b) = with_runner(_two_workers, workers=2)()
+    assert first == second != os.getpid()
+    assert "forkserver" in Path(f"/proc/{first}/cmdline").read_text()
+    assert threads_a == threads_b == int(thread_limits(2)["TF_NUM_INTRAOP_THREADS"])
