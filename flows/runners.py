@@ -38,6 +38,7 @@ def start_worker(limits: dict[str, str]) -> None:
 TEMPLATE_MODULES = ("keras", "flows.runners", "flows.search")  # what every trial worker needs
 
 
+@functools.cache
 def _worker_context():
     """Forks of a template process that imported ``TEMPLATE_MODULES`` (Linux, macOS), or
     fresh interpreters where forkserver does not exist (Windows)."""
@@ -56,13 +57,18 @@ def prestart(workers: int, api_url: str | None = None) -> None:
         return
     from multiprocessing import forkserver
 
-    saved = os.environ.copy()
-    os.environ.update({**thread_limits(workers), **({"PREFECT_API_URL": api_url} if api_url else {})})
+    # the template inherits this process's environment: these keys only, for as long as it takes
+    changes = {**thread_limits(workers), **({"PREFECT_API_URL": api_url} if api_url else {})}
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         forkserver.ensure_running()
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @functools.cache
