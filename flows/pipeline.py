@@ -1,6 +1,6 @@
 """The pipeline every flow runs: prepare the data once, then fit and score a model on it.
 
-    load -> validate -> split -> validate -> scale -> validate -> train -> evaluate -> report, champion
+    load -> validate -> split -> validate -> scale -> validate -> train -> (evaluate, report) -> champion
 
 Every evaluated model (the zoo's each, a search's retrained best) gets the report and the gate.
 """
@@ -42,27 +42,28 @@ def prepare(source: Source, artifacts: str, force: bool = False) -> dict[str, Ar
             "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force))}
 
 
-def fit_and_score(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False
-                  ) -> tuple[dict[str, ArtifactRef], dict[str, float]]:
-    trained = value(train_task(scaled, params, artifacts, force))
-    metrics, test = value(evaluate_task(trained["model"], scaled, artifacts, force))
-    return {**trained, "metrics": metrics}, test
-
-
-def report_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], test: dict[str, float], artifacts: str,
-                    force: bool = False, submit: bool = False) -> tuple[dict[str, ArtifactRef], bool]:
-    """The evaluated model's reports, then the champion gate. ``submit``: the report runs on the
-    flow's task runner (a search's worker process: the flow's own process never loads Keras)."""
-    args = (model, data["scaled"], data["scaler"], artifacts, force)
-    report = value(report_task.submit(*args).result() if submit else report_task(*args))
-    return report, value(champion_task(model, data["scaler"], data["scaled"], test, artifacts))
+def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: str, force: bool = False,
+                   submit: bool = False) -> tuple[dict[str, ArtifactRef], dict[str, float], bool]:
+    """A trained model's test score (its one look at the test rows), its reports, then the
+    champion gate: the metrics and report refs, the test scores, whether it was promoted.
+    ``submit``: the scoring and the report run on the flow's task runner, side by side where it
+    has two workers (a search's worker processes: the flow's own process never loads Keras)."""
+    scoring = (model, data["scaled"], artifacts, force)
+    reporting = (model, data["scaled"], data["scaler"], artifacts, force)
+    if submit:
+        scored, reported = evaluate_task.submit(*scoring), report_task.submit(*reporting)
+        (metrics, test), report = value(scored.result()), value(reported.result())
+    else:
+        (metrics, test), report = value(evaluate_task(*scoring)), value(report_task(*reporting))
+    champion = value(champion_task(model, data["scaler"], data["scaled"], test, artifacts))
+    return {"metrics": metrics, **report}, test, champion
 
 
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
     data = prepare(source, artifacts, force)
-    trained, test = fit_and_score(data["scaled"], params, artifacts, force)
-    report, champion = report_and_gate(trained["model"], data, test, artifacts, force)
-    return {**summary({**data, **trained, **report}, test), "champion": champion}
+    trained = value(train_task(data["scaled"], params, artifacts, force))
+    scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)
+    return {**summary({**data, **trained, **scored}, test), "champion": champion}
 
 
 def summary(produced: dict[str, ArtifactRef], test: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def start_worker(limits: dict[str, str]) -> None:
     import keras  # noqa: F401
 
 
-TEMPLATE_MODULES = ("keras", "flows.runners", "flows.search")  # what every trial worker needs
+TEMPLATE_MODULES = ("flows.runners", "flows.worker_template")  # what every trial worker needs, then gc.freeze()
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """Hyperparameter search: prepare the data once, run the trials, score the best once on test.
 
-    prepare -> trials (training stages, in parallel across --workers) -> record -> evaluate best
+    prepare -> trials (training stages, in parallel across --workers) -> (record, evaluate best)
 
 The loop is the same for every trial strategy: ask the sampler for a batch of
 configurations, train them (cached: a search run again re-uses every finished trial),
@@ -18,10 +18,9 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.halving import halving_trials
-from flows.pipeline import prepare, report_and_gate, source_for, summary, value
-from tasks.evaluate import evaluate_task
+from flows.pipeline import prepare, score_and_gate, source_for, summary, value
 from tasks.params import TrainParams
-from tasks.search import Proposer, SearchPlan, search_stopped, trial_params
+from tasks.search import Proposer, SearchPlan, heaviest_first, search_stopped, trial_params
 from tasks.store import ArtifactRef
 from tasks.train import train_task
 from tasks.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
@@ -55,9 +54,10 @@ def _trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, artifacts
         return progress.rows, refs
     while len(progress.rows) < plan.trials:
         asked = proposer.ask(min(plan.batch(workers), plan.trials - len(progress.rows)))
-        futures = [train_task.submit(scaled, trial_params(train, params), artifacts, force) for params in asked]
-        for params, future in zip(asked, futures):
-            outcome = _outcome(future)
+        settings = [trial_params(train, params) for params in asked]
+        futures = {i: train_task.submit(scaled, settings[i], artifacts, force) for i in heaviest_first(settings)}
+        for i, params in enumerate(asked):  # numbered and told in the order asked
+            outcome = _outcome(futures[i])
             row = trial_row(len(progress.rows) + 1, params, outcome)
             proposer.tell(params, row["val_loss"] if row["status"] == "ok" else None)
             finished(row, outcome)
@@ -94,19 +94,19 @@ def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data:
         rows, refs = _trials(plan, scaled, train, artifacts, force, workers)
     best = best_row(rows)
     rungs = plan.rungs(train.epochs) if plan.strategy == "halving" else None
-    recorded = value(record_search_task(rows, refs, scaled, plan.strategy, artifacts, force, rungs))
+    # the record is drawn on the task runner: with workers, beside the best's scoring and reports
+    recording = record_search_task.submit(rows, refs, scaled, plan.strategy, artifacts, force, rungs)
     if best is None:
-        raise search_stopped(f"none of the {len(rows)} trials finished; see {recorded['trials'].path}",
+        raise search_stopped(f"none of the {len(rows)} trials finished; see {value(recording.result())['trials'].path}",
                              [r["status"] for r in rows])
     best_params = {d.name: best[d.name] for d in plan.space}
     # a trial strategy's best is a trained stage already; scikit-learn's choice is trained now
     chosen = refs.get(best["trial"]) or value(train_task(scaled, trial_params(train, best_params), artifacts, force))
     for future in warming:
         future.wait()
-    # with workers, scored in one of them: this process then never loads TensorFlow
-    metrics, test = value(evaluate_task.submit(chosen["model"], scaled, artifacts, force).result())
-    report, champion = report_and_gate(chosen["model"], prepared, test, artifacts, force, submit=True)
-    result = summary({**prepared, **chosen, "metrics": metrics, **report, **recorded}, test)
+    # with workers, scored and reported in them: this process then never loads TensorFlow
+    scored, test, champion = score_and_gate(chosen["model"], prepared, artifacts, force, submit=True)
+    result = summary({**prepared, **chosen, **scored, **value(recording.result())}, test)
     statuses = [r["status"] for r in rows]
     return {**result, "champion": champion, "best_params": best_params, "best_val_loss": best["val_loss"],
             "trials": {status: statuses.count(status) for status in sorted(set(statuses))},

@@ -6,10 +6,11 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import fit_and_score, prepare, report_and_gate, source_for, summary, value
+from flows.pipeline import prepare, score_and_gate, source_for, summary, value
 from tasks.compare import compare_task
 from tasks.models import MODELS
 from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
+from tasks.train import train_task
 
 
 def models_for(task: str) -> list[str]:
@@ -26,8 +27,8 @@ def zoo(task: str = "classification", models: list[str] | None = None, train: Tr
     data_refs = prepare(source, artifacts, force)
     trained, tests, champion = {}, {}, {}
     for name in models or models_for(task):
-        trained[name], tests[name] = fit_and_score(data_refs["scaled"], dataclasses.replace(budget, model=name),
-                                                   artifacts, force)
-        _, champion[name] = report_and_gate(trained[name]["model"], data_refs, tests[name], artifacts, force)
+        refs = value(train_task(data_refs["scaled"], dataclasses.replace(budget, model=name), artifacts, force))
+        scored, tests[name], champion[name] = score_and_gate(refs["model"], data_refs, artifacts, force)
+        trained[name] = {**refs, "metrics": scored["metrics"]}
     compared = value(compare_task(trained, task, source.dataset or source.path, artifacts, force))
     return {**summary({**data_refs, **compared}, tests), "champion": champion}

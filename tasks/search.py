@@ -214,6 +214,18 @@ def trial_params(fixed: TrainParams, proposed: dict[str, Any]) -> TrainParams:
                                          for k, v in proposed.items()})
 
 
+def heaviest_first(trials: list[TrainParams]) -> list[int]:
+    """The order in which to hand a batch of trials to the workers: the likely longest first, so
+    that a batch ends on short trials and no worker waits long for a lone long one. A trial's
+    likely time: its batches (epochs times rows over the batch size) times a batch's cost,
+    which for these small networks is mostly fixed and grows a little with depth and width
+    (fitted to timed housing trials: depth 4, width 96 takes ~1.3 times depth 1, width 29)."""
+    def cost(params: TrainParams) -> float:
+        return params.epochs / params.batch_size * (20 + (params.depth or 1) * (1 + (params.width or 30) / 100))
+
+    return sorted(range(len(trials)), key=lambda i: -cost(trials[i]))  # stable: equal ones keep their order
+
+
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
 
 

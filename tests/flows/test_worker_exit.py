@@ -66,24 +66,28 @@ def test_the_last_logs_of_prefect_pool_workers_reach_the_server():
 
 
 @task
-def _where_and_how_many_threads() -> tuple[int, int]:
+def _where_and_how_many_threads() -> tuple[int, int, int]:
+    import gc
+
     import tensorflow as tf
 
     tf.linalg.matmul(tf.ones((256, 256)), tf.ones((256, 256))).numpy()  # starts TensorFlow's thread pools
     threads = [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task")]
-    return os.getppid(), threads.count("tf_Compute")
+    return os.getppid(), threads.count("tf_Compute"), gc.get_freeze_count()
 
 
 @flow
-def _two_workers() -> list[tuple[int, int]]:
+def _two_workers() -> list[tuple[int, int, int]]:
     futures = [_where_and_how_many_threads.submit() for _ in range(2)]
     return [future.result() for future in futures]
 
 
 def test_pool_workers_are_forks_of_one_template_and_keep_their_thread_limits():
     """The workers fork from the template that imported Keras before any limit was set in them,
-    yet TensorFlow starts one compute thread each (two, its default here, would oversubscribe)."""
-    (first, threads_a), (second, threads_b) = with_runner(_two_workers, workers=2)()
+    yet TensorFlow starts one compute thread each (two, its default here, would oversubscribe);
+    what the template imported is frozen out of the workers' garbage collections."""
+    (first, threads_a, frozen_a), (second, threads_b, frozen_b) = with_runner(_two_workers, workers=2)()
     assert first == second != os.getpid()
     assert "forkserver" in Path(f"/proc/{first}/cmdline").read_text()
     assert threads_a == threads_b == int(thread_limits(2)["TF_NUM_INTRAOP_THREADS"])
+    assert min(frozen_a, frozen_b) > 100_000  # Keras, Prefect and the stages: ~490,000 objects

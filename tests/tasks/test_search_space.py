@@ -4,7 +4,7 @@ import math
 import pytest
 
 from tasks.params import TrainParams
-from tasks.search import Proposer, SearchPlan, default_space, trial_params
+from tasks.search import Proposer, SearchPlan, default_space, heaviest_first, trial_params
 from tasks.space import COURSE_SPACE, COURSE_SWEEP, SpaceError, parse_space, read_space
 
 
@@ -160,3 +160,14 @@ def test_a_trial_is_the_fixed_settings_with_its_values_on_top():
     trial = trial_params(fixed, {"depth": 3.0, "width": 58, "learning_rate": 0.0057})
     assert (trial.depth, trial.width, trial.learning_rate, trial.epochs, trial.patience) == (3, 58, 0.0057, 100, 10)
     assert isinstance(trial.depth, int)
+
+
+def test_a_batch_goes_to_the_workers_longest_trial_first():
+    fixed = TrainParams(model="mlp30", epochs=30)
+    trials = [trial_params(fixed, p) for p in ({"depth": 1, "width": 29}, {"depth": 4, "width": 96},
+                                               {"depth": 2, "width": 95}, {"depth": 4, "width": 22},
+                                               {"depth": 1, "width": 29})]
+    assert heaviest_first(trials) == [1, 3, 2, 0, 4]  # equals keep their order
+    more_epochs = trial_params(fixed, {"depth": 1, "width": 29, "epochs": 100})
+    bigger_batches = trial_params(fixed, {"depth": 4, "width": 96, "batch_size": 512})
+    assert heaviest_first([bigger_batches, trials[0], more_epochs]) == [2, 1, 0]
