@@ -1,1 +1,3 @@
-"""Prefect flows: thin wiring of the stage tasks in tasks/, plus the CLI (``python -m flows``)."""
+"""The flow definitions (``classification``, ``regression``, ``zoo``, ``search``, ``predict``): thin
+wiring of the stage tasks in ``tasks/``. ``steps/`` holds the sequences they share; ``launch/``
+the command line (``python -m flows``) and what it starts around a run."""

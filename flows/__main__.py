@@ -16,14 +16,14 @@ import os
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from flows.console import FilteredStderr, brief_console, error_block
-from flows.embedded import EmbeddedServer
-from flows.options import COURSE, check_options, parser, search_plan, train_params
-from flows.teardown import exit_without_teardown
-from tasks.errors import InputError
+from flows.launch.console import FilteredStderr, brief_console, error_block
+from flows.launch.embedded import EmbeddedServer
+from flows.launch.options import COURSE, check_options, parser, search_plan, train_params
+from flows.launch.teardown import exit_without_teardown
+from tasks.core.errors import InputError
 
 
 def _quiet_defaults() -> None:
@@ -45,7 +45,7 @@ def started(keras: bool = True, pool: int = 0) -> Iterator[EmbeddedServer]:
     Keras's import on a side thread (not for a search whose trials all run in workers), or,
     for a search on a local pool of ``pool`` workers, the template process they fork from.
     The processes are stopped on the way out."""
-    from tasks.gx import start_worker, stop_worker
+    from tasks.checks.gx import start_worker, stop_worker
 
     server = EmbeddedServer()
     try:
@@ -54,7 +54,7 @@ def started(keras: bool = True, pool: int = 0) -> Iterator[EmbeddedServer]:
         if keras:
             prefetch("keras")
         if pool > 1:
-            from flows.runners import prestart
+            from flows.launch.runners import prestart
 
             prestart(pool, server.url)
         yield server
@@ -64,7 +64,7 @@ def started(keras: bool = True, pool: int = 0) -> Iterator[EmbeddedServer]:
 
 
 def _list_models() -> int:
-    from tasks.models import MODELS
+    from tasks.model.registry import MODELS
 
     for name, entry in MODELS.items():
         print(f"{name:24s} {entry.task:15s} {entry.summary}")
@@ -72,7 +72,7 @@ def _list_models() -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from flows.serve import read_config, serve
+    from flows.launch.serve import read_config, serve
 
     if args.config:
         specs = read_config(args.config)
@@ -96,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, server: EmbeddedServer):
-    from flows.runners import with_runner
+    from flows.launch.runners import with_runner
     from flows.search import search
 
     course = COURSE[args.task]
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from tasks.verify import verify
+    from tasks.store.verify import verify
 
     checked, problems = verify(args.artifacts)
     for problem in problems:
@@ -167,8 +167,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _champion(args: argparse.Namespace) -> int:
-    from tasks.champion import history, matching_gates
-    from tasks.store import ArtifactStore
+    from tasks.serving.champion import history, matching_gates
+    from tasks.store.artifacts import ArtifactStore
 
     known = matching_gates(ArtifactStore(args.artifacts), args.dataset)
     for gate in known:
@@ -189,15 +189,15 @@ def _main(args: argparse.Namespace) -> int:
         return _champion(args)
     if args.flow == "export":
         _quiet_defaults()
-        from tasks.champion import trained
-        from tasks.export import export
-        from tasks.store import ArtifactStore
+        from tasks.serving.champion import trained
+        from tasks.serving.export import export
+        from tasks.store.artifacts import ArtifactStore
 
         store = ArtifactStore(args.artifacts)
         print(export(store, trained(store, args.model, args.dataset)))
         return 0
     if args.flow == "lineage":
-        from tasks.verify import lineage_lines
+        from tasks.store.verify import lineage_lines
 
         print("\n".join(lineage_lines(args.artifacts, args.target)))
         return 0

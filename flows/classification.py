@@ -5,8 +5,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import run_pipeline, source_for
-from tasks.params import CLASSIFICATION, TrainParams
+from flows.steps.pipeline import run_pipeline, source_for
+from tasks.core.params import CLASSIFICATION, TrainParams
 
 
 @flow(name="classification")

@@ -8,8 +8,8 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.pipeline import value
-from tasks.predict import predict_task
+from flows.steps.pipeline import value
+from tasks.serving.predict import predict_task
 
 
 @flow(name="predict")

@@ -5,8 +5,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import run_pipeline, source_for
-from tasks.params import REGRESSION, TrainParams
+from flows.steps.pipeline import run_pipeline, source_for
+from tasks.core.params import REGRESSION, TrainParams
 
 
 @flow(name="regression")

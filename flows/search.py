@@ -5,7 +5,7 @@
 The loop is the same for every trial strategy: ask the sampler for a batch of
 configurations, train them (cached: a search run again re-uses every finished trial),
 tell the sampler their validation losses, until the plan's trials are done; halving walks
-its trials through the rungs (``flows/halving.py``). The scikit-learn strategies run
+its trials through the rungs (``flows/steps/halving.py``). The scikit-learn strategies run
 scikit-learn's own search as one stage, then train the configuration it chose. The test
 split plays no part until the best configuration, chosen on validation, is scored once.
 """
@@ -17,13 +17,13 @@ from prefect import flow
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.halving import halving_trials
-from flows.pipeline import prepare, score_and_gate, source_for, summary, value
-from tasks.params import TrainParams
-from tasks.search import Proposer, SearchPlan, heaviest_first, search_stopped, trial_params
-from tasks.store import ArtifactRef
-from tasks.train import train_task
-from tasks.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
+from flows.steps.halving import halving_trials
+from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
+from tasks.core.params import TrainParams
+from tasks.search.plan import Proposer, SearchPlan, heaviest_first, search_stopped, trial_params
+from tasks.search.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
+from tasks.stages.train import train_task
+from tasks.store.artifacts import ArtifactRef
 
 
 def _outcome(future) -> dict | BaseException:
@@ -66,7 +66,7 @@ def _trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, artifacts
 
 def _sklearn_trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, task: str, artifacts: str,
                     force: bool, workers: int) -> list[dict[str, Any]]:
-    from tasks.sklearn_search import sklearn_search_task
+    from tasks.search.sklearn_search import sklearn_search_task
 
     options = {"n_iter": plan.n_iter, "seed": plan.seed, "grid_points": plan.grid_points,
                "min_epochs": plan.first_rung(train.epochs), "reduction_factor": plan.reduction_factor}
@@ -79,7 +79,7 @@ def _sklearn_trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, t
 
 
 @flow(name="search", task_runner=ThreadPoolTaskRunner(max_workers=1))  # one training at a time in
-# this process (Keras's seed and session are process-wide); flows/runners.py swaps in processes
+# this process (Keras's seed and session are process-wide); flows/launch/runners.py swaps in processes
 def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data: str | None = None,
            target: str | None = None, artifacts: str = "artifacts", force: bool = False,
            workers: int = 1) -> dict[str, Any]:

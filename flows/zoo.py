@@ -6,11 +6,11 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import prepare, score_and_gate, source_for, summary, value
-from tasks.compare import compare_task
-from tasks.models import MODELS
-from tasks.params import CLASSIFICATION, REGRESSION, TrainParams
-from tasks.train import train_task
+from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
+from tasks.core.params import CLASSIFICATION, REGRESSION, TrainParams
+from tasks.model.registry import MODELS
+from tasks.stages.compare import compare_task
+from tasks.stages.train import train_task
 
 
 def models_for(task: str) -> list[str]:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from tasks.load import load_california_housing, load_fashion_mnist  # noqa: E402
+from tasks.stages.load import load_california_housing, load_fashion_mnist  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

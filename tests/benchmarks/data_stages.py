@@ -6,13 +6,13 @@ import tempfile
 import time
 
 start = time.perf_counter()
-from tasks.dataset import to_arrow  # noqa: E402
-from tasks.gx import _gx  # noqa: E402
-from tasks.load import load_fashion_mnist  # noqa: E402
-from tasks.scale import feature_names, scale  # noqa: E402
-from tasks.split import split  # noqa: E402
-from tasks.store import ArtifactStore  # noqa: E402
-from tasks.validate import validate_raw, validate_scaled, validate_split  # noqa: E402
+from tasks.checks.gx import _gx  # noqa: E402
+from tasks.stages.load import load_fashion_mnist  # noqa: E402
+from tasks.stages.scale import feature_names, scale  # noqa: E402
+from tasks.stages.split import split  # noqa: E402
+from tasks.stages.validate import validate_raw, validate_scaled, validate_split  # noqa: E402
+from tasks.store.artifacts import ArtifactStore  # noqa: E402
+from tasks.store.dataset import to_arrow  # noqa: E402
 
 _gx()  # Great Expectations' import and context, once per process
 imported = time.perf_counter()

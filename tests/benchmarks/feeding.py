@@ -1,4 +1,4 @@
-"""Why training feeds its own batches (tasks/batches.py): Keras's loader against them.
+"""Why training feeds its own batches (tasks/model/batches.py): Keras's loader against them.
 
     python tests/benchmarks/feeding.py ARTIFACTS [--epochs 30] [--rounds 2]
 
@@ -26,23 +26,23 @@ def _fit(scaled: str, config: dict, epochs: int, loader: str) -> tuple[float, in
     import resource
     import tempfile
 
-    import tasks.train
-    from tasks.callbacks import Watch
-    from tasks.dataset import read_frame
+    import tasks.stages.train
+    from tasks.model.callbacks import Watch
+    from tasks.store.dataset import read_frame
 
     if loader == "keras":  # fit(x, y, batch_size=...): Keras builds its own pipeline
-        tasks.train.fit_data = lambda train, valid, batch_size: {"x": train[0], "y": train[1],
+        tasks.stages.train.fit_data = lambda train, valid, batch_size: {"x": train[0], "y": train[1],
                                                                  "batch_size": batch_size, "validation_data": valid}
     frame = read_frame(scaled)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
     with tempfile.TemporaryDirectory() as folder:
-        seconds = tasks.train.train(frame, "mlp30", Path(folder) / "work", epochs=epochs, batch_size=32, seed=42,
+        seconds = tasks.stages.train.train(frame, "mlp30", Path(folder) / "work", epochs=epochs, batch_size=32, seed=42,
                                     hparams=config, watch=Watch(patience=epochs + 1)).seconds
     return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - before
 
 
 def _side(scaled: str, config: dict, epochs: int, loader: str, processes: int) -> tuple[float, float]:
-    from tasks.search import thread_limits
+    from tasks.search.plan import thread_limits
 
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import keras; from feeding import _fit; "
             "print('ready', flush=True); sys.stdin.readline(); "

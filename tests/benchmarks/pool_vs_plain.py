@@ -9,7 +9,7 @@ thread limits of a two-worker search:
 
     plain  two children started with the limits in their environment (the ceiling's way)
     pool   a spawn ``ProcessPoolExecutor`` of two whose initializer is the flow's own
-           ``flows.runners.start_worker`` (what ``--workers 2`` runs, minus Prefect)
+           ``flows.launch.runners.start_worker`` (what ``--workers 2`` runs, minus Prefect)
 
 The sides alternate over ``--rounds``; each prints the mean fit seconds of a training.
 Not collected by the test run.
@@ -31,9 +31,9 @@ from search_workers import _alternating, search_inputs, together  # noqa: E402
 
 def _fit_seconds(scaled: str, config: dict, epochs: int) -> float:
     """One training in a pool worker: fit seconds only, as the trials table records them."""
-    from tasks.callbacks import Watch
-    from tasks.dataset import read_frame
-    from tasks.train import train
+    from tasks.model.callbacks import Watch
+    from tasks.stages.train import train
+    from tasks.store.dataset import read_frame
 
     with tempfile.TemporaryDirectory() as folder:
         return train(read_frame(scaled), "mlp30", Path(folder) / "work", epochs=epochs, batch_size=32, seed=42,
@@ -41,8 +41,8 @@ def _fit_seconds(scaled: str, config: dict, epochs: int) -> float:
 
 
 def _pool(scaled: str, configs: list[dict], epochs: int) -> float:
-    from flows.runners import start_worker
-    from tasks.search import thread_limits
+    from flows.launch.runners import start_worker
+    from tasks.search.plan import thread_limits
 
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
                              initargs=(thread_limits(2),)) as pool:
@@ -53,7 +53,7 @@ def _pool(scaled: str, configs: list[dict], epochs: int) -> float:
 
 
 def _plain(scaled: str, configs: list[dict], epochs: int) -> float:
-    from tasks.search import thread_limits
+    from tasks.search.plan import thread_limits
 
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from pool_vs_plain import _fit_seconds; "
             "configs = json.loads(sys.argv[3]); print('ready', flush=True); sys.stdin.readline(); "

@@ -28,9 +28,9 @@ from flows.__main__ import started
 with started() as server:
     with server.api():
         import numpy as np, pyarrow.parquet as pq
-        from tasks import model_files
-        from tasks.load import parse_idx
-        from tasks.scale import StandardScaler
+        from tasks.model import files as model_files
+        from tasks.stages.load import parse_idx
+        from tasks.stages.scale import StandardScaler
         model_path, scaler_path, images = sys.argv[1:4]
         X = parse_idx(gzip.decompress(open(images, "rb").read()), "images", ndim=3).reshape(10000, -1)
         X = StandardScaler.from_arrow(pq.read_table(scaler_path)).transform(X).reshape(-1, 28, 28)
@@ -53,8 +53,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="keras-flows-predict-"))
     artifacts = work / "artifacts"
     run([sys.executable, "-m", "flows", "classification", "--epochs", "1", "--artifacts", str(artifacts), "--json"])
-    from tasks.champion import champion_for
-    from tasks.store import ArtifactStore
+    from tasks.serving.champion import champion_for
+    from tasks.store.artifacts import ArtifactStore
 
     champion = champion_for(ArtifactStore(artifacts), None)
     flow, plain = [], []

@@ -31,7 +31,7 @@ def housing_tables(folder: Path, rows: int) -> dict[str, tuple[Path, int]]:
     """The housing data as a Parquet user table, and ``rows`` rows of it made distinct."""
     import pandas as pd
 
-    from tasks.load import load_california_housing
+    from tasks.stages.load import load_california_housing
 
     raw, _ = load_california_housing()
     small = pd.DataFrame(raw.X, columns=list(raw.spec.features))
@@ -61,7 +61,7 @@ def child(table: str, artifacts: str, epochs: int, batch_size: int) -> dict:
         import dataclasses
 
         from flows.regression import regression
-        from tasks.params import REGRESSION
+        from tasks.core.params import REGRESSION
 
         params = dataclasses.replace(REGRESSION, epochs=epochs, batch_size=batch_size)
         with server.api():

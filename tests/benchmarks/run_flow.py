@@ -26,7 +26,7 @@ def main(epochs: int, artifacts: str) -> dict:
         import dataclasses
 
         from flows.classification import classification
-        from tasks.params import CLASSIFICATION
+        from tasks.core.params import CLASSIFICATION
 
         imported = time.perf_counter()
         params = dataclasses.replace(CLASSIFICATION, epochs=epochs, seed=42)  # the CLI's defaults

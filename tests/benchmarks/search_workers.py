@@ -71,9 +71,9 @@ def _plain_trainings(scaled: str, configs: list[dict], epochs: int) -> float:
     and data reading excluded."""
     import keras  # noqa: F401  (train() imports it when called)
 
-    from tasks.callbacks import Watch
-    from tasks.dataset import read_frame
-    from tasks.train import train
+    from tasks.model.callbacks import Watch
+    from tasks.stages.train import train
+    from tasks.store.dataset import read_frame
 
     frame = read_frame(scaled)
     print("ready", flush=True)
@@ -120,7 +120,7 @@ def together(code: str, scaled: str, parts: list[list[dict]], epochs: int, env: 
         for child in children:
             if child.poll() is None:
                 child.kill()
-    for out, err, code_ in outs:
+    for _out, err, code_ in outs:
         if code_ != 0:
             raise RuntimeError(f"a plain training failed:\n{err[-3000:]}")
     return [out.strip().splitlines()[-1] for out, _, _ in outs]
@@ -130,7 +130,7 @@ def ceiling(search_artifacts: Path, epochs: int, rounds: int = 1, count: int = 4
     """The first ``count`` trainings of a finished search, plainly: all in one process after one
     another against half in each of two processes side by side (alternating which goes first,
     as ``measure`` does); the median speed-up of training time."""
-    from tasks.search import thread_limits
+    from tasks.search.plan import thread_limits
 
     scaled, configs = search_inputs(search_artifacts, count)
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from search_workers import _plain_trainings; "

@@ -2,7 +2,7 @@
 
     python tests/benchmarks/steps_per_execution.py [--values 1,8,16,32,64,128] [--epochs 4]
 
-Trains the course's two default models with ``tasks.train.train`` (the stage's own fit: its
+Trains the course's two default models with ``tasks.stages.train.train`` (the stage's own fit: its
 callbacks, seeding and checkpoint) on the full scaled data, once per N, in this process;
 prints fit seconds and the largest difference of each history from N=1's (the same steps
 must give the same numbers). Needs DATA_MIRROR (or data/). Not collected by the test run.
@@ -27,10 +27,10 @@ def main() -> int:
     set_mirror()
     import numpy as np
 
-    from tasks.load import load_california_housing, load_fashion_mnist
-    from tasks.scale import scale
-    from tasks.split import split
-    from tasks.train import train
+    from tasks.stages.load import load_california_housing, load_fashion_mnist
+    from tasks.stages.scale import scale
+    from tasks.stages.split import split
+    from tasks.stages.train import train
 
     work = Path(tempfile.mkdtemp(prefix="keras-flows-spe-"))
     print("| model | N | fit s | largest history difference from N=1 |\n|---|---|---|---|")

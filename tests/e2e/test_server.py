@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from flows.regression import regression
-from tasks.callbacks import CRASH_ENV
-from tasks.params import TrainParams
+from tasks.core.params import TrainParams
+from tasks.model.callbacks import CRASH_ENV
 from tests.tasks.test_validate import _text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def _ink(png: Path) -> float:
 
 def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_ui(
         on_server, housing_csv, tmp_path, monkeypatch):
-    api, started = on_server, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    api, started = on_server, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     monkeypatch.setenv(CRASH_ENV, "2")  # training crashes at epoch 2 on its first attempt
     result = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
                         artifacts=str(tmp_path / "a"))
@@ -81,7 +81,7 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
 
     def materialized():
         page = api.call("POST", "/events/filter", {"filter": {
-            "occurred": {"since": started.isoformat(), "until": dt.datetime.now(dt.timezone.utc).isoformat()},
+            "occurred": {"since": started.isoformat(), "until": dt.datetime.now(dt.UTC).isoformat()},
             "event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50})
         return [e for e in page["events"] if e["resource"]["prefect.resource.id"] == "keras-flows://housing-slice/model"]
     event = _wait(materialized, 30, "the model's asset materialization event")[0]

@@ -23,9 +23,9 @@ import pytest
 
 from flows.classification import classification
 from flows.regression import regression
-from tasks import load
-from tasks.errors import InputError
-from tasks.params import TrainParams
+from tasks.core.errors import InputError
+from tasks.core.params import TrainParams
+from tasks.stages import load
 
 # the stages in the order a flow runs them, and the artifact folders each one writes
 STEPS = {"load": {"raw"}, "validate-raw": {"validation-raw", "data-docs"}, "split": {"split"},  # a check's report:
@@ -306,7 +306,7 @@ def _append(path: Path) -> None:
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_damaged_store_is_healed_by_the_next_run_and_verify_says_so(damage, store, case_store):
-    from tasks.verify import verify
+    from tasks.store.verify import verify
 
     artifacts = {k: v for k, v in snapshot(case_store).items() if not k.startswith("_") and not k.endswith(".json")}
     DAMAGE[damage](case_store)

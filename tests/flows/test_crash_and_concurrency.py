@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.faults import PAUSE_ENV
-from tasks.verify import verify
+from tasks.core.faults import PAUSE_ENV
+from tasks.store.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 from prefect.utilities.urls import url_for
 
-from flows.embedded import EmbeddedServer
+from flows.launch.embedded import EmbeddedServer
 
 
 def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
@@ -30,7 +30,7 @@ def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
 
 
 def test_a_port_taken_before_the_server_binds_it_is_replaced(monkeypatch):
-    import flows.embedded as embedded
+    import flows.launch.embedded as embedded
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -57,8 +57,8 @@ def test_no_server_is_started_where_settings_name_one():
 
 
 def test_the_private_names_the_project_relies_on_still_exist():
-    from flows.embedded import check_prefect
-    from tasks.keras_compat import check
+    from flows.launch.embedded import check_prefect
+    from tasks.model.keras_compat import check
 
     check_prefect()  # raises, naming what is gone, on a Prefect without it
     check()  # the same for Keras's seed generator and TensorBoard's batch flags
@@ -67,7 +67,7 @@ def test_the_private_names_the_project_relies_on_still_exist():
 def test_a_keras_without_the_private_seed_generator_is_refused_by_name(monkeypatch):
     from keras.src.random import seed_generator
 
-    from tasks import keras_compat
+    from tasks.model import keras_compat
 
     monkeypatch.delattr(seed_generator, "python_random")
     keras_compat.check.cache_clear()

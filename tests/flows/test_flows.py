@@ -13,10 +13,10 @@ import pytest
 
 from flows.classification import classification
 from flows.regression import regression
-from tasks.errors import DataError
-from tasks.load import RawDataError
-from tasks.params import TrainParams
-from tasks.validate import ValidationFailed
+from tasks.core.errors import DataError
+from tasks.core.params import TrainParams
+from tasks.stages.load import RawDataError
+from tasks.stages.validate import ValidationFailed
 from tests.tasks.test_validate import _text
 
 HOUSING_DATA_SHA = "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"

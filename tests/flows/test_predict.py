@@ -13,11 +13,11 @@ import pytest
 
 from flows.predict import predict
 from flows.regression import regression
-from tasks.champion import current, gate_name, history
-from tasks.drift import DriftError, SkewError
-from tasks.params import TrainParams
-from tasks.store import ArtifactStore
-from tasks.verify import lineage_lines
+from tasks.core.params import TrainParams
+from tasks.serving.champion import current, gate_name, history
+from tasks.serving.drift import DriftError, SkewError
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.verify import lineage_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "MedHouseVal"
@@ -118,7 +118,7 @@ def test_predict_on_the_fashion_mnist_test_images_reproduces_the_evaluation(tmp_
     import os
 
     from flows.classification import classification
-    from tasks.load import parse_idx
+    from tasks.stages.load import parse_idx
 
     artifacts = str(tmp_path / "artifacts")
     trained = classification(train=TrainParams("mlp", epochs=1), artifacts=artifacts)
@@ -168,7 +168,7 @@ def test_the_export_reproduces_the_predictions_with_tensorflow_alone(trained, tm
 
 
 def test_predict_can_be_served_on_a_schedule(tmp_path):
-    from flows.serve import deployments
+    from flows.launch.serve import deployments
 
     config = {"flow": "predict", "name": "nightly-scores", "cron": "0 3 * * *",
               "parameters": {"data": str(tmp_path / "new.csv"), "artifacts": str(tmp_path / "artifacts"),

@@ -8,9 +8,9 @@ import pytest
 
 from flows.__main__ import main as cli
 from flows.regression import regression
-from tasks import stage
-from tasks.callbacks import InjectedCrash
-from tasks.params import TrainParams
+from tasks.core.params import TrainParams
+from tasks.model.callbacks import InjectedCrash
+from tasks.store import stage
 
 
 def _side(path: str | Path) -> dict:
@@ -24,7 +24,7 @@ def _run(csv: Path, artifacts: Path, epochs: int = 2, force: bool = False) -> di
 
 def test_a_run_that_failed_at_train_restarts_at_train(housing_csv, tmp_path, monkeypatch):
     artifacts = tmp_path / "a"
-    monkeypatch.setattr("tasks.train.injected_crash", lambda: 2)  # every attempt crashes
+    monkeypatch.setattr("tasks.stages.train.injected_crash", lambda: 2)  # every attempt crashes
     with pytest.raises(InjectedCrash):
         _run(housing_csv, artifacts, epochs=3)
     assert not (artifacts / "model").exists()
@@ -45,9 +45,10 @@ def test_changing_model_code_reruns_training_and_what_follows_only(housing_csv, 
     artifacts = tmp_path / "a"
     first = _run(housing_csv, artifacts)
     changed = tmp_path / "models.py"  # the registry with one helper edited
-    changed.write_text(Path(stage._module_file("tasks.models")).read_text() + "\n_HELPER_CHANGED = True\n")
+    changed.write_text(Path(stage._module_file("tasks.model.registry")).read_text() + "\n_HELPER_CHANGED = True\n")
     original = stage._module_file
-    monkeypatch.setattr(stage, "_module_file", lambda name: changed if name == "tasks.models" else original(name))
+    monkeypatch.setattr(stage, "_module_file",
+                        lambda name: changed if name == "tasks.model.registry" else original(name))
     stage.code_hash.cache_clear()
     try:
         second = _run(housing_csv, artifacts)
@@ -88,7 +89,7 @@ def test_lineage_prints_the_chain_back_to_the_raw_file(housing_csv, tmp_path, ca
 
 
 def test_a_crash_at_epoch_3_of_6_is_retried_and_matches_an_uninterrupted_run(housing_csv, tmp_path, monkeypatch):
-    from tasks.callbacks import CRASH_ENV
+    from tasks.model.callbacks import CRASH_ENV
 
     straight = regression(train=TrainParams("mlp30", epochs=6), data=str(housing_csv), target="MedHouseVal",
                           artifacts=str(tmp_path / "straight"))
@@ -102,7 +103,7 @@ def test_a_crash_at_epoch_3_of_6_is_retried_and_matches_an_uninterrupted_run(hou
 
 
 def test_schedules_come_from_a_config_file(tmp_path):
-    from flows.serve import deployments, read_config
+    from flows.launch.serve import deployments, read_config
 
     config = tmp_path / "schedules.toml"
     config.write_text('[[deployment]]\nflow = "regression"\nname = "nightly"\ncron = "0 3 * * *"\n'

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from flows.search import search
-from tasks.params import TrainParams
-from tasks.search import SearchPlan
-from tasks.space import parse_space
+from tasks.core.params import TrainParams
+from tasks.search.plan import SearchPlan
+from tasks.search.space import parse_space
 
 FIXED = TrainParams("mlp30", epochs=2, patience=5)
 
@@ -44,7 +44,7 @@ def test_a_search_run_again_reuses_every_finished_trial_and_picks_the_same(housi
 
 
 def test_too_many_failures_in_a_row_stop_the_search_with_what_to_do(housing_csv, tmp_path):
-    from tasks.search import SearchFailed
+    from tasks.search.plan import SearchFailed
 
     plan = SearchPlan("sweep", parse_space("learning_rate=choice(1e9,1e10)"), max_failures=2)
     with pytest.raises(SearchFailed, match="2 trials in a row failed.*lower learning rate"):
@@ -113,8 +113,8 @@ def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing
         assert list(table["budget"].unique()) == [1, 2] and "promoted" in set(table["status"])
     else:
         assert len(table) == 3 and (table["status"] == "ok").all()
-    from tasks.lineage import ArtifactRef
-    from tasks.store import ArtifactStore
+    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.lineage import ArtifactRef
 
     model = ArtifactStore.record(ArtifactRef("model", result["artifacts"]["model"], ""))
     assert model.params["width"] == chosen["width"] and model.params["epochs"] == 2  # the usual training
@@ -122,7 +122,7 @@ def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing
 
 
 def test_trials_run_on_a_local_dask_cluster_of_two_workers(housing_csv, tmp_path):
-    from flows.runners import with_runner
+    from flows.launch.runners import with_runner
 
     plan = SearchPlan("random", parse_space("learning_rate=loguniform(1e-3,1e-2)"), n_iter=2, seed=1)
     flow = with_runner(search, workers=2, runner="dask")  # (the process pool: tests/flows/test_clean_runs.py)
@@ -139,8 +139,8 @@ def test_trials_run_on_a_local_dask_cluster_of_two_workers(housing_csv, tmp_path
 
 
 def test_a_search_can_be_served_on_a_schedule(tmp_path):
-    from flows.options import parser, search_plan
-    from flows.serve import deployments
+    from flows.launch.options import parser, search_plan
+    from flows.launch.serve import deployments
 
     args = parser().parse_args(["serve", "search", "--interval", "3600", "--strategy", "halving", "--n-iter", "6",
                                 "--space", "width=int(8,64)", "--workers", "2"])
@@ -162,7 +162,7 @@ def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(
     import time
     from pathlib import Path
 
-    from tasks.lineage import Lineage
+    from tasks.store.lineage import Lineage
 
     root = Path(__file__).resolve().parents[2]
     command = [sys.executable, "-m", "flows", "search", "--n-iter", "3", "--epochs", "3", "--space",

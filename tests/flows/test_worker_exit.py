@@ -10,8 +10,8 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
-from flows.runners import start_worker, with_runner
-from tasks.search import thread_limits
+from flows.launch.runners import start_worker, with_runner
+from tasks.search.plan import thread_limits
 
 
 def _start_after_a_handler(before: str, limits: dict[str, str]) -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 
 from flows.zoo import zoo
-from tasks.params import TrainParams
+from tasks.core.params import TrainParams
 
 
 def test_zoo_compares_models_with_the_same_budget(housing_csv, tmp_path):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tasks.scale import scale
-from tasks.split import split
+from tasks.stages.scale import scale
+from tasks.stages.split import split
 
 
 @pytest.fixture(scope="session")

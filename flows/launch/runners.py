@@ -1,0 +1,113 @@
+"""Where a search's trials run: in the flow's process, in a local process pool, or on Dask.
+
+The search code is the same for all three; only the flow's task runner changes. Each worker
+process gets its share of the cores for TensorFlow before TensorFlow starts its thread pools
+there (two trainings that each take both cores of a 2-core machine only get in each other's
+way). The local pool's workers are forked from a template process that has imported Keras
+and the trial stages once (``prestart``: the command line starts it while the embedded
+server boots, a core the server leaves idle), so a worker is ready in well under a second
+instead of spawning and importing TensorFlow for ~6 s beside the data preparation.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import multiprocessing
+import os
+
+from flows.launch.teardown import exit_without_teardown
+from tasks.core.errors import OptionError
+from tasks.search.plan import RUNNERS, thread_limits
+
+
+def start_worker(limits: dict[str, str]) -> None:
+    """A process-pool worker's first act: the thread limits (TensorFlow reads them when it
+    starts its thread pools, at the first operation), then Keras's import (a no-op in a fork
+    of the template; where workers spawn, their start-up cost, paid before the first trial).
+
+    Its exit skips the interpreter's teardown, which the flow run would wait for (~2 s with
+    TensorFlow loaded), once the exit handlers registered from here on (Keras's, the trials')
+    have run; those registered before (at Prefect's import) are skipped, and logging and the
+    streams are flushed instead. It leaves with 0 even where Python would say 1 (an exception
+    escaping the worker's loop): the pool watches whether its workers ended, not their codes."""
+    atexit.register(exit_without_teardown, [0])  # before Keras and the trials register theirs
+    os.environ.update(limits)
+    import keras  # noqa: F401
+
+
+# what every trial worker needs, then gc.freeze()
+TEMPLATE_MODULES = ("flows.launch.runners", "flows.launch.worker_template")
+
+
+@functools.cache
+def _worker_context():
+    """Forks of a template process that imported ``TEMPLATE_MODULES`` (Linux, macOS), or
+    fresh interpreters where forkserver does not exist (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(TEMPLATE_MODULES))
+    return context
+
+
+def prestart(workers: int, api_url: str | None = None) -> None:
+    """Start the trial workers' template process now, under the workers' thread limits and
+    with the API they will report to, so its imports overlap what the caller does next; a
+    no-op once it runs. Its imports are the workers' start-up, paid once for all of them."""
+    if _worker_context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    # the template inherits this process's environment: these keys only, for as long as it takes
+    changes = {**thread_limits(workers), **({"PREFECT_API_URL": api_url} if api_url else {})}
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@functools.cache
+def _process_pool():
+    """Prefect's process-pool task runner, its executor's workers made by ``_worker_context``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    class WarmProcessPoolTaskRunner(ProcessPoolTaskRunner):
+        def __enter__(self):
+            super().__enter__()
+            spawning = self._executor  # no process started yet: a pool starts its workers at submit
+            self._executor = ProcessPoolExecutor(max_workers=self._max_workers, mp_context=_worker_context(),
+                                                 initializer=spawning._initializer, initargs=spawning._initargs)
+            spawning.shutdown()
+            return self
+
+    return WarmProcessPoolTaskRunner
+
+
+def with_runner(flow, workers: int = 1, runner: str = "process", address: str | None = None):
+    """``flow`` with its trials on ``runner``: ``process`` (``workers`` > 1: a local process
+    pool; 1: the flow's own process) or ``dask`` (a local cluster of ``workers`` processes,
+    or the scheduler at ``address``)."""
+    if runner not in RUNNERS:
+        raise OptionError(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
+    if runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if address:  # the cluster's own workers: start them with the limits, e.g. TF_NUM_INTRAOP_THREADS=1
+            return flow.with_options(task_runner=DaskTaskRunner(address=address))
+        return flow.with_options(task_runner=DaskTaskRunner(cluster_kwargs={
+            "n_workers": max(workers, 1), "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+            "host": "127.0.0.1",  # the scheduler and its workers listen on this machine only
+            "env": thread_limits(workers)}))
+    if workers <= 1:
+        return flow
+    prestart(workers)  # already running if the command line started it
+    return flow.with_options(task_runner=_process_pool()(max_workers=workers, initializer=start_worker,
+                                                               initargs=(thread_limits(workers),)))

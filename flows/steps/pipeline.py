@@ -1,0 +1,72 @@
+"""The pipeline every flow runs: prepare the data once, then fit and score a model on it.
+
+    load -> validate -> split -> validate -> scale -> validate -> train -> (evaluate, report) -> champion
+
+Every evaluated model (the zoo's each, a search's retrained best) gets the report and the gate.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.runtime import flow_run
+from prefect.states import State
+
+from tasks.core.params import DATASETS, TrainParams
+from tasks.serving.champion import champion_task
+from tasks.stages.evaluate import evaluate_task
+from tasks.stages.load import Source, load_task
+from tasks.stages.report import report_task
+from tasks.stages.scale import scale_task
+from tasks.stages.split import split_task
+from tasks.stages.train import train_task
+from tasks.stages.validate import validate_raw_task, validate_scaled_task, validate_split_task
+from tasks.store.artifacts import ArtifactRef
+
+
+def source_for(task: str, data: str | None, target: str | None) -> Source:
+    """A user table when ``data`` is given, else the course's dataset for the task."""
+    return Source(path=data, target=target, task=task) if data else Source(dataset=DATASETS[task], task=task)
+
+
+def value(result: Any) -> Any:
+    """What a stage task returned: a task whose outputs came from the cache returns Prefect's
+    "Cached" state (so the UI shows it as cached), which holds the same value."""
+    return result.result() if isinstance(result, State) else result
+
+
+def prepare(source: Source, artifacts: str, force: bool = False) -> dict[str, ArtifactRef]:
+    raw = value(validate_raw_task(load_task(source, artifacts, force), artifacts, force))
+    index = value(validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force))
+    scaled = value(scale_task(raw, index, artifacts, force))
+    return {"raw": raw, "split": index, "scaler": scaled["scaler"],
+            "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force))}
+
+
+def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: str, force: bool = False,
+                   submit: bool = False) -> tuple[dict[str, ArtifactRef], dict[str, float], bool]:
+    """A trained model's test score (its one look at the test rows), its reports, then the
+    champion gate: the metrics and report refs, the test scores, whether it was promoted.
+    ``submit``: the scoring and the report run on the flow's task runner, side by side where it
+    has two workers (a search's worker processes: the flow's own process never loads Keras)."""
+    scoring = (model, data["scaled"], artifacts, force)
+    reporting = (model, data["scaled"], data["scaler"], artifacts, force)
+    if submit:
+        scored, reported = evaluate_task.submit(*scoring), report_task.submit(*reporting)
+        (metrics, test), report = value(scored.result()), value(reported.result())
+    else:
+        (metrics, test), report = value(evaluate_task(*scoring)), value(report_task(*reporting))
+    champion = value(champion_task(model, data["scaler"], data["scaled"], test, artifacts))
+    return {"metrics": metrics, **report}, test, champion
+
+
+def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
+    data = prepare(source, artifacts, force)
+    trained = value(train_task(data["scaled"], params, artifacts, force))
+    scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)
+    return {**summary({**data, **trained, **scored}, test), "champion": champion}
+
+
+def summary(produced: dict[str, ArtifactRef], test: dict[str, Any]) -> dict[str, Any]:
+    """What the CLI prints with --json: flow, run id, test metrics, artifact paths."""
+    return {"flow": flow_run.flow_name, "run_id": str(flow_run.id), "test": test,
+            "artifacts": {stage: ref.path for stage, ref in produced.items()}}

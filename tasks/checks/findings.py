@@ -1,0 +1,142 @@
+"""Validation failures in words a person reads once: the column, the rows, the values, what to do.
+
+Great Expectations runs on small profile frames (one row per feature, per split, per class),
+so its result says *which feature* broke *which expectation*. A finding goes back to the data
+itself for the rows and values, and says it without the expectation's name: "Population has
+a missing value at row 4". The Great Expectations result stays in the validation report.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tasks.checks.gx import Failure
+from tasks.core.errors import rows_text, values_text
+from tasks.store.dataset import Frame, SplitIndex
+
+
+def finding(failure: Failure, data: Frame | SplitIndex) -> list[str]:
+    """The sentences for one failed expectation (one per feature where it names features)."""
+    if failure.check == "features" and failure.column in ("nulls", "nonfinite", "min", "upper", "constant"):
+        names = failure.index[:5]
+        return [_feature_finding(failure.column, name, data) for name in names] + \
+            ([f"... and {failure.count - len(names)} more columns"] if failure.count > len(names) else [])
+    said = _SAID.get((failure.check, failure.expectation))
+    return [said(failure, data) if said else failure.line]
+
+
+def _column(data: Frame, name: str) -> tuple[np.ndarray, str]:
+    names = list(data.spec.features)
+    if name in names:
+        return data.X[:, names.index(name)], name
+    pixel = int(name.split("[")[1].rstrip("]"))  # an image's flat feature: image[123]
+    return data.X[:, pixel], f"pixel {pixel} of {data.spec.features[0]}"
+
+
+def _feature_finding(column: str, name: str, data: Frame) -> str:
+    values, label = _column(data, name)
+    rows = data.row_id
+    if column == "nulls":
+        bad = np.isnan(values)
+        return f"{label} has {_count(bad, 'missing value')} at {_rows(rows, bad)}; fill or drop them"
+    if column == "nonfinite":
+        bad = np.isinf(values)
+        return f"{label} holds infinity at {_rows(rows, bad)}: {values_text(values[bad])}"
+    if column == "constant":
+        return (f"{label} is {values_text(values[:1])} in every row: a column with one value gives a model "
+                "nothing to learn from (and cannot be standardised); drop it")
+    ranges = data.spec.feature_ranges or {}
+    lower, upper = ranges.get(name, ranges.get("*", (-np.inf, np.inf)))
+    bad = (values < lower) if column == "min" else (values > upper)
+    side = "below" if column == "min" else "above"
+    return f"{label} is {side} its known range [{lower:g}, {upper:g}] at {_rows(rows, bad)}: {values_text(values[bad])}"
+
+
+def _rows(rows: np.ndarray, bad: np.ndarray) -> str:
+    return rows_text(rows[bad][:5], int(bad.sum()))
+
+
+def _count(mask: np.ndarray, what: str) -> str:
+    n = int(mask.sum())
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def _labels(data) -> str:
+    classes = data.spec.classes
+    return f"{min(classes)}..{max(classes)}" if classes else "whole numbers 0..K-1"
+
+
+def _row_count(f: Failure, d) -> str:
+    if "value" in f.kwargs:
+        return (f"{d.spec.name} has {f.observed} rows where the original has {f.kwargs['value']}: "
+                "it is not the whole dataset")
+    return (f"the table has {f.observed} row{'s' if f.observed != 1 else ''}; at least {f.kwargs['min_value']} are "
+            "needed to split it into train, valid and test")
+
+
+def _target(kind: str):
+    def say(f: Failure, d) -> str:
+        target, rows = d.spec.target, rows_text(f.index[:5], f.count)
+        if kind == "null":
+            return f"the target {target!r} is empty at {rows}; fill or drop those rows"
+        if kind == "set":
+            return (f"the label column {target!r} holds {values_text(sorted(set(f.values)))} at {rows}; "
+                    f"labels must be {_labels(d)}")
+        if kind == "type":
+            return f"the target {target!r} is not numeric"
+        low, high = f.kwargs.get("min_value"), f.kwargs.get("max_value")
+        return (f"the target {target!r} is outside its known range [{low:g}, {high:g}] at {rows}: "
+                f"{values_text(f.values)}")
+    return say
+
+
+def _features(f: Failure, d) -> str:
+    if f.expectation == "expect_table_row_count_to_equal":
+        return f"the data has {f.observed} feature values a row where {d.spec.name} has {f.kwargs['value']}"
+    return f"feature column(s) {values_text(f.index)} are not numeric"
+
+
+def _split(kind: str):
+    def say(f: Failure, d) -> str:
+        if kind == "rows":
+            return f"the split index has {f.observed} rows for {f.kwargs['value']} raw rows"
+        if kind == "unique":
+            return f"rows {values_text(sorted(set(f.values)))} are in more than one split"
+        if kind == "labels":
+            return f"split labels {values_text(sorted(set(map(str, f.values))))}; use only train, valid and test"
+        if kind == "empty":
+            return (f"the {' and '.join(map(str, f.index))} split{'s are' if len(f.index) > 1 else ' is'} empty: "
+                    "a model needs rows to train on, to choose on (valid) and to be scored on (test)")
+        if kind == "sizes":
+            return "; ".join(f"the {split} split has {rows} rows where {d.spec.name}'s split has {expected}"
+                             for split, (rows, expected) in zip(f.index, f.values))
+        return "; ".join(f"class {at.split('/')[1]} strays from its overall share in the {at.split('/')[0]} split "
+                         f"by {gap:.1%} (allowed {tolerance:.1%})" for at, (tolerance, gap) in zip(f.index, f.values))
+    return say
+
+
+def _scaled(f: Failure, d) -> str:
+    what = {"mean": "train mean is not 0", "std_gap": "train standard deviation is not 1",
+            "nonfinite": "values are not finite"}.get(f.column, f.column)
+    return f"after scaling, the {what} for {values_text(f.index)}: a fault of the scaling stage, not of the data"
+
+
+_SAID: dict[tuple[str, str], Callable[[Failure, Any], str]] = {
+    ("target", "expect_table_row_count_to_equal"): _row_count,
+    ("target", "expect_table_row_count_to_be_between"): _row_count,
+    ("target", "expect_column_values_to_not_be_null"): _target("null"),
+    ("target", "expect_column_values_to_be_in_set"): _target("set"),
+    ("target", "expect_column_values_to_be_in_type_list"): _target("type"),
+    ("target", "expect_column_values_to_be_between"): _target("range"),
+    ("features", "expect_table_row_count_to_equal"): _features,
+    ("features", "expect_column_values_to_be_in_set"): _features,
+    ("split index", "expect_table_row_count_to_equal"): _split("rows"),
+    ("split index", "expect_column_values_to_be_unique"): _split("unique"),
+    ("split index", "expect_column_values_to_be_in_set"): _split("labels"),
+    ("split sizes", "expect_column_values_to_be_between"): _split("empty"),
+    ("split sizes", "expect_column_pair_values_to_be_equal"): _split("sizes"),
+    ("class balance", "expect_column_pair_values_a_to_be_greater_than_b"): _split("balance"),
+    ("scaled features", "expect_column_values_to_be_between"): _scaled,
+}

@@ -1,0 +1,205 @@
+"""Checks of new data against the training data, before a model scores it.
+
+Both are Great Expectations suites on small profile frames (as the raw validation):
+- **skew**, a hard failure: the new table must have the training data's feature columns, as
+  numbers, with no missing or infinite values. It names the missing, extra and text columns.
+- **drift**, a warning (a failure with ``strict``): per feature, the new mean in training
+  standard deviations from the training mean, the spread against training's, and the share of
+  values outside the training range, each against ``DRIFT``.
+Training's profile comes from the train rows of the raw artifact (the scaler holds their mean
+and std).
+"""
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.checks.gx import Check, expect, run_suites
+from tasks.core.errors import DataError, OptionError, values_text
+from tasks.serving.champion import Trained
+from tasks.stages.scale import column_moments, feature_names
+from tasks.stages.table import read_table_file, table_kind
+from tasks.store.artifacts import sha256_file
+from tasks.store.dataset import DatasetSpec, Frame, read_frame, read_index
+
+IGNORED = ("split", "row_id")  # columns a held-out table may carry that are not features
+
+
+@dataclass(frozen=True)
+class DriftTolerance:
+    mean_shift: float = 0.5  # |new mean - training mean| / training std
+    spread: tuple[float, float] = (0.5, 2.0)  # new std / training std
+    outside: float = 0.02  # share of values outside the training range
+    least_std: float = 0.05  # of a feature's training range: spreads below it count as this (rare pixels)
+
+
+DRIFT = DriftTolerance()
+MIN_DRIFT_ROWS = 30
+
+
+class SkewError(DataError):
+    """The new data is not shaped like the training data: nothing was scored."""
+
+
+class DriftError(DataError):
+    """The new data drifted from training (a failure only with --strict)."""
+
+
+# ---- the new data ------------------------------------------------------------------------
+def read_new(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame | np.ndarray, list[str]]:
+    """The new rows: a table (CSV, Parquet) as a DataFrame, or idx images as an array."""
+    if not path.is_file():
+        raise OptionError(f"--data {path}: no such file")
+    name = path.name.lower()
+    kind = table_kind(path)
+    if kind is None and not (name.endswith(".gz") or "ubyte" in name):
+        raise OptionError(f"--data {path}: expected .csv, .parquet or idx images (.gz)")
+    if kind is None and not spec.is_image:
+        raise SkewError(f"{path.name}: idx images, but the model was trained on the table {spec.name!r}")
+    if kind is not None:
+        df = read_table_file(path)
+        return df, list(map(str, df.columns))
+    from tasks.stages.load import parse_idx
+
+    try:
+        blob = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path.name}: cannot be read as idx images ({type(error).__name__}: {error})") from None
+    images = parse_idx(blob, path.name, ndim=1 + len(spec.image_shape))
+    return images.reshape(len(images), -1), []
+
+
+def expected_columns(spec: DatasetSpec) -> list[str]:
+    return list(spec.features) if not spec.is_image else [f"{spec.features[0]}[{i}]" for i in
+                                                         range(int(np.prod(spec.image_shape)))]
+
+
+def skew_checks(data, given: list[str], spec: DatasetSpec) -> list[Check]:
+    """Columns present and numeric (a table); an array of images has its width checked."""
+    if isinstance(data, np.ndarray):
+        width = pd.DataFrame({"values": [data.shape[1]]}, index=pd.Index(["image"], name="column"))
+        return [Check("image size", width, [expect("ExpectColumnValuesToBeInSet", column="values",
+                                                    value_set=[int(np.prod(spec.image_shape))])], "column")]
+    wanted = expected_columns(spec)
+    ignored = {spec.target, *IGNORED}
+    names = sorted(set(wanted) | {c for c in given if c not in ignored}, key=lambda c: (c not in wanted, c))
+    numeric = [c not in given or pd.api.types.is_numeric_dtype(data[c]) for c in names]
+    frame = pd.DataFrame({"trained": [c in wanted for c in names], "given": [c in given for c in names],
+                          "numeric": numeric}, index=pd.Index(names, name="column"))
+    return [Check("columns", frame, [
+        expect("ExpectColumnPairValuesToBeEqual", column_A="trained", column_B="given"),
+        expect("ExpectColumnValuesToBeInSet", column="numeric", value_set=[True])], "column")]
+
+
+def features_of(data, spec: DatasetSpec) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return data
+    return data[expected_columns(spec)].to_numpy(dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    mean: np.ndarray
+    std: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def training_profile(found: Trained) -> TrainingProfile:
+    """What training saw, per feature: the train rows' mean, std and range (the scaler saw the
+    same rows; its scale is 1 where a column was constant, which is not that column's spread)."""
+    raw, index = read_frame(found.raw.path), read_index(found.split.path)
+    train = np.isin(raw.row_id, index.row_id[index.split == "train"])
+    X = raw.X[train]
+    mean, std = column_moments(X)
+    return TrainingProfile(mean, std, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
+
+
+def drift_profile(X: np.ndarray, seen: TrainingProfile, names: list[str]) -> pd.DataFrame:
+    least = DRIFT.least_std * np.maximum(seen.high - seen.low, 1e-12)
+    train_std = np.maximum(seen.std, least)
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    return pd.DataFrame({
+        "mean": mean, "train_mean": seen.mean,
+        "mean_shift": np.abs(mean - seen.mean) / train_std,
+        "spread": np.maximum(std, least) / train_std,
+        "outside": ((X < seen.low) | (X > seen.high)).mean(axis=0),
+    }, index=pd.Index(names, name="feature"))
+
+
+def drift_checks(profile: pd.DataFrame) -> list[Check]:
+    return [Check("drift", profile, [
+        expect("ExpectColumnValuesToBeBetween", column="mean_shift", max_value=DRIFT.mean_shift),
+        expect("ExpectColumnValuesToBeBetween", column="spread", min_value=DRIFT.spread[0], max_value=DRIFT.spread[1]),
+        expect("ExpectColumnValuesToBeBetween", column="outside", max_value=DRIFT.outside)], "feature")]
+
+
+def _skew_findings(outcome, file: str, given: list[str], spec: DatasetSpec) -> list[str]:
+    lines = []
+    for failure in outcome.failures:
+        if failure.check == "image size":
+            lines.append(f"images of {failure.values[0]} values; the model was trained on "
+                         f"{failure.kwargs['value_set'][0]}")
+        elif failure.column == "numeric":
+            lines.append(f"column{'s' if failure.count > 1 else ''} {values_text(failure.index)} hold text where "
+                         "numbers are expected")
+        else:
+            wanted = set(expected_columns(spec))  # all of them: the failure lists only the first few
+            missing = [c for c in expected_columns(spec) if c not in given]
+            extra = [c for c in given if c not in wanted and c not in (spec.target, *IGNORED)]
+            if missing:
+                lines.append(f"missing column{'s' if len(missing) > 1 else ''} {values_text(missing)} "
+                             "(the model was trained on them)")
+            if extra:
+                lines.append(f"column{'s' if len(extra) > 1 else ''} {values_text(extra)} "
+                             "not in the training data (rename or drop them)")
+    return [f"{file}: {line}" for line in lines]
+
+
+def _drift_findings(outcome, profile: pd.DataFrame) -> list[str]:
+    said = {"mean_shift": "mean {mean:.4g} is {mean_shift:.2f} training standard deviations from training's "
+                          f"{{train_mean:.4g}} (tolerance {DRIFT.mean_shift})",
+            "spread": f"spread is {{spread:.2f}}x training's (tolerance {DRIFT.spread[0]}..{DRIFT.spread[1]})",
+            "outside": f"{{outside:.1%}} of its values lie outside the training range (tolerance {DRIFT.outside:.0%})"}
+    lines = []
+    for failure in outcome.failures:
+        names = failure.index[:5]
+        lines += [f"feature {name}: " + said[failure.column].format(**profile.loc[name].to_dict()) for name in names]
+        if failure.count > len(names):
+            lines.append(f"... and {failure.count - len(names)} more features ({failure.column})")
+    return lines
+
+
+def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> tuple[np.ndarray, str]:
+    """The new rows' features in training's order, after the skew and drift checks (drift is
+    not judged on fewer than ``MIN_DRIFT_ROWS`` rows: their mean and spread say too little)."""
+    data, given = read_new(path, found.spec)
+    outcome, _ = run_suites("skew", skew_checks(data, given, found.spec))
+    if outcome.failures:
+        raise SkewError("the new data does not match the training data; nothing was scored:\n"
+                        + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, given, found.spec)))
+    X = features_of(data, found.spec)
+    bad = ~np.isfinite(X.astype(float))
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        names = expected_columns(found.spec)
+        raise SkewError(f"{path.name}: {bad.sum()} missing or infinite value(s), e.g. column "
+                        f"{names[cols[0]]!r} at row {rows[0] + 1}; the model cannot score them: nothing was scored")
+    if len(X) < MIN_DRIFT_ROWS:
+        info(f"{path.name}: {len(X)} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
+        return X, f"{path.name}:{sha256_file(path)}"
+    profile = drift_profile(X.astype(float), training_profile(found), feature_names(
+        Frame(found.spec, X[:0], np.zeros(0), np.zeros(0, np.int64))))
+    outcome, _ = run_suites("drift", drift_checks(profile))
+    if outcome.failures:
+        message = f"{path.name} drifted from the training data:\n" + "\n".join(
+            f"  - {line}" for line in _drift_findings(outcome, profile))
+        if strict:
+            raise DriftError(message + "\n(--strict: nothing was scored)")
+        warn(message)
+    return X, f"{path.name}:{sha256_file(path)}"

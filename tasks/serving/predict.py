@@ -1,0 +1,71 @@
+"""Scoring new data with a stored model, after the checks of ``tasks/serving/drift.py``.
+
+The champion (or a model named by its hash) is resolved to its files, the new rows are checked
+for skew and drift, scaled with the stored train-only scaler and scored. A table that fails
+writes nothing. The predictions artifact (input row, prediction, class probabilities) has
+lineage to the model, the scaler and the input file's hash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core.params import INFERENCE_BATCH
+from tasks.model import files as model_files
+from tasks.serving.champion import Trained, trained
+from tasks.serving.drift import check_new_data
+from tasks.stages.scale import StandardScaler
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.dataset import Frame, read_parquet
+from tasks.store.lineage import ArtifactRef, RawFile
+
+
+def predictions(found: Trained, X: np.ndarray) -> pa.Table:
+    """Scale as training did, score with the model: row, prediction (and class probabilities)."""
+    from tasks.model.registry import main_output, model_inputs
+
+    scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
+    rows = np.arange(len(X), dtype=np.int64)
+    frame = Frame(found.spec, scaler.transform(X), np.zeros(len(X)), rows)
+    model = model_files.load(found.model.path)
+    out = main_output(model.predict(model_inputs(frame, found.model_name), batch_size=INFERENCE_BATCH, verbose=0),
+                      found.model_name)
+    columns = {"row": rows}
+    if found.spec.task == "classification":
+        columns["prediction"] = out.argmax(axis=1).astype(np.int64)
+        columns.update({f"probability_{k}": out[:, k].astype(np.float32) for k in range(out.shape[1])})
+    else:
+        columns["prediction"] = out.reshape(len(X), -1)[:, 0].astype(np.float64)
+    return pa.table(columns)
+
+
+def raw_file(identity: str) -> RawFile:
+    name, _, digest = identity.rpartition(":")
+    return RawFile(name, digest)
+
+
+# ---- the Prefect task ------------------------------------------------------------------------
+@task(name="predict", cache_policy=NO_CACHE)
+def predict_task(data: str, artifacts: str, model: str = "champion", dataset: str | None = None,
+                 strict: bool = False) -> tuple[ArtifactRef, dict]:
+    """Check the new table against training, then write its predictions (nothing when it fails)."""
+    from tasks.store.stage import StageRun, logger, reported
+
+    store = ArtifactStore(artifacts)
+    found = trained(store, model, dataset)
+    path = Path(data)
+    X, checked = check_new_data(path, found, strict, logger().warning, logger().info)  # before the store is touched
+    run = StageRun(store, "predictions", __name__, parents=[found.model, found.scaler, checked],
+                   params={"model": found.model_name, "strict": strict})
+
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        run.parents = [found.model, found.scaler, raw_file(checked)]
+        return {"predictions": run.put_table(predictions(found, X))}
+
+    ref = run.run(produce)["predictions"]
+    logger().info("predictions of model %s on %s: %s", found.model.sha256[:12], path.name, ref.path)
+    return reported((ref, {"model": found.model.path, "rows": ref.rows}), run)

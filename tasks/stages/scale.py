@@ -1,0 +1,167 @@
+"""Scaling: a standard scaler fit on the training split only.
+
+The course's regression code refits the scaler on the validation and test sets; that
+leaks their statistics into the inputs, so here ``fit`` sees the train rows and
+nothing else, and ``transform`` applies those train statistics to every split.
+It follows scikit-learn's contract: ``__init__`` stores nothing learned, what is
+learned ends in ``_``, and ``transform`` refuses to run before ``fit``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.store.artifacts import ArtifactRef, ArtifactStore
+from tasks.store.dataset import Frame, SplitIndex, read_frame, read_index, to_arrow
+from tasks.store.stage import StageRun, reported
+
+_CHUNK_ROWS = 8_192
+assert _CHUNK_ROWS * 255 ** 2 < 2 ** 31, "_byte_moments sums a chunk's squares in int32"
+
+
+def _blocks(X: np.ndarray, dtype) -> Iterator[tuple[int, np.ndarray]]:
+    """``X`` a chunk of rows at a time, as ``dtype``, converted into one buffer reused for
+    every chunk (a fresh 51 MB array per chunk paid its page faults each time on this VM:
+    0.36 s against 0.19 s for the scaled check). A chunk is valid until the next is asked for."""
+    buffer = np.empty((min(_CHUNK_ROWS, len(X)), *X.shape[1:]), dtype)
+    for start in range(0, len(X), _CHUNK_ROWS):
+        rows = X[start:start + _CHUNK_ROWS]
+        block = buffer[:len(rows)]
+        np.copyto(block, rows, casting="unsafe")
+        yield start, block
+
+
+def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std in float64: two chunked passes, never a full float64 copy."""
+    n = len(X)
+    if X.dtype.itemsize == 1 and X.dtype.kind in "ui":  # pixels: exact integer sums, 6x faster
+        return _byte_moments(X)
+    mean = sum(block.sum(axis=0) for _, block in _blocks(X, np.float64)) / n
+    squares = 0.0
+    for _, block in _blocks(X, np.float64):
+        np.subtract(block, mean, out=block)
+        squares = squares + np.square(block, out=block).sum(axis=0)
+    return mean, np.sqrt(squares / n)
+
+
+def _byte_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of 8-bit columns from exact integer sums of x and x^2 (a chunk of 8,192
+    squares of at most 255^2 sums below 2^31), so one pass and no float rounding until the end."""
+    n, total, squares = len(X), np.zeros(X.shape[1], np.int64), np.zeros(X.shape[1], np.int64)
+    for _, block in _blocks(X, np.int32):
+        total += block.sum(axis=0)
+        squares += np.einsum("ij,ij->j", block, block)
+    mean = total / n
+    return mean, np.sqrt(np.maximum(squares - total * mean, 0.0) / n)
+
+
+def checked_moments(X: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the scaled-data check needs in one chunked float64 pass over ``X``: mean and std of
+    its first ``n_train`` rows, and each column's count of NaN or inf over all rows (a column
+    sum is finite unless the column holds one, so only such columns are counted again)."""
+    width = X.shape[1]
+    everything, total, squares = np.zeros(width), np.zeros(width), np.zeros(width)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, which is what it must tell
+        for start, block in _blocks(X, np.float64):
+            sums = block.sum(axis=0)
+            everything += sums
+            train = block[:max(0, n_train - start)]
+            total += sums if len(train) == len(block) else train.sum(axis=0)
+            squares += np.einsum("ij,ij->j", train, train)
+    mean = total / max(n_train, 1)
+    std = np.sqrt(np.maximum(squares / max(n_train, 1) - mean ** 2, 0.0))  # scaled data: mean ~0, no cancellation
+    nonfinite = np.zeros(width, np.int64)
+    suspect = ~np.isfinite(everything)
+    if suspect.any():
+        nonfinite[suspect] = (~np.isfinite(X[:, suspect])).sum(axis=0)
+    return mean, std, nonfinite
+
+
+class NotFittedError(RuntimeError):
+    """transform() was called before fit()."""
+
+
+class StandardScaler:
+    """(x - mean_) / scale_ per feature; a constant feature gets scale_ 1, as in scikit-learn."""
+
+    def fit(self, X: np.ndarray) -> StandardScaler:
+        if len(X) == 0:
+            raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
+        self.mean_, std = column_moments(X)
+        self.scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), std, 1.0)
+        self.n_samples_seen_ = len(X)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "mean_"):
+            raise NotFittedError("StandardScaler.transform() called before fit(): fit on the train split first")
+        mean, scale = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
+        out = np.empty(X.shape, dtype=np.float32)
+        for start in range(0, len(X), _CHUNK_ROWS):  # in place: the same float32 values, no temporaries
+            rows = slice(start, start + _CHUNK_ROWS)
+            np.subtract(X[rows], mean, out=out[rows], dtype=np.float32)
+            np.divide(out[rows], scale, out=out[rows])
+        return out
+
+    def to_arrow(self, features: list[str]) -> pa.Table:
+        return pa.table({"feature": features, "mean": self.mean_, "scale": self.scale_})
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> StandardScaler:
+        scaler = cls()
+        scaler.mean_ = table["mean"].to_numpy()
+        scaler.scale_ = table["scale"].to_numpy()
+        return scaler
+
+
+def feature_names(frame: Frame) -> list[str]:
+    """One name per flat feature column ("image[0]".. for images)."""
+    if frame.spec.is_image:
+        return [f"{frame.spec.features[0]}[{i}]" for i in range(frame.X.shape[1])]
+    return list(frame.spec.features)
+
+
+class _Rows:
+    """``X[position]`` without the copy (74 MB for a million housing rows): the scaler reads
+    in chunks, and each chunk is gathered as it is read."""
+
+    def __init__(self, X: np.ndarray, position: np.ndarray):
+        self.X, self.position, self.dtype = X, position, X.dtype
+        self.shape = (len(position), *X.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.X[self.position[rows]]
+
+
+def scale(raw: Frame, index: SplitIndex) -> tuple[Frame, StandardScaler]:
+    """Join the split index onto the raw rows, fit on train rows only, scale every split.
+
+    Rows come out ordered train, valid, test so that each split is one contiguous block.
+    """
+    order = np.concatenate([np.flatnonzero(index.split == name) for name in ("train", "valid", "test")])
+    row_id, labels = index.row_id[order], index.split[order]
+    position = np.searchsorted(raw.row_id, row_id)
+    n_train = int(np.count_nonzero(labels == "train"))
+    scaler = StandardScaler().fit(_Rows(raw.X, position[:n_train]))  # train rows only: they come first
+    scaled = Frame(raw.spec, scaler.transform(_Rows(raw.X, position)), raw.y[position], row_id, labels)
+    return scaled, scaler
+
+
+@task(name="scale", cache_policy=NO_CACHE)
+def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool = False
+               ) -> dict[str, ArtifactRef]:
+    """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        scaled, scaler = scale(read_frame(raw.path), read_index(index.path))
+        return {"scaled": run.put_table(to_arrow(scaled)),
+                "scaler": run.put_table(scaler.to_arrow(feature_names(scaled)), stage="scaler")}
+
+    run = StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index])
+    return reported(run.run(produce, force), run)

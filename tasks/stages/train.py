@@ -1,0 +1,175 @@
+"""Training: fit a registry model on the scaled train split, select on the valid split.
+
+The course's callbacks (``tasks/model/callbacks.py``) watch the validation loss; the model kept
+is the best checkpoint on the validation split, so the test set plays no part in choosing
+it. The checkpoint is saved reproducibly (``tasks/model/files.py``): the same training
+gives the same bytes, and so the same content hash.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core.errors import InputError
+from tasks.core.params import TrainParams
+from tasks.model import files as model_files
+from tasks.model import registry as models
+from tasks.model.batches import fit_data
+from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
+from tasks.model.keras_compat import seeded
+from tasks.stages.plots import plot_history
+from tasks.store.artifacts import TENSORBOARD, ArtifactRef, ArtifactStore
+from tasks.store.dataset import Frame, read_frame
+from tasks.store.lineage import Training
+from tasks.store.stage import StageRun, logger, no_retry_on, reported
+
+
+class TrainingDiverged(InputError, FloatingPointError):
+    """The loss became NaN or infinite: the options (a learning rate too high) must change."""
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    history: pd.DataFrame  # one row per epoch: epoch, loss, val_loss, ...
+    seconds: float
+    n_outputs: int
+    weights: int  # trainable and other parameters of the network
+    hyperparameters: dict[str, Any]  # the effective ones: the entry's defaults under the overrides
+    resumed_at: int = 1  # first epoch this attempt ran (> 1 after a resume)
+    stopped_early: bool = False  # EarlyStopping ended it before its epochs (or its stop_at)
+
+
+def _epochs_done(log: Path) -> pd.DataFrame:
+    """Epochs finished by earlier attempts (CSVLogger rows; a re-run epoch keeps its last row)."""
+    if not log.exists() or log.stat().st_size == 0:
+        return pd.DataFrame()
+    return pd.read_csv(log).drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
+def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
+          hparams: dict[str, Any] | None = None, watch: Watch | None = None, stop_at: int | None = None,
+          steps_per_execution: int = TrainParams.steps_per_execution) -> TrainResult:
+    """Fit ``model`` on train, monitor valid; return the best checkpoint and the history.
+
+    ``workdir`` holds a BackupAndRestore backup and a per-epoch log: calling again with the
+    same ``workdir`` after a crash resumes at the first unfinished epoch, not from zero.
+    ``stop_at`` pauses the training after that many of its ``epochs`` (a halving rung) and
+    keeps the backup: a later call with a larger ``stop_at`` continues the same training
+    (the learning-rate schedule still spans all ``epochs``). ``steps_per_execution`` batches
+    run per compiled call: the same steps as one at a time, dispatched fewer times.
+    """
+    import keras
+
+    models.entry(model, scaled.spec.task)  # fail early on a model of the wrong kind
+    watch = watch or Watch()
+    # Layer names count up per process (dense_3, dense_5...) and are saved in the model file:
+    # a fresh session makes the same training give the same names, so the same bytes.
+    keras.backend.clear_session()
+    with seeded(seed):  # from here to the end of fit, Keras draws only from this seed
+        train_part, valid_part = scaled.part("train"), scaled.part("valid")
+        outputs = models.n_outputs(scaled)
+        net = models.build(model, models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape),
+                           outputs, hparams, steps_per_execution)
+        hp = models.hyperparameters(model, hparams)
+        if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
+            watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
+        before = _epochs_done(workdir / "epochs.csv")
+        if len(before) > (stop_at or epochs):  # left by a longer training: not a state to resume
+            shutil.rmtree(workdir)
+            before = _epochs_done(workdir / "epochs.csv")
+        workdir.mkdir(parents=True, exist_ok=True)
+        pause = stop_at is not None and stop_at < epochs
+        earlier = before[MONITOR[0]].tolist() if len(before) else []
+        callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
+        start = time.perf_counter()
+        net.fit(**fit_data((models.model_inputs(train_part, model), models.model_targets(train_part, model)),
+                           (models.model_inputs(valid_part, model), models.model_targets(valid_part, model)),
+                           batch_size), epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
+        seconds = time.perf_counter() - start
+    checkpoint = workdir / "best.keras"
+    if guard.diverged or not checkpoint.exists():
+        raise TrainingDiverged(f"{model}: the training loss became NaN or infinite (training diverged); "
+                               f"lower --learning-rate")
+    history = _epochs_done(workdir / "epochs.csv")
+    history["epoch"] = history["epoch"].astype(int) + 1
+    return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
+                       resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0)
+
+
+@task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
+      retry_condition_fn=no_retry_on(InputError, ValueError))  # what fails again if retried
+def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: bool = False,
+               budget: int | None = None) -> dict[str, ArtifactRef]:
+    """Train on the scaled train/valid rows; store the best model, its history and curve.
+
+    The work folder is named by the training's key (its stage key without ``budget``), so a
+    retry (or a re-run of a failed flow) resumes from the last finished epoch, and a halving
+    rung (``budget`` epochs of the ``params.epochs``) continues the rung before; it is removed
+    once a training has finished (all its epochs, or stopped early) and its outputs are stored.
+    """
+    store = ArtifactStore(artifacts)
+    pause = budget if budget is not None and budget < params.epochs else None
+    training = _training(store, scaled, params)
+    run = dataclasses.replace(training, params={**training.params, "budget": pause}) if pause else training
+
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        frame = read_frame(scaled.path)  # whole file, no copy; train() takes views of train and valid
+        workdir = store.root / ".train" / training.cache_key
+        if force and pause is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        board = store.root / TENSORBOARD / f"{frame.spec.name}-{params.model}-{training.cache_key[:12]}"
+        watch = Watch(patience=params.patience, min_delta=params.min_delta, tensorboard_dir=board,
+                      on_epoch=epoch_logger(logger(), params.epochs), crash_at_epoch=injected_crash())
+        result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
+                       seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause,
+                       steps_per_execution=params.steps_per_execution)
+        logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
+                      len(result.history), result.seconds, result.resumed_at)
+        curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")
+        facts = Training(train_seconds=result.seconds, epochs_run=len(result.history), weights=result.weights,
+                         resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
+                         selected_on=MONITOR[0], tensorboard=str(board), worker=worker(),
+                         stopped_early=result.stopped_early,
+                         hyperparameters=result.hyperparameters)
+        refs = {
+            "model": run.put_file(result.model_path, training=facts),
+            "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False), stage="history"),
+            "curve": run.put_file(curve, stage="curve"),
+        }
+        if pause is None or result.stopped_early:  # finished: nothing left to continue
+            shutil.rmtree(workdir, ignore_errors=True)
+        return refs
+
+    return reported(run.run(produce, force), run)
+
+
+def _training(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams) -> StageRun:
+    """The training stage's run, keyed without any halving budget: it names the work folder."""
+    import keras
+
+    # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result
+    return StageRun(store, "model", __name__, parents=[scaled], seed=params.seed,
+                    params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()})
+
+
+def discard_paused(scaled: ArtifactRef, params: TrainParams, artifacts: str) -> None:
+    """Remove the backup a paused training left (a halving trial pruned at a rung)."""
+    store = ArtifactStore(artifacts)
+    shutil.rmtree(store.root / ".train" / _training(store, scaled, params).cache_key, ignore_errors=True)
+
+
+def worker() -> str:
+    """Which process trained: host and process id (trials in parallel name their worker)."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,257 @@
+"""Validation with Great Expectations at three points: raw, after the split, after scaling.
+
+Wide data is never checked one column at a time. Each check runs on a small frame
+that numpy computes in one vectorised pass: a *feature profile* (one row per feature:
+dtype kind, nulls, non-finite count, min, max, allowed range; 784 rows for the
+images), a *target* frame, a *split index* and its *sizes* and *class balance*.
+Great Expectations then runs a handful of expectations per frame, and a failure names
+the expectation, the column and example values (the frame's index names the feature,
+row, split or class). The suites run in ``tasks.checks.gx`` (in a helper process under the CLI).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.checks.findings import finding
+from tasks.checks.gx import Check, Failure, expect, run_suites
+from tasks.core.errors import InputError
+from tasks.stages.scale import checked_moments, feature_names
+from tasks.store.artifacts import DATA_DOCS, ArtifactRef, ArtifactStore
+from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
+from tasks.store.stage import StageRun, logger, reported
+
+MIN_ROWS = 20
+MEAN_TOLERANCE = 1e-3
+STD_TOLERANCE = 1e-2
+
+
+class CheckFailed(RuntimeError):
+    """A validation point's expectations failed. The message says each finding in plain words
+    (column, rows, values); ``failures`` keep Great Expectations' terms, as the report does."""
+
+    def __init__(self, point: str, dataset: str, failures: list[Failure], findings: list[str],
+                 report: Report):
+        self.point, self.dataset, self.failures, self.report = point, dataset, failures, report
+        lines = "\n".join(f"  - {f}" for f in findings)
+        super().__init__(f"{dataset}: the data failed {point} validation ({len(failures)} check"
+                         f"{'s' if len(failures) != 1 else ''}):\n{lines}")
+
+
+class ValidationFailed(CheckFailed, InputError):
+    """The data broke an expectation (raw, after the split): the input's fault, exit 2."""
+
+
+class ScalingFault(CheckFailed):
+    """The scaled data broke an expectation: the scaling stage's fault, exit 1 with its traceback."""
+
+
+@dataclass
+class Report:
+    point: str
+    dataset: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    pages: list[str] = field(default_factory=list)  # Great Expectations' Data Docs page of each check
+
+    def table(self):
+        import pyarrow as pa
+        return pa.Table.from_pylist(self.checks or [{"frame": "", "expectation": "", "column": "",
+                                                     "success": True, "unexpected": 0}])
+
+
+def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check],
+               failed: type[CheckFailed] = ValidationFailed, site: str | None = None) -> Report:
+    """Run every check; raise ``failed`` naming every finding, else return a report.
+    ``site``: the run's Data Docs folder, which gets Great Expectations' pages of these results."""
+    outcome, seconds = run_suites(point, checks, site)
+    report = Report(point, data.spec.name, outcome.rows, seconds, list(outcome.pages))
+    if outcome.failures:
+        findings = [line for failure in outcome.failures for line in finding(failure, data)]
+        raise failed(point, data.spec.name, outcome.failures, findings, report)
+    return report
+
+
+# ---- the frames ------------------------------------------------------------------------
+def feature_profile(frame: Frame) -> pd.DataFrame:
+    """One row per feature: dtype kind, nulls, non-finite values, min, max, allowed range."""
+    X, spec = frame.X, frame.spec
+    names = feature_names(frame)
+    if X.dtype.kind == "f" and np.isfinite(X.sum(axis=0)).all():  # no NaN, no inf: no masked copies of X
+        nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    elif X.dtype.kind == "f":
+        nan = np.isnan(X).sum(axis=0)
+        nonfinite = np.isinf(X).sum(axis=0)
+        with np.errstate(all="ignore"):
+            finite = np.where(np.isinf(X), np.nan, X)
+            lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+    else:
+        nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    ranges = spec.feature_ranges or {}
+    lower = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[0] for n in spec.features]
+    upper = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[1] for n in spec.features]
+    if spec.is_image:  # one range for all pixels
+        lower, upper = lower * X.shape[1], upper * X.shape[1]
+    # a table's feature with one value in every row (not an image's pixel: a border pixel may be)
+    constant = (lo == hi) & (len(X) > 1) & (not spec.is_image)
+    return pd.DataFrame({"kind": X.dtype.kind, "nulls": nan, "nonfinite": nonfinite,
+                         "min": lo.astype(float), "max": hi.astype(float),
+                         "lower": np.asarray(lower, float), "upper": np.asarray(upper, float),
+                         "constant": constant},
+                        index=pd.Index(names, name="feature"))
+
+
+def _class_set(spec: DatasetSpec, y: np.ndarray) -> list[int]:
+    """The allowed labels: the spec's, or every integer from 0 to the largest seen."""
+    if spec.classes is not None:
+        return list(spec.classes)
+    numeric = pd.to_numeric(pd.Series(y), errors="coerce").dropna()
+    return list(range(int(max(numeric.max(), 0)) + 1)) if len(numeric) else [0]
+
+
+def raw_checks(frame: Frame) -> list[Check]:
+    spec = frame.spec
+    target = pd.DataFrame({spec.target: frame.y}, index=pd.Index(frame.row_id, name="row"))
+    rows = expect("ExpectTableRowCountToEqual", value=spec.rows) if spec.rows \
+        else expect("ExpectTableRowCountToBeBetween", min_value=MIN_ROWS)
+    on_target = [rows, expect("ExpectColumnValuesToNotBeNull", column=spec.target)]
+    if spec.task == "classification":
+        on_target.append(expect("ExpectColumnValuesToBeInSet", column=spec.target, value_set=_class_set(spec, frame.y)))
+    else:
+        on_target.append(expect("ExpectColumnValuesToBeInTypeList", column=spec.target,
+                                type_list=["float64", "float32", "int64", "int32"]))
+        if spec.target_range:
+            on_target.append(expect("ExpectColumnValuesToBeBetween", column=spec.target,
+                                    min_value=spec.target_range[0], max_value=spec.target_range[1]))
+    on_features = [
+        expect("ExpectTableRowCountToEqual", value=int(np.prod(spec.feature_shape))),
+        expect("ExpectColumnValuesToBeInSet", column="kind", value_set=["u", "i", "f"]),
+        expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=0),
+        expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0),
+        expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="min", column_B="lower", or_equal=True),
+        expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="upper", column_B="max", or_equal=True),
+        expect("ExpectColumnValuesToBeInSet", column="constant", value_set=[False]),
+    ]
+    return [Check("target", target, on_target, "row"),
+            Check("features", feature_profile(frame), on_features, "feature")]
+
+
+def split_checks(index: SplitIndex, raw_rows: int) -> list[Check]:
+    spec = index.spec
+    table = pd.DataFrame({"row_id": index.row_id, "split": index.split, "target": index.y})
+    on_index = [expect("ExpectTableRowCountToEqual", value=raw_rows),
+                expect("ExpectColumnValuesToBeUnique", column="row_id"),
+                expect("ExpectColumnValuesToBeInSet", column="split", value_set=list(SPLITS))]
+    sizes = table["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_frame("rows")
+    expected = spec.split.sizes or {}
+    sizes["expected"] = [expected.get(s, n) for s, n in sizes["rows"].items()]
+    on_sizes = [expect("ExpectColumnValuesToBeBetween", column="rows", min_value=1),
+                expect("ExpectColumnPairValuesToBeEqual", column_A="rows", column_B="expected")]
+    checks = [Check("split index", table, on_index, "row"), Check("split sizes", sizes, on_sizes, "split")]
+    if spec.task == "classification":
+        checks.append(Check("class balance", class_balance(table), [
+            expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="tolerance", column_B="gap", or_equal=True)],
+            "split/class"))
+    return checks
+
+
+def class_balance(table: pd.DataFrame) -> pd.DataFrame:
+    """Per split and class: how far the class share strays from its overall share.
+
+    The tolerance is 5 points plus four standard errors of a share in a split that size,
+    so small random splits are not failed for sampling noise.
+    """
+    overall = table["target"].value_counts(normalize=True)
+    rows = []
+    for name, part in table.groupby("split"):
+        share = part["target"].value_counts(normalize=True).reindex(overall.index, fill_value=0.0)
+        n = len(part)
+        for label, p in overall.items():
+            rows.append({"at": f"{name}/{label}", "gap": abs(share[label] - p),
+                         "tolerance": 0.05 + 4 * np.sqrt(p * (1 - p) / n)})
+    return pd.DataFrame(rows).set_index("at")
+
+
+def scaled_checks(scaled: Frame) -> list[Check]:
+    n_train = int(np.count_nonzero(scaled.split == "train"))
+    mean, std, nonfinite = checked_moments(scaled.X, n_train)  # train rows come first
+    profile = pd.DataFrame({
+        "mean": mean,
+        # a constant train column scales to all zeros (std 0); any other must have std 1
+        "std_gap": np.minimum(np.abs(std - 1.0), np.abs(std)),
+        "nonfinite": nonfinite,
+    }, index=pd.Index(feature_names(scaled), name="feature"))
+    return [Check("scaled features", profile, [
+        expect("ExpectColumnValuesToBeBetween", column="mean", min_value=-MEAN_TOLERANCE, max_value=MEAN_TOLERANCE),
+        expect("ExpectColumnValuesToBeBetween", column="std_gap", max_value=STD_TOLERANCE),
+        expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0)], "feature")]
+
+
+def validate_raw(frame: Frame, site: str | None = None) -> Report:
+    return run_checks("raw", frame, raw_checks(frame), site=site)
+
+
+def validate_split(index: SplitIndex, raw_rows: int, site: str | None = None) -> Report:
+    return run_checks("split", index, split_checks(index, raw_rows), site=site)
+
+
+def validate_scaled(scaled: Frame, site: str | None = None) -> Report:
+    return run_checks("scaled", scaled, scaled_checks(scaled), ScalingFault, site)  # the scaler's fault
+
+
+# ---- the Prefect tasks -----------------------------------------------------------------
+def data_docs_site(artifacts: str) -> str | None:
+    """This flow run's Data Docs folder (none outside a flow run: nothing to name it after)."""
+    from prefect.runtime import flow_run
+
+    return str(Path(artifacts).resolve() / DATA_DOCS / str(flow_run.id)) if flow_run.id else None
+
+
+def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], artifacts: str,
+               check: Callable[[str | None], Report], force: bool) -> ArtifactRef:
+    """Run a validation point once per input; write its report; pass the input on."""
+    def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        try:
+            report = check(data_docs_site(artifacts))
+        except CheckFailed as failed:  # the report keeps Great Expectations' result; nothing is cached
+            pages = failed.report.pages
+            run.put_table(failed.report.table(), validation_seconds=failed.report.seconds, data_docs=tuple(pages))
+            logger().error("validation %s failed:\n%s%s", point, "\n".join(f"  - {f.line}" for f in failed.failures),
+                           "".join(f"\n  Data Docs: {page}" for page in pages))
+            raise
+        logger().info("validation %s: %d expectations passed in %.2f s",
+                      point, len(report.checks), report.seconds)
+        return {"report": run.put_table(report.table(), validation_seconds=report.seconds,
+                                        data_docs=tuple(report.pages))}
+
+    run = StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents)
+    run.run(produce, force)
+    return reported(dataclasses.replace(subject), run)  # a new value: the graph draws validate -> next
+
+
+@task(name="validate-raw", cache_policy=NO_CACHE)
+def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
+    return _validated("raw", raw, [raw], artifacts, lambda site: validate_raw(read_frame(raw.path), site), force)
+
+
+@task(name="validate-split", cache_policy=NO_CACHE)
+def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
+                        ) -> ArtifactRef:
+    return _validated("split", index, [index, raw], artifacts,
+                      lambda site: validate_split(read_index(index.path), raw.rows, site), force)
+
+
+@task(name="validate-scaled", cache_policy=NO_CACHE)
+def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
+    return _validated("scaled", scaled, [scaled], artifacts,
+                      lambda site: validate_scaled(read_frame(scaled.path), site), force)

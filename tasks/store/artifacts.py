@@ -1,0 +1,284 @@
+"""The artifact store: content-addressed files with a JSON lineage sidecar each.
+
+Every stage output lands here as ``<root>/<stage>/<sha256>.<ext>`` next to
+``<sha256>.json``. Writes are atomic (temp file in the same folder, fsync,
+``os.replace``), so a reader never sees half a file, and a path holds the bytes its name
+says: a file found changed on disk is moved to ``_quarantine/`` (kept, never deleted) and
+written again. Tasks hand each other small ``ArtifactRef`` values, not data.
+
+The store also keeps the stage cache: ``<root>/_cache/<stage>/<key>.json`` maps a
+cache key (input hashes, parameters, code hash) to the refs the stage produced.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core.faults import pause_point
+from tasks.store.dataset import remember
+from tasks.store.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
+from tasks.store.parquet_layout import write_settings
+
+LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
+             "tensorflow", "prefect", "great-expectations")
+_CHUNK = 1 << 20
+STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed write, not a live one
+# The store's own folders beside the content-addressed stage folders, each written by one owner
+TENSORBOARD = "tensorboard"  # training's TensorBoard logs, a folder per training
+CHAMPIONS = "champions"  # each champion gate's decision history (tasks/serving/champion.py)
+EXPORT = "export"  # SavedModels for serving (tasks/serving/export.py)
+DATA_DOCS = "data-docs"  # Great Expectations' Data Docs, a site per flow run (tasks/checks/data_docs.py)
+NOT_ARTIFACTS = (TENSORBOARD, CHAMPIONS, EXPORT, DATA_DOCS)
+
+
+class _HashingWriter:
+    """A file wrapper that hashes every byte on its way to disk (one pass, no copy)."""
+
+    def __init__(self, raw):
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of a JSON-serialisable value, independent of dict order."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def git_version() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def run_context() -> dict[str, str | None]:
+    """The Prefect flow run and task run that are producing an artifact, if any."""
+    try:
+        from prefect.runtime import flow_run, task_run
+        return {"flow_run_id": flow_run.id, "flow_name": flow_run.flow_name,
+                "task_run_id": task_run.id, "task_name": task_run.task_name}
+    except Exception:  # outside Prefect (plain function calls, tests)
+        return {"flow_run_id": None, "flow_name": None, "task_run_id": None, "task_name": None}
+
+
+def _sweep_stale_temporaries(folder: Path) -> None:
+    """Delete what a write killed mid-way left (a name never given: nothing refers to it)."""
+    for leftover in folder.glob(".tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - leftover.stat().st_mtime > STALE_TEMP_SECONDS:
+                leftover.unlink()
+
+
+def located(root: Path, path: str) -> Path:
+    """Where a recorded artifact path is in the store at ``root`` (``<root>/<stage folder>/<file>``):
+    a store that was moved or copied finds its own artifacts, not those of the folder it came from."""
+    return root / Path(path).parent.name / Path(path).name
+
+
+class ArtifactStore:
+    """A folder of content-addressed artifacts. A few verbs: put, read, cache."""
+
+    def __init__(self, root: str | os.PathLike = "artifacts"):
+        self.root = Path(root)
+
+    # ---- writing -------------------------------------------------------
+    @contextlib.contextmanager
+    def _atomic(self, folder: Path, suffix: str) -> Iterator[tuple[Any, Path]]:
+        folder.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_temporaries(folder)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+        tmp_path = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle, tmp_path
+                pause_point(f"write:{folder.name}")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+
+    def _publish(self, tmp: Path, stage: str, digest: str, suffix: str, rows: int | None,
+                 lineage: dict[str, Any]) -> ArtifactRef:
+        final = tmp.parent / f"{digest}{suffix}"
+        ref = ArtifactRef(stage=stage, path=str(final), sha256=digest, rows=rows)
+        if final.exists() and sha256_file(final) == digest:
+            tmp.unlink()
+        else:
+            if final.exists():  # bytes that do not match their name were damaged: kept aside, not lost
+                moved = self.quarantine(final)
+                logging.getLogger("pipeline").warning("%s did not hold the bytes its name says (changed on disk); "
+                                                      "moved to %s and written again", final, moved)
+            os.replace(tmp, final)
+        record = self._record(ref, lineage)
+        try:  # the same bytes again (a retraining, a re-evaluation): keep the first record, name this run
+            known = self.record(ref)
+        except LineageError:  # no sidecar yet, or one this version cannot read: write this run's
+            known = None
+        updated = record if known is None else known.with_producer(record.producer)
+        if updated is not known:  # an unchanged record is not rewritten
+            self.write_json(ref.sidecar_path, updated.to_json())
+        return ref
+
+    def write_json(self, path: Path, text: str) -> None:
+        """Write a small JSON file atomically (a sidecar, a cache entry, a champion record)."""
+        with self._atomic(path.parent, ".json") as (handle, tmp):
+            handle.write(text.encode())
+        os.replace(tmp, path)
+
+    def put_table(self, table: pa.Table, stage: str, **lineage: Any) -> ArtifactRef:
+        """Write an Arrow table as Parquet; hash the bytes while they are written."""
+        with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
+            sink = _HashingWriter(handle)
+            pq.write_table(table, pa.PythonFile(sink, mode="w"), **write_settings(table))
+        ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows, lineage)
+        remember(ref.path, table)
+        return ref
+
+    def put_file(self, source: str | os.PathLike, stage: str, **lineage: Any) -> ArtifactRef:
+        """Copy a finished file (a model, a plot) into the store under its hash."""
+        source = Path(source)
+        with self._atomic(self.root / stage, source.suffix) as (handle, tmp):
+            sink = _HashingWriter(handle)
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, sink, _CHUNK)
+        return self._publish(tmp, stage, sink.digest.hexdigest(), source.suffix, None, lineage)
+
+    @staticmethod
+    def _record(ref: ArtifactRef, lineage: dict[str, Any]) -> Lineage:
+        """The one place a lineage record is made: the stage's facts plus the run and the code."""
+        parents = tuple(p if isinstance(p, (ArtifactRef, RawFile)) else parent_of(p)
+                        for p in lineage.pop("parents", ()))
+        return Lineage(artifact=ref, stage=ref.stage, parents=parents, dataset=lineage.pop("dataset", ""),
+                       params=lineage.pop("params", {}), seed=lineage.pop("seed", None),
+                       code_hash=lineage.pop("code_hash", None), git=git_version(), libraries=library_versions(),
+                       created=dt.datetime.now(dt.UTC).isoformat(), **run_context(), **lineage)
+
+    # ---- reading -------------------------------------------------------
+    @staticmethod
+    def record(ref: ArtifactRef) -> Lineage:
+        """The artifact's lineage record (``LineageError`` when missing, unreadable or foreign)."""
+        return Lineage.read(ref.sidecar_path)
+
+    # ---- cache ---------------------------------------------------------
+    def cache_get(self, stage: str, key: str, warn=None) -> dict[str, ArtifactRef] | None:
+        """The refs a stage produced for this key, if every one is still the artifact it was.
+
+        Cheap first: a file whose size and modification time are those recorded at write is
+        taken as it is; one that changed is hashed again. An artifact whose bytes no longer match
+        its name (or is gone, or lost its sidecar) makes this a miss: the stage runs again and
+        writes the good bytes back, and the changed file is kept in ``_quarantine/``.
+        """
+        entry = self.root / "_cache" / stage / f"{key}.json"
+        if not entry.exists():
+            return None
+        try:
+            raw = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            return None  # a cache entry cut short: the stage runs again and rewrites it
+        refs = {name: self._here(ArtifactRef(**{k: v for k, v in fields.items() if k != "stat"}))
+                for name, fields in raw.items()}
+        changed = [ref for name, ref in refs.items() if not self._intact(ref, raw[name].get("stat"), warn)]
+        if changed:
+            return None
+        return refs
+
+    def _here(self, ref: ArtifactRef) -> ArtifactRef:
+        return dataclasses.replace(ref, path=str(located(self.root, ref.path)))
+
+    def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:
+        path = Path(ref.path)
+        try:
+            now = path.stat()
+        except FileNotFoundError:
+            return False
+        try:
+            Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
+        except LineageError:
+            return False
+        if stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
+            return True
+        if sha256_file(path) == ref.sha256:
+            return True
+        target = self.quarantine(path)
+        (warn or logging.getLogger("pipeline").warning)(
+            "%s changed on disk since it was written (its bytes no longer match its name); moved to %s, and the "
+            "stage runs again to write the good bytes back", path, target)
+        return False
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a damaged artifact out of the way: kept under ``_quarantine/``, never deleted."""
+        target = self.root / "_quarantine" / path.parent.name / f"{path.name}.{time.time_ns()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:  # another run found the same damage and moved it first
+            return target.parent
+        return target
+
+    @contextlib.contextmanager
+    def producing(self, stage: str, key: str) -> Iterator[None]:
+        """Hold the store's lock on one stage key while it is produced (other processes wait)."""
+        import fcntl
+
+        lock = self.root / "_cache" / stage / f"{key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
+        """Remember a stage's refs, with each file's size and modification time as written."""
+        entry = {}
+        for name, ref in refs.items():
+            stat = Path(ref.path).stat()
+            entry[name] = {**ref.to_dict(), "stat": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
+        self.write_json(self.root / "_cache" / stage / f"{key}.json", json.dumps(entry, indent=2, sort_keys=True))
