@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flows.launch.console import FilteredStderr, brief_console, error_block
-from flows.launch.embedded import EmbeddedServer
+from flows.launch.embedded import EmbeddedServer, shared
 from flows.launch.options import COURSE, check_options, parser, search_plan, train_params
 from flows.launch.teardown import exit_without_teardown
 from tasks.core.errors import InputError
@@ -44,13 +44,12 @@ def started(keras: bool = True, pool: int = 0) -> Iterator[EmbeddedServer]:
     Great Expectations' helper process, the embedded server (unless one is configured) and
     Keras's import on a side thread (not for a search whose trials all run in workers), or,
     for a search on a local pool of ``pool`` workers, the template process they fork from.
-    The processes are stopped on the way out."""
+    The helper is stopped on the way out; the server when the process exits (``embedded``)."""
     from tasks.checks.gx import start_worker, stop_worker
 
-    server = EmbeddedServer()
     try:
         start_worker()
-        server.start()
+        server = shared()
         if keras:
             prefetch("keras")
         if pool > 1:
@@ -59,7 +58,6 @@ def started(keras: bool = True, pool: int = 0) -> Iterator[EmbeddedServer]:
             prestart(pool, server.url)
         yield server
     finally:
-        server.stop()
         stop_worker()
 
 
@@ -189,8 +187,8 @@ def _main(args: argparse.Namespace) -> int:
         return _champion(args)
     if args.flow == "export":
         _quiet_defaults()
-        from tasks.serving.champion import trained
         from tasks.serving.export import export
+        from tasks.serving.resolve import trained
         from tasks.store.artifacts import ArtifactStore
 
         store = ArtifactStore(args.artifacts)

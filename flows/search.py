@@ -21,7 +21,7 @@ from flows.steps.halving import halving_trials
 from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
 from tasks.core.params import TrainParams
 from tasks.search.plan import Proposer, SearchPlan, heaviest_first, search_stopped, trial_params
-from tasks.search.trials import Progress, best_row, record_search_task, trial_row, warm_up_task
+from tasks.search.trials import Progress, Status, TrialRow, best_row, record_search_task, trial_row, warm_up_task
 from tasks.stages.train import train_task
 from tasks.store.artifacts import ArtifactRef
 
@@ -36,17 +36,17 @@ def _outcome(future) -> dict | BaseException:
 
 
 def _trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, artifacts: str, force: bool,
-            workers: int) -> tuple[list[dict[str, Any]], dict[int, dict[str, ArtifactRef]]]:
+            workers: int) -> tuple[list[TrialRow], dict[int, dict[str, ArtifactRef]]]:
     """Every trial of a trial strategy: its rows, and the training refs of the finished ones."""
     proposer, progress, refs = Proposer(plan), Progress(plan), {}
 
-    def finished(row: dict[str, Any], outcome) -> None:
+    def finished(row: TrialRow, outcome) -> None:
         progress.add(row)
-        if row["status"] in ("ok", "pruned"):
-            refs[row["trial"]] = outcome
+        if row.status in (Status.OK, Status.PRUNED):
+            refs[row.trial] = outcome
         if progress.failed_in_a_row >= plan.max_failures:
-            last = [r["status"] for r in progress.rows[-progress.failed_in_a_row:]]
-            message = f"{progress.failed_in_a_row} trials in a row failed, the last with {row['reason']}"
+            last = [r.status for r in progress.rows[-progress.failed_in_a_row:]]
+            message = f"{progress.failed_in_a_row} trials in a row failed, the last with {row.reason}"
             raise search_stopped(message, last) from (outcome if isinstance(outcome, BaseException) else None)
 
     if plan.strategy == "halving":
@@ -59,13 +59,13 @@ def _trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, artifacts
         for i, params in enumerate(asked):  # numbered and told in the order asked
             outcome = _outcome(futures[i])
             row = trial_row(len(progress.rows) + 1, params, outcome)
-            proposer.tell(params, row["val_loss"] if row["status"] == "ok" else None)
+            proposer.tell(params, row.val_loss if row.status is Status.OK else None)
             finished(row, outcome)
     return progress.rows, refs
 
 
 def _sklearn_trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, task: str, artifacts: str,
-                    force: bool, workers: int) -> list[dict[str, Any]]:
+                    force: bool, workers: int) -> list[TrialRow]:
     from tasks.search.sklearn_search import sklearn_search_task
 
     options = {"n_iter": plan.n_iter, "seed": plan.seed, "grid_points": plan.grid_points,
@@ -98,16 +98,16 @@ def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data:
     recording = record_search_task.submit(rows, refs, scaled, plan.strategy, artifacts, force, rungs)
     if best is None:
         raise search_stopped(f"none of the {len(rows)} trials finished; see {value(recording.result())['trials'].path}",
-                             [r["status"] for r in rows])
-    best_params = {d.name: best[d.name] for d in plan.space}
+                             [r.status for r in rows])
+    best_params = best.params
     # a trial strategy's best is a trained stage already; scikit-learn's choice is trained now
-    chosen = refs.get(best["trial"]) or value(train_task(scaled, trial_params(train, best_params), artifacts, force))
+    chosen = refs.get(best.trial) or value(train_task(scaled, trial_params(train, best_params), artifacts, force))
     for future in warming:
         future.wait()
     # with workers, scored and reported in them: this process then never loads TensorFlow
     scored, test, champion = score_and_gate(chosen["model"], prepared, artifacts, force, submit=True)
     result = summary({**prepared, **chosen, **scored, **value(recording.result())}, test)
-    statuses = [r["status"] for r in rows]
-    return {**result, "champion": champion, "best_params": best_params, "best_val_loss": best["val_loss"],
+    statuses = [str(r.status) for r in rows]
+    return {**result, "champion": champion, "best_params": best_params, "best_val_loss": best.val_loss,
             "trials": {status: statuses.count(status) for status in sorted(set(statuses))},
-            "epochs": int(sum(r["epochs_run"] for r in rows))}
+            "epochs": int(sum(r.epochs_run for r in rows))}

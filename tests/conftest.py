@@ -1,8 +1,10 @@
-"""Shared fixtures: slices of the real data (from DATA_MIRROR) and quiet, fast Prefect settings."""
+"""Shared fixtures: slices of the real data (from DATA_MIRROR) and quiet, fast Prefect settings;
+and the check that the suite leaves no process behind."""
 from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 # before Prefect is imported anywhere: a persistent home (no migrations per run), no telemetry;
@@ -24,6 +26,26 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from tasks.stages.load import load_california_housing, load_fashion_mnist  # noqa: E402
+from tests.leftovers import left_behind  # noqa: E402
+
+SESSION_MARK = "KERAS_FLOWS_TEST_SESSION"  # in the environment of every process the suite starts
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, before any worker starts
+        os.environ.setdefault(SESSION_MARK, str(uuid.uuid4()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Once every test and worker has finished: fail the run if a process it started is still running."""
+    yield
+    if hasattr(session.config, "workerinput"):
+        return
+    left = left_behind(os.environ[SESSION_MARK], but=(os.getpid(), os.getppid()), grace=15)
+    if left:
+        print("\nprocesses the tests started are still running:\n  " + "\n  ".join(left))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

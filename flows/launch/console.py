@@ -95,10 +95,10 @@ class _WithoutUserTracebacks(logging.Formatter):
 def brief_console() -> None:
     """Prefect's console handler shows no traceback for an ``InputError`` (the API keeps it)."""
     import prefect.main  # noqa: F401 - sets up Prefect's logging, console handler included
+    from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
-        if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter,
-                                                                                 _WithoutUserTracebacks):
+        if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _WithoutUserTracebacks):
             handler.setFormatter(_WithoutUserTracebacks(handler.formatter))
 
 

@@ -1,14 +1,20 @@
-"""Prefect's embedded server, started as the CLI's first act instead of at its first API call.
+"""Prefect's server for a run on a machine where none is configured, started as early as possible.
 
-Prefect starts its temporary server lazily, when the flow makes its first API call: after
-Prefect, Keras and Great Expectations have been imported, and with the whole server stack
-(FastAPI, SQLAlchemy: ~2 s) imported into the client too. Starting the same server (the
-same app and settings Prefect uses, the same database under PREFECT_HOME) before those
-imports lets it boot on the other core meanwhile. Where a server is configured
+Prefect would start its temporary server lazily, at the flow's first API call: after Prefect,
+Keras and Great Expectations have been imported, and with the whole server stack (FastAPI,
+SQLAlchemy: ~2 s) imported into the client too. This starts the same app (Prefect's public
+``create_app``, the same database under PREFECT_HOME) as a child process before those
+imports, so it boots on the other core meanwhile. Where a server is configured
 (PREFECT_API_URL, in the environment or the profile), nothing is started.
+
+One server per process (``shared``), up until the process exits: Prefect sends a run's last
+logs and events as its threads shut down, before the exit handlers run, and the server stops in
+an exit handler after that. It also stops itself if its parent is killed (``server_app``), so no
+server outlives the command that started it.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -19,11 +25,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-ADDRESS_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it too)
+STARTUP_FAILED = 3  # uvicorn's exit code when it cannot bind, or its app cannot start
 
 
 class EmbeddedServer:
-    """One ``uvicorn prefect.server.api.server:create_app`` child process on a free local port."""
+    """One ``uvicorn flows.launch.server_app:create_app`` child process on a free local port."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
@@ -35,9 +41,8 @@ class EmbeddedServer:
         from prefect.settings import get_current_settings
 
         settings = get_current_settings()
-        if settings.api.url:
+        if settings.api.url or self.process is not None:
             return self
-        check_prefect()
         from flows.launch.server_app import PARENT_ENV
 
         self._env = {**os.environ, **settings.to_environment_variables(exclude_unset=True), "PREFECT_UI_ENABLED": "0",
@@ -54,12 +59,13 @@ class EmbeddedServer:
         self.url = f"http://127.0.0.1:{port}/api"
 
     def wait(self, timeout: float = 60.0) -> None:
-        """Block until the server answers /health; say plainly if it died or never answered."""
+        """Block until the server answers /health; say plainly if it died or never answered
+        (a Prefect whose ``create_app`` no longer takes what ``server_app`` passes dies here)."""
         if self.process is None:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() == ADDRESS_IN_USE:  # the port was taken since we picked it
+            if self.process.poll() == STARTUP_FAILED and _taken(self.url):  # the port was taken since we picked it
                 self._spawn()
             elif self.process.poll() is not None:
                 raise RuntimeError(f"the embedded Prefect server exited with code {self.process.returncode} "
@@ -86,26 +92,13 @@ class EmbeddedServer:
         self.wait()
         # No UI here (as in Prefect's own embedded server): no "View at" link to a dead page.
         # No flow-run heartbeats: they tell a server that outlives the run that the run is alive;
-        # this one stops with the run, and joining the heartbeat thread costs up to 1 s per flow.
+        # this one stops with the process, and joining the heartbeat thread costs up to 1 s per flow.
         # Process-wide too: a thread that does not inherit the settings context (the process-pool
         # task runner's forwarding of its workers' logs and events) falls back to Prefect's global
-        # settings, read at import, and would start a temporary server of its own and send the
-        # trials' logs and events there (as Prefect's own heartbeat thread once did).
-        from prefect.context import refresh_global_settings_context
-
-        saved, os.environ["PREFECT_API_URL"] = os.environ.get("PREFECT_API_URL"), self.url
-        refresh_global_settings_context()
-        with temporary_settings(updates={PREFECT_API_URL: self.url, PREFECT_UI_URL: "",
-                                         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            try:
-                yield
-            finally:
-                _drain_prefect_workers()
-                if saved is None:
-                    os.environ.pop("PREFECT_API_URL", None)
-                else:
-                    os.environ["PREFECT_API_URL"] = saved
-                refresh_global_settings_context()
+        # settings, read at import, and would start a temporary server of its own.
+        with pointed_at(self.url), temporary_settings(updates={PREFECT_API_URL: self.url, PREFECT_UI_URL: "",
+                                                               PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
 
     def stop(self) -> None:
         """SIGTERM and wait for the server's own clean shutdown, as Prefect does."""
@@ -120,37 +113,45 @@ class EmbeddedServer:
         self.process = None
 
 
-def _drain_prefect_workers() -> None:
-    """Send the run's last logs and events while the server is still up (Prefect would
-    otherwise send them at interpreter exit, to a server that is gone). Prefect has no
-    documented call for this; ``drain_all`` is what its own exit handler runs, checked by
-    ``check_prefect()`` at start-up."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
+@contextlib.contextmanager
+def pointed_at(url: str) -> Iterator[None]:
+    """PREFECT_API_URL in this process's environment (what child processes inherit) and in
+    Prefect's global settings, for the duration."""
+    from prefect.context import refresh_global_settings_context
 
-    APILogWorker.drain_all(timeout=10)
-    EventsWorker.drain_all(timeout=10)
+    saved, os.environ["PREFECT_API_URL"] = os.environ.get("PREFECT_API_URL"), url
+    refresh_global_settings_context()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+        refresh_global_settings_context()
 
 
-def check_prefect() -> None:
-    """Fail at start-up, not at the end of a run, if Prefect no longer has what this module
-    uses. Reads Prefect's source instead of importing the server stack into the CLI (~2 s)."""
-    import importlib.util
+_shared: EmbeddedServer | None = None
 
-    import prefect
 
-    def source(module: str) -> str:
-        return Path(importlib.util.find_spec(module).origin).read_text()
+def shared() -> EmbeddedServer:
+    """This process's embedded server (started on the first call unless a server is configured),
+    stopped when the process exits, after Prefect has sent the last logs and events."""
+    global _shared
+    if _shared is None:
+        _shared = EmbeddedServer().start()
+        atexit.register(_shared.stop)
+    return _shared
 
-    server = source("prefect.server.api.server")
-    signature = server[server.index("def create_app("):][:600]
-    missing = [f"prefect.server.api.server.create_app({name}=)" for name in ("ephemeral", "final")
-               if f"{name}: bool" not in signature]
-    if "def drain_all(" not in source("prefect._internal.concurrency.services"):  # their shared base class
-        missing.append("QueueService.drain_all (of APILogWorker and EventsWorker)")
-    if missing:
-        raise RuntimeError(f"prefect {prefect.__version__} lacks {', '.join(missing)}, which this project was "
-                           "checked with (prefect 3.9); install the version pyproject.toml pins")
+
+def _taken(url: str) -> bool:
+    """Whether something else listens on the port of ``url`` (then a new port is worth a try)."""
+    with contextlib.closing(socket.socket()) as sock:
+        try:
+            sock.bind(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+        except OSError:
+            return True
+    return False
 
 
 def _free_port() -> int:

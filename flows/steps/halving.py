@@ -8,18 +8,18 @@ and judged in trial order, so the same seed gives the same search for a given ``
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 from tasks.core.params import TrainParams
 from tasks.search.plan import Proposer, trial_params
-from tasks.search.trials import trial_row
+from tasks.search.trials import Status, TrialRow, trial_row
 from tasks.stages.train import discard_paused, train_task
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 
 
 def halving_trials(proposer: Proposer, scaled: ArtifactRef, train: TrainParams, artifacts: str, force: bool,
-                   workers: int, outcome: Callable, on_row: Callable[[dict[str, Any], Any], None]) -> None:
+                   workers: int, outcome: Callable, on_row: Callable[[TrialRow, object], None]) -> None:
     """Run the plan's trials through the rungs; hand each finished trial's row and outcome
     (its training refs, or the exception that ended it) to ``on_row``."""
     plan, number = proposer.plan, 0
@@ -36,7 +36,7 @@ def halving_trials(proposer: Proposer, scaled: ArtifactRef, train: TrainParams, 
                 params, result = alive[n], outcome(future)
                 if isinstance(result, BaseException):
                     proposer.tell(params, None)
-                    on_row({**trial_row(n, params, result), "rung": rung, "budget": budget}, result)
+                    on_row(dataclasses.replace(trial_row(n, params, result), rung=rung, budget=budget), result)
                     del alive[n]
                     continue
                 facts = ArtifactStore.record(result["model"]).training
@@ -45,12 +45,13 @@ def halving_trials(proposer: Proposer, scaled: ArtifactRef, train: TrainParams, 
                 if finished or not proposer.promote(params, rung, facts.best_val_loss):
                     pruned = not finished
                     proposer.tell(params, facts.best_val_loss, pruned=pruned)
-                    row = trial_row(n, params, result)
-                    row.update(seconds=round(seconds[n], 2), rung=rung, budget=budget)
+                    row = dataclasses.replace(trial_row(n, params, result), seconds=round(seconds[n], 2),
+                                              rung=rung, budget=budget)
                     if pruned:
                         discard_paused(scaled, trial_params(train, params), artifacts)
-                        row.update(status="pruned", reason=f"pruned after {budget} epochs (rung {rung} of "
-                                                          f"{len(rungs)}): not in the best 1/{plan.reduction_factor}")
+                        row = dataclasses.replace(row, status=Status.PRUNED, reason=(
+                            f"pruned after {budget} epochs (rung {rung} of {len(rungs)}): "
+                            f"not in the best 1/{plan.reduction_factor}"))
                     on_row(row, result)
                     del alive[n]
             if not alive:

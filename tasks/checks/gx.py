@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -187,8 +186,9 @@ class WorkerGone(RuntimeError):
     """The helper process exited: the caller validates in its own process instead."""
 
 
-def _serve(conn) -> None:
-    """The helper's loop: import GE at once, then run each (point, checks) it is sent."""
+def _serve(conn, finished) -> None:
+    """The helper's loop: import GE at once, then run each (point, checks) it is sent; set
+    ``finished`` once asked to stop and every Data Docs page is written."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     tune_memory()  # each suite's frames are freed after it: give them back
     _gx()
@@ -209,7 +209,7 @@ def _serve(conn) -> None:
         if render is not None:  # after the reply: the flow goes on meanwhile
             render()
     conn.close()
-    os._exit(0)  # like the CLI: no interpreter teardown of GE's modules
+    finished.set()
 
 
 class GxWorker:
@@ -218,8 +218,10 @@ class GxWorker:
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a process that may hold TF threads
         self._conn, child = context.Pipe()
+        self._finished = context.Event()
         self._lock = threading.Lock()  # one request and its reply at a time on the pipe
-        self.process = context.Process(target=_serve, args=(child,), name="great-expectations", daemon=True)
+        self.process = context.Process(target=_serve, args=(child, self._finished), name="great-expectations",
+                                       daemon=True)
         self.process.start()
         child.close()
         self._rendering = False  # Data Docs asked for: let the helper finish them before it exits
@@ -240,14 +242,16 @@ class GxWorker:
         return payload
 
     def stop(self) -> None:
-        """Ask the helper to exit; one still importing (a run that failed early) is terminated."""
+        """Ask the helper to finish; once it has (its Data Docs rendered), it is terminated rather
+        than waited for through the interpreter's teardown of Great Expectations (~1 s); one still
+        importing (a run that failed early) is terminated at once."""
         with contextlib.suppress(OSError):
             self._conn.send(None)
         self._conn.close()
-        self.process.join(timeout=30 if self._rendering else 1)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=5)
+        if self._rendering:
+            self._finished.wait(timeout=30)
+        self.process.terminate()
+        self.process.join(timeout=5)
 
 
 _worker: GxWorker | None = None

@@ -4,10 +4,16 @@ The deep variants share one dense-stack builder, the Wide & Deep variants one wi
 returns a compiled model. Model code uses Keras 3 APIs only (``keras.ops``, no ``tf.*``), so
 it runs under any Keras backend. Which builder and which defaults make a named model is the
 registry's business (``tasks/model/registry.py``).
+
+Every random initializer and dropout layer gets its seed from ``hp["seed"]`` (``Seeds``): Keras
+would draw a layer's default seed from Python's global ``random``, which other threads share
+(Prefect's websocket keepalive draws from it), so a seeded build was not always the same model.
 """
 from __future__ import annotations
 
+import inspect
 import math
+import random
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +24,24 @@ FEATURES = "features"  # the one input of a single-input model
 
 
 # ---- shared pieces ----------------------------------------------------------------------
+class Seeds:
+    """The seeds of one model's random layers, drawn in build order from the training's seed
+    (None: Keras's own default seeds, as a plain ``keras.layers.Dense`` takes)."""
+
+    def __init__(self, seed: int | None):
+        self._random = None if seed is None else random.Random(seed)
+
+    def __call__(self) -> int | None:
+        return None if self._random is None else self._random.randint(1, 10**9)
+
+    def initializer(self, name: str | None = None):
+        """Keras's initializer of that name (default glorot_uniform, Dense's), with the next seed."""
+        import keras
+
+        kind = type(keras.initializers.get(name or "glorot_uniform"))
+        return kind(seed=self()) if "seed" in inspect.signature(kind).parameters else kind()
+
+
 def _optimizer(name: str, learning_rate: float):
     import keras
 
@@ -42,11 +66,11 @@ def _compile(model, task: str, hp: dict[str, Any], outputs: tuple[str, ...] = ()
     return model
 
 
-def _dense_block(x, hp: dict[str, Any], batch_norm: str | None = None):
+def _dense_block(x, hp: dict[str, Any], seeds: Seeds, batch_norm: str | None = None):
     """One hidden layer: Dense, optionally with BatchNormalization after or before the activation."""
     import keras
 
-    init = hp.get("initializer") or "glorot_uniform"
+    init = seeds.initializer(hp.get("initializer"))
     if batch_norm == "before":  # the course keeps Dense's bias here (BN's beta makes it redundant)
         x = keras.layers.Dense(hp["width"], kernel_initializer=init)(x)
         x = keras.layers.BatchNormalization()(x)
@@ -82,15 +106,16 @@ def build_dense_stack(input_shapes, n_outputs, hp, task: str, batch_norm: str | 
     BatchNormalization and (Alpha)Dropout before the output; the course's MLPs and deep nets."""
     import keras
 
+    seeds = Seeds(hp.get("seed"))
     inputs = keras.Input(shape=input_shapes[FEATURES], name=FEATURES)
     x = keras.layers.Flatten()(inputs)
     for width in _widths(hp):
-        x = _dense_block(x, {**hp, "width": width}, batch_norm)
+        x = _dense_block(x, {**hp, "width": width}, seeds, batch_norm)
     if hp.get("dropout"):
         kind = keras.layers.AlphaDropout if hp.get("dropout_kind") == "alpha" else keras.layers.Dropout
-        x = kind(hp["dropout"])(x)
+        x = kind(hp["dropout"], seed=seeds())(x)
     activation = "softmax" if task == "classification" else None
-    outputs = keras.layers.Dense(n_outputs, activation=activation)(x)
+    outputs = keras.layers.Dense(n_outputs, activation=activation, kernel_initializer=seeds.initializer())(x)
     return _compile(keras.Model(inputs, outputs), task, hp)
 
 
@@ -98,30 +123,36 @@ def build_cnn(input_shapes, n_outputs, hp):
     """Beyond the course: a small CNN (two conv blocks, a dense head), for >= 0.925 on Fashion-MNIST."""
     import keras
 
+    seeds = Seeds(hp.get("seed"))
     inputs = keras.Input(shape=input_shapes[FEATURES], name=FEATURES)
     x = keras.layers.Reshape((*input_shapes[FEATURES], 1))(inputs)
+
+    def conv(filters: int):
+        return keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                   kernel_initializer=seeds.initializer())
+
     for filters in hp["filters"]:
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = conv(filters)(x)
         x = keras.layers.BatchNormalization()(x)
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = conv(filters)(x)
         x = keras.layers.MaxPooling2D()(x)
-        x = keras.layers.Dropout(0.25)(x)
+        x = keras.layers.Dropout(0.25, seed=seeds())(x)
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(hp["width"], activation="relu")(x)
-    x = keras.layers.Dropout(hp["dropout"])(x)
-    outputs = keras.layers.Dense(n_outputs, activation="softmax")(x)
+    x = keras.layers.Dense(hp["width"], activation="relu", kernel_initializer=seeds.initializer())(x)
+    x = keras.layers.Dropout(hp["dropout"], seed=seeds())(x)
+    outputs = keras.layers.Dense(n_outputs, activation="softmax", kernel_initializer=seeds.initializer())(x)
     return _compile(keras.Model(inputs, outputs), "classification", hp)
 
 
-def _wide_deep_graph(wide, deep, hp):
+def _wide_deep_graph(wide, deep, hp, seeds: Seeds):
     """Deep path: the hidden Dense layers on ``deep``; the head sees concat(wide, deep path)."""
     import keras
 
     hidden = deep
     for width in _widths(hp):
-        hidden = keras.layers.Dense(width, activation=hp["activation"])(hidden)
+        hidden = keras.layers.Dense(width, activation=hp["activation"], kernel_initializer=seeds.initializer())(hidden)
     concat = keras.layers.Concatenate()([wide, hidden])
-    return hidden, keras.layers.Dense(1, name="main")(concat)
+    return hidden, keras.layers.Dense(1, name="main", kernel_initializer=seeds.initializer())(concat)
 
 
 def build_wide_deep(input_shapes, n_outputs, hp):
@@ -129,7 +160,7 @@ def build_wide_deep(input_shapes, n_outputs, hp):
     import keras
 
     inputs = keras.Input(shape=input_shapes[FEATURES], name=FEATURES)
-    _, output = _wide_deep_graph(inputs, inputs, hp)
+    _, output = _wide_deep_graph(inputs, inputs, hp, Seeds(hp.get("seed")))
     return _compile(keras.Model(inputs, output), "regression", hp)
 
 
@@ -139,12 +170,13 @@ def build_wide_deep_multi(input_shapes, n_outputs, hp, outputs: tuple[str, ...] 
     head on the deep path (the course's multi-output model)."""
     import keras
 
+    seeds = Seeds(hp.get("seed"))
     wide = keras.Input(shape=input_shapes["wide"], name="wide")
     deep = keras.Input(shape=input_shapes["deep"], name="deep")
-    hidden, main = _wide_deep_graph(wide, deep, hp)
+    hidden, main = _wide_deep_graph(wide, deep, hp, seeds)
     heads = {"main": main}
     if "aux" in outputs:
-        heads["aux"] = keras.layers.Dense(1, name="aux")(hidden)
+        heads["aux"] = keras.layers.Dense(1, name="aux", kernel_initializer=seeds.initializer())(hidden)
     model = keras.Model({"wide": wide, "deep": deep}, heads if outputs else main)
     return _compile(model, "regression", hp, outputs, loss_weights)
 
@@ -157,19 +189,20 @@ def _wide_and_deep_class():
     class WideAndDeep(keras.Model):
         """The course's Wide & Deep written as a subclass; ``get_config`` makes it saveable."""
 
-        def __init__(self, units: int = 30, activation: str = "relu", **kwargs):
+        def __init__(self, units: int = 30, activation: str = "relu", seed: int | None = None, **kwargs):
             super().__init__(**kwargs)
-            self.units, self.activation = units, activation
-            self.hidden1 = keras.layers.Dense(units, activation=activation)
-            self.hidden2 = keras.layers.Dense(units, activation=activation)
-            self.main_output = keras.layers.Dense(1)
+            self.units, self.activation, self.seed = units, activation, seed
+            seeds = Seeds(seed)
+            self.hidden1 = keras.layers.Dense(units, activation=activation, kernel_initializer=seeds.initializer())
+            self.hidden2 = keras.layers.Dense(units, activation=activation, kernel_initializer=seeds.initializer())
+            self.main_output = keras.layers.Dense(1, kernel_initializer=seeds.initializer())
 
         def call(self, inputs):
             hidden = self.hidden2(self.hidden1(inputs))
             return self.main_output(keras.ops.concatenate([inputs, hidden], axis=-1))
 
         def get_config(self):
-            return {**super().get_config(), "units": self.units, "activation": self.activation}
+            return {**super().get_config(), "units": self.units, "activation": self.activation, "seed": self.seed}
 
     return WideAndDeep
 
@@ -177,7 +210,7 @@ def _wide_and_deep_class():
 def build_wide_deep_subclass(input_shapes, n_outputs, hp):
     import keras
 
-    model = _wide_and_deep_class()(units=hp["width"], activation=hp["activation"])
+    model = _wide_and_deep_class()(units=hp["width"], activation=hp["activation"], seed=hp.get("seed"))
     model(keras.ops.zeros((1, *input_shapes[FEATURES])))  # create the weights before compile
     return _compile(model, "regression", hp)
 

@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from tasks.model.keras_compat import epoch_tensorboard
-
 CRASH_ENV = "KERAS_FLOWS_CRASH_AT_EPOCH"
 MONITOR = ("val_loss", "min")  # what the course's ModelCheckpoint and EarlyStopping watch
 
@@ -121,7 +119,7 @@ def training_callbacks(workdir: Path, watch: Watch, earlier: list[float], keep_b
                   keras.callbacks.CSVLogger(str(workdir / "epochs.csv"), append=True),  # before the backup
                   keras.callbacks.BackupAndRestore(str(workdir / "backup"), delete_checkpoint=not keep_backup)]
     if watch.tensorboard_dir is not None:
-        callbacks.append(epoch_tensorboard()(log_dir=str(watch.tensorboard_dir)))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(watch.tensorboard_dir)))  # per epoch
     if watch.on_epoch is not None:
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: watch.on_epoch(epoch + 1, dict(logs or {}))))

@@ -133,12 +133,13 @@ def input_shapes(name: str, feature_names: tuple[str, ...], feature_shape: tuple
 
 
 def build(name: str, shapes: dict[str, tuple[int, ...]], n_outputs: int, overrides: dict[str, Any] | None = None,
-          steps_per_execution: int = 1):
-    """The entry's network, compiled; ``steps_per_execution`` is a fit setting (how many batches
-    one compiled call runs), handed to compile but not one of the model's hyperparameters."""
+          steps_per_execution: int = 1, seed: int | None = None):
+    """The entry's network, compiled. ``steps_per_execution`` is a fit setting (how many batches
+    one compiled call runs), handed to compile but not one of the model's hyperparameters;
+    ``seed`` seeds every random initializer and dropout layer (None: Keras's own defaults)."""
     hp = hyperparameters(name, overrides)
     _check_keras_names(hp)
-    return entry(name).builder(shapes, n_outputs, {**hp, "steps_per_execution": steps_per_execution})
+    return entry(name).builder(shapes, n_outputs, {**hp, "steps_per_execution": steps_per_execution, "seed": seed})
 
 
 def _check_keras_names(hp: dict[str, Any]) -> None:

@@ -18,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
 from tasks.core.params import INFERENCE_BATCH, TrainParams
 from tasks.model.callbacks import Watch
 from tasks.store.dataset import DatasetSpec, Frame
+
+# what scikit-learn's checks accept: rows of features (or images, for the CNN) as float32, at least one
+_INPUTS = {"allow_nd": True, "dtype": np.float32, "ensure_min_features": 1}
 
 
 class _RegistryEstimator(BaseEstimator):
@@ -62,13 +66,19 @@ class _RegistryEstimator(BaseEstimator):
         from tasks.model import files as model_files
         from tasks.stages.train import train
 
-        X, y = _array(X), self._encode(y)
-        self.n_features_in_ = X.shape[1] if X.ndim == 2 else int(np.prod(X.shape[1:]))
+        # scikit-learn's own checks: rows and at least one feature, numbers, no NaN; the count is
+        # kept, so that predict refuses a table of another width (Keras would abort the process)
+        X, y = validate_data(self, X, y, **_INPUTS)
+        y = self._encode(y)
         if validation_data is None:
             cut = len(X) - max(1, int(round(len(X) * self.validation_fraction)))
             X, X_valid, y, y_valid = X[:cut], X[cut:], y[:cut], y[cut:]
         else:
-            X_valid, y_valid = _array(validation_data[0]), self._encode(validation_data[1])
+            X_valid, y_valid = check_X_y(*validation_data, **_INPUTS)
+            if X_valid.shape[1:] != X.shape[1:]:
+                raise ValueError(f"validation_data has rows of shape {X_valid.shape[1:]}, the training rows "
+                                 f"{X.shape[1:]}")
+            y_valid = self._encode(y_valid)
         frame = self._frame(X, X_valid, y, y_valid)
         self.diverged_, self.model_ = False, None
         with tempfile.TemporaryDirectory(prefix="keras-flows-estimator-") as workdir:
@@ -86,7 +96,7 @@ class _RegistryEstimator(BaseEstimator):
 
     def _frame(self, X, X_valid, y, y_valid) -> Frame:
         shape = X.shape[1:] if X.ndim > 2 else None
-        features = tuple(f"x{i}" for i in range(self.n_features_in_))
+        features = tuple(f"x{i}" for i in range(int(np.prod(X.shape[1:]))))
         spec = DatasetSpec(name="estimator", task=self._task, target="y", features=features, image_shape=shape,
                            classes=getattr(self, "_labels", None))
         flat = lambda a: a.reshape(len(a), -1).astype(np.float32)  # noqa: E731
@@ -95,7 +105,7 @@ class _RegistryEstimator(BaseEstimator):
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "diverged_")
-        X = _array(X)
+        X = validate_data(self, X, reset=False, **_INPUTS)
         if self.diverged_:
             return np.full((len(X), self._width()), np.nan)
         return np.asarray(self.model_.predict(X, batch_size=INFERENCE_BATCH, verbose=0))
@@ -130,6 +140,7 @@ class RegistryClassifier(ClassifierMixin, _RegistryEstimator):
     _task, _default_model = "classification", "mlp"
 
     def fit(self, X, y, validation_data=None):
+        check_classification_targets(y)
         self.classes_ = np.unique(np.asarray(y))
         self._labels = tuple(range(len(self.classes_)))
         return super().fit(X, y, validation_data)
@@ -159,7 +170,3 @@ class RegistryClassifier(ClassifierMixin, _RegistryEstimator):
             return float("nan")
         return float(np.average(predicted == np.asarray(y), weights=sample_weight))
 
-
-def _array(X) -> np.ndarray:
-    """Rows as a float array (a DataFrame's values in column order)."""
-    return np.asarray(getattr(X, "values", X), dtype=np.float32)

@@ -53,7 +53,8 @@ class TrialsCrashed(RuntimeError):
 
 
 def search_stopped(message: str, statuses: list[str]) -> Exception:
-    """The error that ends a search whose trials failed: the user's when they all diverged."""
+    """The error that ends a search whose trials failed (``statuses``: their ``trials.Status``):
+    the user's when they all diverged."""
     if all(s == "diverged" for s in statuses):
         return SearchFailed(f"{message}; narrow the space (e.g. a lower learning rate) or raise --max-failures")
     return TrialsCrashed(f"{message}; trials crashed, which is not the data's or the options' fault")

@@ -24,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.params import TrainParams
 from tasks.search.plan import SKLEARN_STRATEGIES, thread_limits
 from tasks.search.space import Dimension, Space
+from tasks.search.trials import Status, TrialRow
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, read_frame
 from tasks.store.stage import StageRun, reported
@@ -110,7 +111,7 @@ def cross_validate(scaled: Frame, search) -> dict[str, Any]:
     return search.cv_results_
 
 
-def trial_rows(results: dict[str, Any], space: Space, halving: bool, task: str) -> list[dict[str, Any]]:
+def trial_rows(results: dict[str, Any], space: Space, halving: bool, task: str) -> list[TrialRow]:
     """One row per candidate (per rung for halving), in the shape of the search's trial table.
     ``val_loss`` is what the choice minimises: the folds' mean MSE (minus the score), or for
     a classifier its error rate (1 - accuracy); ``epochs_run`` counts all folds' epochs."""
@@ -118,22 +119,20 @@ def trial_rows(results: dict[str, Any], space: Space, halving: bool, task: str) 
     for i, params in enumerate(results["params"]):
         mean = float(results["mean_test_score"][i])  # the scorer named "score" (or the only one)
         epochs = results["n_resources"][i] if halving else results["mean_test_epochs"][i]
-        row = {"trial": i + 1, **{d.name: _plain(params[d.name]) for d in space},
-               "val_loss": -mean if task == "regression" else 1 - mean, "cv_score": mean,
-               "epochs_run": int(round(epochs * FOLDS)),
-               "seconds": round(float(results["mean_fit_time"][i]) * FOLDS, 2),
-               "status": "ok" if np.isfinite(mean) else "diverged",
-               "reason": "" if np.isfinite(mean) else "a fold's training diverged (NaN score)", "model": ""}
-        if halving:
-            row["rung"], row["budget"] = int(results["iter"][i]) + 1, int(results["n_resources"][i])
-        rows.append(row)
+        finite = bool(np.isfinite(mean))
+        rows.append(TrialRow(
+            i + 1, {d.name: _plain(params[d.name]) for d in space}, Status.OK if finite else Status.DIVERGED,
+            val_loss=-mean if task == "regression" else 1 - mean, cv_score=mean,
+            epochs_run=int(round(epochs * FOLDS)), seconds=round(float(results["mean_fit_time"][i]) * FOLDS, 2),
+            reason="" if finite else "a fold's training diverged (NaN score)",
+            rung=int(results["iter"][i]) + 1 if halving else None,
+            budget=int(results["n_resources"][i]) if halving else None))
     if halving:  # a candidate is chosen from the last rung only, as scikit-learn does
-        last = max(r["rung"] for r in rows)
-        for row in rows:
-            if row["rung"] < last and row["status"] == "ok":
-                again = any(r["rung"] == row["rung"] + 1 and all(r[d.name] == row[d.name] for d in space)
-                            for r in rows)
-                row["status"] = "promoted" if again else "pruned"
+        last = max(r.rung for r in rows)
+        for n, row in enumerate(rows):
+            if row.rung < last and row.status is Status.OK:
+                again = any(r.rung == row.rung + 1 and r.params == row.params for r in rows)
+                rows[n] = dataclasses.replace(row, status=Status.PROMOTED if again else Status.PRUNED)
     return rows
 
 
@@ -159,7 +158,7 @@ def _results(table: pa.Table, space: Space) -> dict[str, Any]:
 @task(name="sklearn-search", cache_policy=NO_CACHE)
 def sklearn_search_task(scaled: ArtifactRef, strategy: str, space: Space, fixed: TrainParams, task: str,
                         options: dict[str, int], artifacts: str, force: bool = False, workers: int = 1
-                        ) -> list[dict[str, Any]]:
+                        ) -> list[TrialRow]:
     """scikit-learn's search on the scaled train split; its ``cv_results_`` as an artifact."""
     from tasks.store.dataset import read_parquet
 

@@ -6,8 +6,11 @@ a reason, left out of the choice.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +21,64 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.store.artifacts import ArtifactRef, ArtifactStore, stable_hash
 from tasks.store.dataset import read_parquet
-from tasks.store.publish import slug
+from tasks.store.publish import publish_table
 from tasks.store.stage import StageRun, logger, reported
 
 
-def trial_row(number: int, params: dict[str, Any], outcome: dict[str, ArtifactRef] | BaseException) -> dict[str, Any]:
+class Status(StrEnum):
+    """What became of a trial; the trial table's ``status`` column holds these words."""
+
+    OK = "ok"  # trained to its end (or stopped early): a candidate for the best
+    PRUNED = "pruned"  # halving stopped it at a rung: not in the best 1/reduction_factor there
+    PROMOTED = "promoted"  # scikit-learn's halving: went on to the next rung (its last rung is another row)
+    DIVERGED = "diverged"  # the loss became NaN: the space's or the settings' fault
+    FAILED = "failed"  # crashed: the program's fault
+
+    @property
+    def made_progress(self) -> bool:
+        """Whether it breaks a run of failures (the search stops after too many in a row)."""
+        return self in (Status.OK, Status.PRUNED, Status.PROMOTED)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial of a search: the proposed values and what came of them (one row of the table)."""
+
+    trial: int
+    params: dict[str, Any]  # the proposed values, by parameter name
+    status: Status
+    val_loss: float = math.nan  # the best validation loss (the choice minimises it)
+    epochs_run: int = 0
+    seconds: float = 0.0
+    reason: str = ""  # why it did not finish (diverged, failed, pruned)
+    model: str = ""  # the model artifact's path
+    worker: str = ""  # host:pid of the process that trained it
+    rung: int | None = None  # halving: the rung it reached and that rung's epochs
+    budget: int | None = None
+    cv_score: float | None = None  # scikit-learn's searches: the mean fold score
+
+    def record(self) -> dict[str, Any]:
+        """The row as the trial table lays it out: a column per parameter, then the facts; the
+        facts a strategy does not have (rungs, fold scores) are left out."""
+        facts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("trial", "params")}
+        return {"trial": self.trial, **self.params, **{k: str(v) if isinstance(v, Status) else v
+                                                        for k, v in facts.items() if v is not None}}
+
+
+def trial_row(number: int, params: dict[str, Any], outcome: dict[str, ArtifactRef] | BaseException) -> TrialRow:
     """The row of one finished trial: its parameters, validation loss, epochs, seconds, status."""
-    row = {"trial": number, **params}
     if isinstance(outcome, BaseException):
-        diverged = isinstance(outcome, FloatingPointError)
-        return {**row, "val_loss": math.nan, "epochs_run": 0, "seconds": 0.0, "status":
-                "diverged" if diverged else "failed", "reason": f"{type(outcome).__name__}: {outcome}"[:300],
-                "model": "", "worker": ""}
+        status = Status.DIVERGED if isinstance(outcome, FloatingPointError) else Status.FAILED
+        return TrialRow(number, params, status, reason=f"{type(outcome).__name__}: {outcome}"[:300])
     facts = ArtifactStore.record(outcome["model"]).training
-    return {**row, "val_loss": facts.best_val_loss, "epochs_run": facts.epochs_run,
-            "seconds": round(facts.train_seconds, 2), "status": "ok", "reason": "", "model": outcome["model"].path,
-            "worker": facts.worker or ""}
+    return TrialRow(number, params, Status.OK, val_loss=facts.best_val_loss, epochs_run=facts.epochs_run,
+                    seconds=round(facts.train_seconds, 2), model=outcome["model"].path, worker=facts.worker or "")
 
 
-def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def best_row(rows: list[TrialRow]) -> TrialRow | None:
     """The finished trial with the lowest validation loss (the earliest of equals)."""
-    finished = [r for r in rows if r["status"] == "ok"]
-    return min(finished, key=lambda r: (r["val_loss"], r["trial"])) if finished else None
+    finished = [r for r in rows if r.status is Status.OK]
+    return min(finished, key=lambda r: (r.val_loss, r.trial)) if finished else None
 
 
 class Progress:
@@ -48,15 +87,14 @@ class Progress:
     def __init__(self, plan):
         self.plan, self.rows, self.failed_in_a_row = plan, [], 0
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: TrialRow) -> None:
         self.rows.append(row)
-        self.failed_in_a_row = 0 if row["status"] in ("ok", "pruned", "promoted") else self.failed_in_a_row + 1
+        self.failed_in_a_row = 0 if row.status.made_progress else self.failed_in_a_row + 1
         best = best_row(self.rows)
-        params = {d.name: row[d.name] for d in self.plan.space}
-        outcome = f"val_loss {row['val_loss']:.4f}" if row["status"] == "ok" else f"{row['status']}: {row['reason']}"
+        outcome = f"val_loss {row.val_loss:.4f}" if row.status is Status.OK else f"{row.status}: {row.reason}"
         total = len(self.rows) if self.plan.sklearn else self.plan.trials  # scikit-learn's report comes whole
-        logger().info("trial %d/%d %s: %s%s", len(self.rows), total, params, outcome,
-                      f" (best so far {best['val_loss']:.4f}, trial {best['trial']})" if best else "")
+        logger().info("trial %d/%d %s: %s%s", len(self.rows), total, row.params, outcome,
+                      f" (best so far {best.val_loss:.4f}, trial {best.trial})" if best else "")
 
 
 def plot_search(table: pd.DataFrame, curves: dict[int, pd.Series], path: Path, title: str,
@@ -69,7 +107,7 @@ def plot_search(table: pd.DataFrame, curves: dict[int, pd.Series], path: Path, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"] == Status.OK]
     fig, (trend, by_rate, lines) = plt.subplots(1, 3, figsize=(17, 5))
     trend.plot(ok["trial"], ok["val_loss"], "o", label="trial")
     trend.step(ok["trial"], ok["val_loss"].cummin(), where="post", label="best so far")
@@ -120,16 +158,16 @@ def warm_up_task() -> str:
 
 
 @task(name="record-search", cache_policy=NO_CACHE)
-def record_search_task(rows: list[dict[str, Any]], trials: dict[int, dict[str, ArtifactRef]], scaled: ArtifactRef,
+def record_search_task(rows: list[TrialRow], trials: dict[int, dict[str, ArtifactRef]], scaled: ArtifactRef,
                        strategy: str, artifacts: str, force: bool = False, rungs: list[int] | None = None
                        ) -> dict[str, ArtifactRef]:
     """Write the table of all trials and the search's picture; publish the table in Prefect."""
     store = ArtifactStore(artifacts)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([row.record() for row in rows])
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         refs = {"trials": run.put_table(pa.Table.from_pandas(table, preserve_index=False))}
-        if (table["status"] == "ok").any():
+        if (table["status"] == Status.OK).any():
             with tempfile.TemporaryDirectory(dir=store.root) as tmp:
                 curves = _curves({n: refs["history"] for n, refs in trials.items()})
                 plot = plot_search(table, curves, Path(tmp) / "trials.png", f"{strategy} search", rungs)
@@ -137,18 +175,11 @@ def record_search_task(rows: list[dict[str, Any]], trials: dict[int, dict[str, A
         return refs
 
     models = [refs["model"] for refs in trials.values()]
-    outcomes = stable_hash([{k: v for k, v in row.items() if k not in ("seconds", "worker", "model")}
+    outcomes = stable_hash([{k: v for k, v in row.record().items() if k not in ("seconds", "worker", "model")}
                            for row in rows])
     run = StageRun(store, "search", __name__, parents=[scaled, *models], params={"strategy": strategy,
                                                                                  "trials": outcomes})
     refs = run.run(produce, force)
-    try:
-        from prefect.artifacts import create_table_artifact
-
-        dataset = run.dataset
-        create_table_artifact(key=slug(f"{dataset}-search-{strategy}"),
-                              table=table.drop(columns=["model"]).round(6).to_dict("records"),
-                              description=f"{strategy} search on {dataset}: {len(table)} trials")
-    except Exception as error:  # outside a Prefect run
-        logger().debug("no Prefect table artifact: %s", error)
+    publish_table(f"{run.dataset}-search-{strategy}", table.drop(columns=["model"]).round(6).to_dict("records"),
+                  f"{strategy} search on {run.dataset}: {len(table)} trials")
     return reported(refs, run)

@@ -1,12 +1,12 @@
-"""The champion gate: a new model replaces a dataset's champion only when its test metric beats
-the champion's by a stated margin; the first model of a dataset becomes its champion.
+"""The champion gate: a new model replaces its gate's champion only when its test metric beats
+the champion's by a stated margin; a gate's first model becomes its champion.
 
-Every decision (both models' hashes, both metrics, promoted or kept, why) is appended to one
-JSON history per dataset in the store, ``<artifacts>/champions/<dataset>.json``, and published
-as a markdown artifact under the stable key ``<dataset>-champion``. ``predict`` scores with the
-champion unless told another model. A model is decided once: a run that reuses a cached model
-(a scheduled re-run on unchanged data) adds nothing to the history. ``trained`` resolves the
-champion, or a model named by its hash, to the files scoring needs (model, scaler, raw data).
+There is one gate per dataset, task and target (``gate_name``). Every decision (both models'
+hashes, both metrics, promoted or kept, why) is appended to the gate's JSON history in the
+store, ``<artifacts>/champions/<dataset>-<task>-<target>.json``, and published as a markdown
+artifact under the key ``<gate>-champion``. A model is decided once: a run that reuses a cached
+model (a scheduled re-run on unchanged data) adds nothing to the history. ``predict`` and
+``export`` score with the champion unless told another model (``tasks/serving/resolve.py``).
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core.errors import DataError, OptionError
-from tasks.store.artifacts import CHAMPIONS, ArtifactStore, located
-from tasks.store.dataset import DatasetSpec, spec_of
-from tasks.store.lineage import ArtifactRef, Lineage
-from tasks.store.publish import slug
+from tasks.core.errors import OptionError
+from tasks.store.artifacts import CHAMPIONS, ArtifactStore
+from tasks.store.dataset import spec_of
+from tasks.store.lineage import ArtifactRef
+from tasks.store.publish import publish_markdown, slug
 from tasks.store.stage import logger
 
 FOLDER = CHAMPIONS
@@ -97,8 +97,7 @@ def history_path(store: ArtifactStore, gate: str) -> Path:
 
 def _relocated(store: ArtifactStore, decision: Decision) -> Decision:
     """Paths as they are in this store (moved, copied, or named relative to another folder)."""
-    return dataclasses.replace(decision, **{k: dataclasses.replace(getattr(decision, k), path=str(
-        located(store.root, getattr(decision, k).path))) for k in ("model", "scaler", "scaled")})
+    return dataclasses.replace(decision, **{k: store.here(getattr(decision, k)) for k in ("model", "scaler", "scaled")})
 
 
 def history(store: ArtifactStore, gate: str) -> list[Decision]:
@@ -200,71 +199,17 @@ def champion_task(model: ArtifactRef, scaler: ArtifactRef, scaled: ArtifactRef, 
 
     store = ArtifactStore(artifacts)
     dataset, spec = store.record(scaled).dataset, spec_of(pq.read_schema(scaled.path))
-    heads = entry(store.record(model).params["model"]).outputs
+    heads = entry(store.record(model).model_name).outputs
     decision = decide(store, dataset, spec.task, spec.target, model, scaler, scaled, scores, heads)
     gate = gate_name(dataset, spec.task, spec.target)
     now = current(store, gate)
     if decision is not None:
         logger().info("champion of %s: %s", dataset, ("this model, " if decision.promoted else "unchanged, ")
                       + decision.reason)
-        try:
-            from prefect.artifacts import create_markdown_artifact
-
-            create_markdown_artifact(key=f"{gate}-champion", markdown=markdown(store, gate),
-                                     description=f"{gates(store)[gate]}: champion and its history")
-        except Exception as error:  # no run context (plain call): nothing to attach to
-            logger().debug("no Prefect markdown artifact: %s", error)
+        publish_markdown(f"{gate}-champion", markdown(store, gate), f"{gates(store)[gate]}: champion and its history")
     is_champion = now is not None and now.model.sha256 == model.sha256
     if decision is None:  # decided before: shown as Cached in the UI, like a reused stage
         from prefect.states import Completed
 
         return Completed(name="Cached", message="this model met the gate before", data=is_champion)
     return is_champion
-
-
-# ---- the champion, or a named model, as the files scoring needs -----------------------------
-@dataclass(frozen=True)
-class Trained:
-    """What scoring needs of one training: the model, its scaler, the data it was trained on."""
-
-    model: ArtifactRef
-    scaler: ArtifactRef
-    raw: ArtifactRef
-    split: ArtifactRef
-    model_name: str
-    spec: DatasetSpec
-
-
-def trained(store: ArtifactStore, model: str = "champion", dataset: str | None = None) -> Trained:
-    """``champion`` (of ``dataset``, or of the store's one dataset) or a model's hash prefix."""
-    if model == "champion":
-        decision = champion_for(store, dataset)
-        model_ref, scaler = decision.model, decision.scaler
-        scaled = decision.scaled
-    else:
-        matches = sorted((store.root / "model").glob(f"{model}*.json"))
-        if len(matches) != 1:
-            raise OptionError(f"--model {model}: " + ("no model artifact's sha256 starts so" if not matches else
-                                                      f"{len(matches)} models match: give more of the hash"))
-        record = Lineage.read(matches[0])
-        model_ref = here(store, record.artifact)
-        scaled = here(store, next(p for p in record.parents if isinstance(p, ArtifactRef) and p.stage == "scaled"))
-        scaler = _scaler_of(store, scaled)
-    raw, split = (here(store, next(p for p in store.record(scaled).parents
-                                   if isinstance(p, ArtifactRef) and p.stage == stage)) for stage in ("raw", "split"))
-    return Trained(model_ref, scaler, raw, split, store.record(model_ref).params["model"],
-                   spec_of(pq.read_schema(raw.path)))
-
-
-def here(store: ArtifactStore, ref: ArtifactRef) -> ArtifactRef:
-    return dataclasses.replace(ref, path=str(located(store.root, ref.path)))
-
-
-def _scaler_of(store: ArtifactStore, scaled: ArtifactRef) -> ArtifactRef:
-    """The scaler the scale stage wrote with ``scaled``: the one cache entry that holds both."""
-    for entry in sorted((store.root / "_cache" / "scaled").glob("[!.]*.json")):
-        refs = json.loads(entry.read_text())
-        if refs.get("scaled", {}).get("sha256") == scaled.sha256 and "scaler" in refs:
-            found = {k: v for k, v in refs["scaler"].items() if k != "stat"}
-            return here(store, ArtifactRef(**found))
-    raise DataError(f"{store.root}: no scaler recorded with {scaled.path}: run the training flow again")

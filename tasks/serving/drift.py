@@ -21,7 +21,7 @@ import pandas as pd
 
 from tasks.checks.gx import Check, expect, run_suites
 from tasks.core.errors import DataError, OptionError, values_text
-from tasks.serving.champion import Trained
+from tasks.serving.resolve import Trained
 from tasks.stages.scale import column_moments, feature_names
 from tasks.stages.table import read_table_file, table_kind
 from tasks.store.artifacts import sha256_file

@@ -18,8 +18,8 @@ import numpy as np
 
 from tasks.model import files as model_files
 from tasks.model.registry import entry, input_columns
-from tasks.serving.champion import Trained
 from tasks.serving.drift import expected_columns
+from tasks.serving.resolve import Trained
 from tasks.stages.scale import StandardScaler
 from tasks.store.artifacts import EXPORT, ArtifactStore
 from tasks.store.dataset import read_parquet

@@ -16,8 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core.params import INFERENCE_BATCH
 from tasks.model import files as model_files
-from tasks.serving.champion import Trained, trained
 from tasks.serving.drift import check_new_data
+from tasks.serving.resolve import Trained, trained
 from tasks.stages.scale import StandardScaler
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.dataset import Frame, read_parquet

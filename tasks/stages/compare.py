@@ -14,7 +14,7 @@ from tasks.stages.evaluate import read_metrics
 from tasks.stages.plots import plot_lines
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import read_parquet
-from tasks.store.publish import slug
+from tasks.store.publish import publish_table
 from tasks.store.stage import StageRun, logger, reported
 
 
@@ -59,11 +59,5 @@ def compare_task(trained: dict[str, dict[str, ArtifactRef]], task: str, dataset:
     refs = run.run(produce, force)
     table = read_parquet(refs["comparison"].path).to_pylist()
     logger().info("zoo on %s:\n%s", dataset, pd.DataFrame(table).to_string(index=False))
-    try:
-        from prefect.artifacts import create_table_artifact
-
-        create_table_artifact(key=slug(f"zoo-{dataset}"), table=table,
-                              description=f"Model comparison on {dataset}; plot: {refs['plot'].path}")
-    except Exception as error:  # outside a Prefect run
-        logger().debug("no Prefect table artifact: %s", error)
+    publish_table(f"zoo-{dataset}", table, f"Model comparison on {dataset}; plot: {refs['plot'].path}")
     return reported(refs, run)

@@ -15,7 +15,7 @@ from tasks.model.registry import model_inputs, model_targets
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, read_frame, read_parquet, spec_of
 from tasks.store.lineage import Evaluation
-from tasks.store.publish import slug
+from tasks.store.publish import publish_table
 from tasks.store.stage import StageRun, logger, reported
 
 
@@ -40,7 +40,7 @@ def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force
     """Score the model on the test rows once; publish the metrics as a Prefect table."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         test = read_frame(scaled.path, filters=[("split", "=", "test")])
-        scores = evaluate(Path(model.path), test, ArtifactStore.record(model).params["model"])
+        scores = evaluate(Path(model.path), test, ArtifactStore.record(model).model_name)
         table = pa.table({"metric": list(scores), "value": list(scores.values())})
         return {"metrics": run.put_table(table, evaluation=Evaluation(test=scores, test_rows=len(test)))}
 
@@ -48,19 +48,7 @@ def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force
     ref = run.run(produce, force)["metrics"]
     scores = read_metrics(ref)
     logger().info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-    _publish(scores, spec_of(pq.read_schema(scaled.path)).name, model, ref)
+    publish_table(f"{spec_of(pq.read_schema(scaled.path)).name}-test-metrics",
+                  [{"metric": k, "value": round(v, 6)} for k, v in scores.items()],
+                  f"Test metrics of model {model.sha256[:12]} (metrics artifact {ref.path})")
     return reported((ref, scores), run)
-
-
-def _publish(scores: dict[str, float], dataset: str, model: ArtifactRef, ref: ArtifactRef) -> None:
-    try:
-        from prefect.artifacts import create_table_artifact
-    except ImportError:  # pragma: no cover
-        return
-    try:
-        create_table_artifact(
-            key=slug(f"{dataset}-test-metrics"),
-            table=[{"metric": k, "value": round(v, 6)} for k, v in scores.items()],
-            description=f"Test metrics of model {model.sha256[:12]} (metrics artifact {ref.path})")
-    except Exception as error:  # no run context (plain call): nothing to attach to
-        logger().debug("no Prefect table artifact: %s", error)

@@ -22,8 +22,8 @@ from tasks.model.registry import main_output, model_inputs
 from tasks.stages.scale import StandardScaler
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, read_frame, read_parquet
-from tasks.store.publish import slug
-from tasks.store.stage import StageRun, logger, reported
+from tasks.store.publish import publish_table
+from tasks.store.stage import StageRun, reported
 
 CLASS_NAMES = {"fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                                  "Sneaker", "Bag", "Ankle boot")}
@@ -137,7 +137,7 @@ def report_task(model: ArtifactRef, scaled: ArtifactRef, scaler: ArtifactRef, ar
     """Pictures and per-class scores of the model on the test rows, as artifacts."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         test = read_frame(scaled.path, filters=[("split", "=", "test")])
-        name = ArtifactStore.record(model).params["model"]
+        name = ArtifactStore.record(model).model_name
         out, title = predicted(model.path, test, name), f"{test.spec.name}: {name}, {len(test)} test rows"
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)
@@ -155,20 +155,11 @@ def report_task(model: ArtifactRef, scaled: ArtifactRef, scaler: ArtifactRef, ar
                 images = first.reshape(len(first), *test.spec.image_shape)
                 refs["samples"] = run.put_file(samples_png(images, y, guess, names, work / "samples.png"),
                                                stage="samples")
-        _publish_table(test.spec.name, scores)
+        publish_table(f"{test.spec.name}-per-class-scores", [{k: round(v, 4) if isinstance(v, float) else v
+                                                              for k, v in r.items()} for r in scores.to_pylist()],
+                      f"{test.spec.name}: per-class test scores")
         return refs
 
     run = StageRun(ArtifactStore(artifacts), "report", __name__, parents=[model, scaled, scaler])
     return reported(run.run(produce, force), run)
 
-
-def _publish_table(dataset: str, scores: pa.Table) -> None:
-    try:
-        from prefect.artifacts import create_table_artifact
-
-        rows = scores.to_pylist()
-        create_table_artifact(key=slug(f"{dataset}-per-class-scores"), description=f"{dataset}: per-class test scores",
-                              table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
-                                     for r in rows])
-    except Exception as error:  # no run context (plain call): nothing to attach to
-        logger().debug("no Prefect table artifact: %s", error)

@@ -27,7 +27,7 @@ from tasks.model import files as model_files
 from tasks.model import registry as models
 from tasks.model.batches import fit_data
 from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
-from tasks.model.keras_compat import seeded
+from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
 from tasks.store.artifacts import TENSORBOARD, ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, read_frame
@@ -77,27 +77,28 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     # Layer names count up per process (dense_3, dense_5...) and are saved in the model file:
     # a fresh session makes the same training give the same names, so the same bytes.
     keras.backend.clear_session()
-    with seeded(seed):  # from here to the end of fit, Keras draws only from this seed
-        train_part, valid_part = scaled.part("train"), scaled.part("valid")
-        outputs = models.n_outputs(scaled)
-        net = models.build(model, models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape),
-                           outputs, hparams, steps_per_execution)
-        hp = models.hyperparameters(model, hparams)
-        if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
-            watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
+    keras.utils.set_random_seed(seed)  # the shuffles and TensorFlow's ops; the layers get their own seeds
+    quiet_false_retracing()
+    train_part, valid_part = scaled.part("train"), scaled.part("valid")
+    outputs = models.n_outputs(scaled)
+    net = models.build(model, models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape),
+                       outputs, hparams, steps_per_execution, seed)
+    hp = models.hyperparameters(model, hparams)
+    if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
+        watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
+    before = _epochs_done(workdir / "epochs.csv")
+    if len(before) > (stop_at or epochs):  # left by a longer training: not a state to resume
+        shutil.rmtree(workdir)
         before = _epochs_done(workdir / "epochs.csv")
-        if len(before) > (stop_at or epochs):  # left by a longer training: not a state to resume
-            shutil.rmtree(workdir)
-            before = _epochs_done(workdir / "epochs.csv")
-        workdir.mkdir(parents=True, exist_ok=True)
-        pause = stop_at is not None and stop_at < epochs
-        earlier = before[MONITOR[0]].tolist() if len(before) else []
-        callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
-        start = time.perf_counter()
-        net.fit(**fit_data((models.model_inputs(train_part, model), models.model_targets(train_part, model)),
-                           (models.model_inputs(valid_part, model), models.model_targets(valid_part, model)),
-                           batch_size), epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
-        seconds = time.perf_counter() - start
+    workdir.mkdir(parents=True, exist_ok=True)
+    pause = stop_at is not None and stop_at < epochs
+    earlier = before[MONITOR[0]].tolist() if len(before) else []
+    callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
+    start = time.perf_counter()
+    net.fit(**fit_data((models.model_inputs(train_part, model), models.model_targets(train_part, model)),
+                       (models.model_inputs(valid_part, model), models.model_targets(valid_part, model)),
+                       batch_size), epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
+    seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
     if guard.diverged or not checkpoint.exists():
         raise TrainingDiverged(f"{model}: the training loss became NaN or infinite (training diverged); "
@@ -138,7 +139,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
         curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")
-        facts = Training(train_seconds=result.seconds, epochs_run=len(result.history), weights=result.weights,
+        facts = Training(model=params.model, train_seconds=result.seconds, epochs_run=len(result.history),
+                         weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
                          selected_on=MONITOR[0], tensorboard=str(board), worker=worker(),
                          stopped_early=result.stopped_early,

@@ -221,14 +221,15 @@ class ArtifactStore:
             raw = json.loads(entry.read_text())
         except (OSError, ValueError):
             return None  # a cache entry cut short: the stage runs again and rewrites it
-        refs = {name: self._here(ArtifactRef(**{k: v for k, v in fields.items() if k != "stat"}))
+        refs = {name: self.here(ArtifactRef(**{k: v for k, v in fields.items() if k != "stat"}))
                 for name, fields in raw.items()}
         changed = [ref for name, ref in refs.items() if not self._intact(ref, raw[name].get("stat"), warn)]
         if changed:
             return None
         return refs
 
-    def _here(self, ref: ArtifactRef) -> ArtifactRef:
+    def here(self, ref: ArtifactRef) -> ArtifactRef:
+        """``ref`` with its path in this store (a store that was moved or copied finds its own files)."""
         return dataclasses.replace(ref, path=str(located(self.root, ref.path)))
 
     def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:

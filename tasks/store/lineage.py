@@ -16,7 +16,7 @@ from typing import Any
 
 from tasks.core.errors import InputError
 
-SCHEMA = 2  # 1: free "summary" dicts (before 2026-11-28)
+SCHEMA = 3  # 1: free "summary" dicts; 2: a model's registry name only among the run's parameters
 
 
 class LineageError(InputError, ValueError):
@@ -55,6 +55,7 @@ Parent = ArtifactRef | RawFile
 class Training:
     """What a training found; on the model's record."""
 
+    model: str  # the registry name (tasks/model/registry.py) the network was built from
     train_seconds: float
     epochs_run: int
     weights: int  # parameters of the network (not run parameters)
@@ -120,6 +121,13 @@ class Lineage:
         if any((k.flow_run_id, k.parents) == (other.flow_run_id, other.parents) for k in known):
             return self
         return dataclasses.replace(self, also_produced_by=(*self.also_produced_by, other))
+
+    @property
+    def model_name(self) -> str:
+        """The registry name of the model this is the record of; a clear error for any other record."""
+        if self.training is None:
+            raise LineageError(f"{self.artifact.path}: a {self.stage} artifact, not a trained model")
+        return self.training.model
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)

@@ -109,22 +109,44 @@ def _markdown(dataset: str, ref: ArtifactRef, parents: list, params: dict[str, A
     return "\n".join(lines)
 
 
+def in_a_run() -> bool:
+    """Whether this code runs inside a Prefect flow or task run (a plain call, as in a unit test
+    or a notebook, has no run to attach artifacts to)."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return TaskRunContext.get() is not None or FlowRunContext.get() is not None
+
+
+def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
+    """A Prefect table artifact under a stable key (its history is kept across runs); nothing
+    outside a run."""
+    if in_a_run():
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(key=slug(key), table=rows, description=description)
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A Prefect markdown artifact under a stable key; nothing outside a run."""
+    if in_a_run():
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(key=slug(key), markdown=markdown, description=description)
+
+
 def publish(dataset: str, refs: dict[str, ArtifactRef], parents: list, params: dict[str, Any],
             reused: bool) -> None:
-    """Markdown artifact + asset event for each output of one stage run (no-op outside Prefect)."""
-    try:
-        from prefect.artifacts import create_markdown_artifact
-        from prefect.events import emit_event
-        from prefect.runtime import flow_run, task_run
-    except ImportError:  # pragma: no cover
-        return
+    """Markdown artifact + asset event for each output of one stage run (no-op outside a task run)."""
+    from prefect.events import emit_event
+    from prefect.runtime import flow_run, task_run
+
     if task_run.id is None:
         return
     upstream = [{"prefect.resource.id": _parent_key(dataset, p), "prefect.resource.role": "asset"}
                 for p in parents]
     for ref in refs.values():
-        create_markdown_artifact(key=slug(f"{dataset}-{ref.stage}"), description=f"{dataset} {ref.stage}",
-                                 markdown=_markdown(dataset, ref, parents, params, reused, flow_run.id))
+        publish_markdown(f"{dataset}-{ref.stage}", _markdown(dataset, ref, parents, params, reused, flow_run.id),
+                         f"{dataset} {ref.stage}")
         if not reused:
             emit_event(event="prefect.asset.materialization.succeeded",
                        resource={"prefect.resource.id": asset_key(dataset, ref.stage),

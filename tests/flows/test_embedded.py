@@ -1,12 +1,16 @@
 """The CLI's early-started embedded server: a real Prefect server, started and stopped cleanly."""
 import socket
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 from prefect.utilities.urls import url_for
 
+import flows.launch.embedded as embedded
 from flows.launch.embedded import EmbeddedServer
 
 
@@ -30,8 +34,6 @@ def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
 
 
 def test_a_port_taken_before_the_server_binds_it_is_replaced(monkeypatch):
-    import flows.launch.embedded as embedded
-
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
@@ -56,24 +58,32 @@ def test_no_server_is_started_where_settings_name_one():
             pass
 
 
-def test_the_private_names_the_project_relies_on_still_exist():
-    from flows.launch.embedded import check_prefect
-    from tasks.model.keras_compat import check
-
-    check_prefect()  # raises, naming what is gone, on a Prefect without it
-    check()  # the same for Keras's seed generator and TensorBoard's batch flags
-
-
-def test_a_keras_without_the_private_seed_generator_is_refused_by_name(monkeypatch):
-    from keras.src.random import seed_generator
-
-    from tasks.model import keras_compat
-
-    monkeypatch.delattr(seed_generator, "python_random")
-    keras_compat.check.cache_clear()
+def test_a_server_that_cannot_start_is_told_plainly(monkeypatch):
+    """A server whose app fails at start-up (here, its database cannot be reached; a Prefect whose
+    ``create_app`` no longer takes what ``server_app`` passes fails the same way) stops the run
+    at once, naming the server, instead of trying port after port until its time is out."""
+    monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", "postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        server = EmbeddedServer().start()
     try:
-        with pytest.raises(keras_compat.KerasIncompatible, match="seed_generator.python_random"):
-            keras_compat.check()
+        with pytest.raises(RuntimeError, match="embedded Prefect server exited with code 3 before answering"):
+            server.wait(timeout=60)
     finally:
-        monkeypatch.undo()
-        keras_compat.check.cache_clear()
+        server.stop()
+
+
+def test_one_server_per_process_stopped_when_the_process_exits(tmp_path):
+    """``shared()`` starts the process's server once; it is gone once the process has exited."""
+    script = ("import os\n"
+              "os.environ.pop('PREFECT_API_URL', None)\n"
+              "from flows.launch.embedded import shared\n"
+              "first = shared(); first.wait()\n"
+              "assert shared() is first\n"
+              "print(first.process.pid, first.url, flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    pid, url = done.stdout.split()
+    assert not Path(f"/proc/{pid}").exists() or "(Z)" in Path(f"/proc/{pid}/stat").read_text()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/health", timeout=2)

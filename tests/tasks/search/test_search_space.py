@@ -1,4 +1,5 @@
 """Search spaces as data, and the strategies' plans: refused early, named precisely."""
+import dataclasses
 import math
 
 import pytest
@@ -114,15 +115,14 @@ def test_the_recorded_search_is_keyed_by_its_trials_not_only_by_its_strategy(tmp
     import pyarrow as pa
 
     from flows.steps.pipeline import value
-    from tasks.search.trials import record_search_task
+    from tasks.search.trials import Status, TrialRow, record_search_task
     from tasks.store.artifacts import ArtifactStore
 
     record = lambda rows: value(record_search_task.fn(rows, {}, scaled, "sklearn-random", str(tmp_path)))  # noqa: E731
     scaled = ArtifactStore(tmp_path).put_table(pa.table({"x": [1.0, 2.0]}), "scaled")
-    row = {"trial": 1, "learning_rate": 0.01, "val_loss": float("nan"), "epochs_run": 0, "seconds": 1.0,
-           "status": "diverged", "reason": "NaN", "model": "", "worker": "a"}
-    first, other = record([row]), record([row, {**row, "trial": 2}])
-    again = record([{**row, "seconds": 9.0, "worker": "b"}])
+    row = TrialRow(1, {"learning_rate": 0.01}, Status.DIVERGED, seconds=1.0, reason="NaN", worker="a")
+    first, other = record([row]), record([row, dataclasses.replace(row, trial=2)])
+    again = record([dataclasses.replace(row, seconds=9.0, worker="b")])
     assert len(pd.read_parquet(other["trials"].path)) == 2 and other["trials"] != first["trials"]
     assert again["trials"] == first["trials"]  # the same outcomes: the record is reused
 

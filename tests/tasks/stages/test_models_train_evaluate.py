@@ -98,11 +98,11 @@ def test_the_false_retracing_warning_is_dropped_and_no_other(small_housing, tmp_
     tests/flows/test_clean_runs.py is where it showed). Only that warning is dropped."""
     import logging
 
-    from tasks.model.keras_compat import _OneTracePerModel
+    from tasks.model.tf_logging import OneTracePerModel
 
     train(small_housing, "mlp30", tmp_path, epochs=1, batch_size=64, seed=1)
     board = logging.getLogger("tensorflow")
-    assert any(isinstance(f, _OneTracePerModel) for f in board.filters)  # installed by the training's check
+    assert any(isinstance(f, OneTracePerModel) for f in board.filters)  # installed by the training
 
     def passes(message: str) -> bool:
         return board.filter(logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None))

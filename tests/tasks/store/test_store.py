@@ -42,7 +42,7 @@ def test_a_sidecar_of_another_schema_or_none_is_refused_with_what_to_do(tmp_path
     old = json.loads(ref.sidecar_path.read_text())
     del old["schema"]
     ref.sidecar_path.write_text(json.dumps(old))
-    with pytest.raises(LineageError, match="lineage schema 1, this version reads 2; re-run the flow with --force"):
+    with pytest.raises(LineageError, match="lineage schema 1, this version reads 3; re-run the flow with --force"):
         store.record(ref)
     ref.sidecar_path.write_text("{not json")
     with pytest.raises(LineageError, match="unreadable"):

@@ -1,0 +1,61 @@
+"""Which files a stored model needs to score: the champion of a gate, or a model named by a
+prefix of its hash, resolved to the model, its train-only scaler and the data it was trained
+on (raw rows and split, for training's profile). ``predict``, ``export`` and the drift checks
+take a ``Trained``; the gate that chooses champions is ``tasks/serving/champion.py``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pyarrow.parquet as pq
+
+from tasks.core.errors import DataError, OptionError
+from tasks.serving.champion import champion_for
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.dataset import DatasetSpec, spec_of
+from tasks.store.lineage import ArtifactRef, Lineage
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What scoring needs of one training: the model, its scaler, the data it was trained on."""
+
+    model: ArtifactRef
+    scaler: ArtifactRef
+    raw: ArtifactRef
+    split: ArtifactRef
+    model_name: str
+    spec: DatasetSpec
+
+
+def trained(store: ArtifactStore, model: str = "champion", dataset: str | None = None) -> Trained:
+    """``champion`` (of ``dataset``, or of the store's one dataset) or a model's hash prefix."""
+    if model == "champion":
+        decision = champion_for(store, dataset)
+        model_ref, scaler = decision.model, decision.scaler
+        scaled = decision.scaled
+    else:
+        matches = sorted((store.root / "model").glob(f"{model}*.json"))
+        if len(matches) != 1:
+            raise OptionError(f"--model {model}: " + ("no model artifact's sha256 starts so" if not matches else
+                                                      f"{len(matches)} models match: give more of the hash"))
+        record = Lineage.read(matches[0])
+        model_ref = store.here(record.artifact)
+        scaled = store.here(next(p for p in record.parents if isinstance(p, ArtifactRef) and p.stage == "scaled"))
+        scaler = _scaler_of(store, scaled)
+    raw, split = (store.here(next(p for p in store.record(scaled).parents
+                                   if isinstance(p, ArtifactRef) and p.stage == stage)) for stage in ("raw", "split"))
+    return Trained(model_ref, scaler, raw, split, store.record(model_ref).model_name,
+                   spec_of(pq.read_schema(raw.path)))
+
+
+
+def _scaler_of(store: ArtifactStore, scaled: ArtifactRef) -> ArtifactRef:
+    """The scaler the scale stage wrote with ``scaled``: the one cache entry that holds both."""
+    for entry in sorted((store.root / "_cache" / "scaled").glob("[!.]*.json")):
+        refs = json.loads(entry.read_text())
+        if refs.get("scaled", {}).get("sha256") == scaled.sha256 and "scaler" in refs:
+            found = {k: v for k, v in refs["scaler"].items() if k != "stat"}
+            return store.here(ArtifactRef(**found))
+    raise DataError(f"{store.root}: no scaler recorded with {scaled.path}: run the training flow again")
