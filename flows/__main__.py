@@ -6,24 +6,26 @@ and the path of every artifact, for scripts and schedulers.
 """
 from __future__ import annotations
 
-import argparse
-import atexit
-import contextlib
-import dataclasses
-import importlib
-import json
-import os
-import sys
-import threading
-import traceback
-from collections.abc import Iterator
-from pathlib import Path
+from tasks.core.allocator import without_huge_page_advice
 
-from flows.launch.console import FilteredStderr, brief_console, error_block
-from flows.launch.embedded import EmbeddedServer, shared
-from flows.launch.options import COURSE, check_options, parser, search_plan, train_params
-from flows.launch.teardown import exit_without_teardown
-from tasks.core.errors import InputError
+without_huge_page_advice()  # before the imports below load numpy; the run's processes inherit it
+
+import argparse  # noqa: E402
+import atexit  # noqa: E402
+import contextlib  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from flows.launch.console import FilteredStderr, brief_console, error_block  # noqa: E402
+from flows.launch.embedded import EmbeddedServer, shared  # noqa: E402
+from flows.launch.options import COURSE, check_options, parser, search_plan, train_params  # noqa: E402
+from flows.launch.teardown import exit_without_teardown  # noqa: E402
+from tasks.core.errors import InputError  # noqa: E402
 
 
 def _quiet_defaults() -> None:
@@ -70,23 +72,12 @@ def _list_models() -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from flows.launch.serve import read_config, serve
+    from flows.launch.serve import read_config, serve, spec_of
 
     if args.config:
         specs = read_config(args.config)
     elif args.flow_name and (args.interval or args.cron):
-        task = "regression" if args.flow_name == "search" else args.flow_name
-        params = train_params(args, COURSE[task], args.model or COURSE[task].model)
-        parameters = {"train": dataclasses.asdict(params), "target": args.target,
-                      # served runs may start elsewhere: pin the paths
-                      "data": str(Path(args.data).resolve()) if args.data else None,
-                      "artifacts": str(Path(args.artifacts).resolve())}
-        spec = {"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",
-                "interval": args.interval, "cron": args.cron, "parameters": parameters}
-        if args.flow_name == "search":
-            parameters.update(plan=dataclasses.asdict(args.plan), workers=args.workers)
-            spec.update(runner=args.runner, address=args.address)
-        specs = [spec]
+        specs = [spec_of(args)]
     else:
         parser().error("serve needs FLOW with --interval or --cron, or --config FILE")
     serve(specs)

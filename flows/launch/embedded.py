@@ -2,7 +2,7 @@
 
 Prefect would start its temporary server lazily, at the flow's first API call: after Prefect,
 Keras and Great Expectations have been imported, and with the whole server stack (FastAPI,
-SQLAlchemy: ~2 s) imported into the client too. This starts the same app (Prefect's public
+SQLAlchemy: seconds of CPU) imported into the client too. This starts the same app (Prefect's public
 ``create_app``, the same database under PREFECT_HOME) as a child process before those
 imports, so it boots on the other core meanwhile. Where a server is configured
 (PREFECT_API_URL, in the environment or the profile), nothing is started.

@@ -9,7 +9,7 @@ server (``embedded.shared``), so that no worker starts a temporary server of its
 The local pool's workers are forked from a template process that has imported Keras and the
 trial stages once (``prestart``: the command line starts it while the embedded server boots),
 so a worker is ready in well under a second instead of spawning and importing TensorFlow for
-~6 s beside the data preparation. Prefect's ``ProcessPoolTaskRunner`` has no public way to
+seconds beside the data preparation. Prefect's ``ProcessPoolTaskRunner`` has no public way to
 choose how its workers start: ``WarmProcessPoolTaskRunner`` swaps the executor it made, before
 any worker started, through three private names that ``pool_internals`` checks; where they are
 gone it says so once and runs Prefect's own spawning pool, with the same initializer.
@@ -99,7 +99,7 @@ def _process_pool():
             missing = pool_internals(self)
             if missing:  # a Prefect or Python that changed them: its own pool, workers spawned as it starts them
                 _say_once(f"this Prefect's process pool lacks {', '.join(missing)}; its workers spawn "
-                          "(each imports TensorFlow, ~6 s) instead of forking from a warm template")
+                          "(each imports TensorFlow) instead of forking from a warm template")
                 return self
             spawning = self._executor  # no process started yet: a pool starts its workers at submit
             self._executor = ProcessPoolExecutor(max_workers=self._max_workers, mp_context=_worker_context(),

@@ -6,7 +6,9 @@ runs, so nothing is left waiting for a worker that is gone.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,25 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
     if not specs:
         raise OptionError(f"{path}: no [[deployment]] tables")
     return specs
+
+
+def spec_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The deployment ``python -m flows serve FLOW --interval|--cron ...`` asks for: the flow's
+    parameters from the training (and, for a search, the search) options over the course's set-up."""
+    from flows.launch.options import COURSE, search_plan, train_params
+
+    task = "regression" if args.flow_name == "search" else args.flow_name
+    params = train_params(args, COURSE[task], args.model or COURSE[task].model)
+    parameters = {"train": dataclasses.asdict(params), "target": args.target,
+                  # served runs may start elsewhere: pin the paths
+                  "data": str(Path(args.data).resolve()) if args.data else None,
+                  "artifacts": str(Path(args.artifacts).resolve())}
+    spec = {"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",
+            "interval": args.interval, "cron": args.cron, "parameters": parameters}
+    if args.flow_name == "search":
+        parameters.update(plan=dataclasses.asdict(search_plan(args)), workers=args.workers)
+        spec.update(runner=args.runner, address=args.address)
+    return spec
 
 
 def deployments(specs: list[dict[str, Any]]) -> list[Any]:

@@ -1,7 +1,7 @@
 """Great Expectations: run validation suites here, or in a helper process that imported it early.
 
-Importing Great Expectations costs ~1 s of CPU even after Prefect and Keras are loaded
-(2 s alone), and imports hold the GIL: in the flow's process it delayed the first stages.
+Importing Great Expectations costs a second or two of CPU even after Prefect and Keras are
+loaded, and imports hold the GIL: in the flow's process it delayed the first stages.
 The CLI starts ``GxWorker`` first thing, so the import runs in another process, on the
 other core, while the flow's process imports Prefect and Keras. Validation profiles are
 small frames (one row per feature, or the target column), cheap to send over a pipe.
@@ -243,7 +243,7 @@ class GxWorker:
 
     def stop(self) -> None:
         """Ask the helper to finish; once it has (its Data Docs rendered), it is terminated rather
-        than waited for through the interpreter's teardown of Great Expectations (~1 s); one still
+        than waited for through the interpreter's teardown of Great Expectations; one still
         importing (a run that failed early) is terminated at once."""
         with contextlib.suppress(OSError):
             self._conn.send(None)

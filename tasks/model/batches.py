@@ -2,13 +2,13 @@
 
 Given numpy arrays, Keras 3 (TensorFlow backend) builds a ``tf.data`` pipeline with a parallel
 map and an autotuned prefetch: every batch crosses two background threads. For the course's
-small networks that handoff is most of the work: a housing training made ~92,000 context
-switches in 30 epochs and, beside a second training on a 2-core machine, ran 40-60 % slower
-(the cores wait on each other's handoffs). ``epoch_batches`` gives the same batches in the same
-order (per epoch the same seeded ``tf.random.shuffle`` of the row numbers, then consecutive
-slices of ``batch_size``) from native dataset kernels on the caller's threads: ~25,000 context
-switches, ~25 % less time alone, and no slowdown beside another training
-(``tests/benchmarks/feeding.py``). A test checks that the losses equal Keras's to the bit.
+small networks that handoff is most of the work, and beside a second training on a small
+machine the cores wait on each other's handoffs. ``epoch_batches`` gives the same batches in
+the same order (per epoch the same seeded ``tf.random.shuffle`` of the row numbers, then
+consecutive slices of ``batch_size``) from native dataset kernels on the caller's threads:
+a fraction of the context switches, less time alone, and no slowdown beside another training
+(``tests/benchmarks/feeding.py`` measures both loaders; its figures are in
+``tests/benchmarks/RESULTS.md``). A test checks that the losses equal Keras's to the bit.
 
 Other backends (JAX on a GPU machine) keep Keras's own loader: the arrays are returned as given.
 """

@@ -220,7 +220,7 @@ def heaviest_first(trials: list[TrainParams]) -> list[int]:
     that a batch ends on short trials and no worker waits long for a lone long one. A trial's
     likely time: its batches (epochs times rows over the batch size) times a batch's cost,
     which for these small networks is mostly fixed and grows a little with depth and width
-    (fitted to timed housing trials: depth 4, width 96 takes ~1.3 times depth 1, width 29)."""
+    (the weights were fitted to timed housing trials)."""
     def cost(params: TrainParams) -> float:
         return params.epochs / params.batch_size * (20 + (params.depth or 1) * (1 + (params.width or 30) / 100))
 

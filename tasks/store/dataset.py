@@ -12,8 +12,8 @@ column per named feature (tables) or a single tensor column ``image`` (images). 
 column is fixed-size binary: each row's pixels as their bytes, C order, with the numpy
 dtype in the field's metadata and the shape in the spec (the way Petastorm stores
 ndarrays). Parquet has no uint8, so a list<uint8> column is widened to one INT32 per
-pixel with repetition levels: writing 70,000 Fashion-MNIST images took 0.8 s and reading
-them 1.4 s; as bytes, 0.2 s each, and the file is smaller. Read one back with
+pixel with repetition levels, several times slower to write and read than the bytes, and a
+larger file. Read one back with
 ``tensor_column(table, "image")``.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tasks.core.allocator import tune_memory
 
 # Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
-# stage, that held the flow's peak RSS ~400 MB higher. The system allocator returns it.
+# stage, that held the flow's peak memory hundreds of MB higher. The system allocator returns it.
 pa.set_memory_pool(pa.system_memory_pool())
 
 tune_memory()  # glibc's heap and numpy's huge-page advice (tasks/core/allocator.py)
@@ -220,7 +220,7 @@ def from_arrow(table: pa.Table) -> Frame:
 
 def split_labels(column: pa.ChunkedArray) -> np.ndarray:
     """A split column as an object array of three shared strings: 8 bytes a row, where decoding
-    each value makes a string object of its own (~58 bytes: 60 MB for a million rows)."""
+    each value makes a string object of its own (tens of bytes a row)."""
     if column.null_count:
         return column.to_numpy(zero_copy_only=False)
     encoded = column.combine_chunks().dictionary_encode()

@@ -19,20 +19,20 @@ ROW_GROUP_BYTES = 8 * 2**20
 
 
 def row_group_rows(table: pa.Table) -> int:
-    """Rows per row group. A table of tensors (images) gets ~8 MiB groups, so that a reader of
-    one split decodes and filters a group at a time (10,000 test images of 70,000: one group
-    peaked at 554 MiB, groups of 8,192 rows at 229). A narrow table is one group: its splits
-    are small to read whole, and groups cost the million-row housing table ~0.7 s a write."""
+    """Rows per row group. A table of tensors (images) gets groups of ``ROW_GROUP_BYTES``, so
+    that a reader of one split (the test images) decodes and filters a group at a time instead
+    of the whole table. A narrow table is one group: its splits are small to read whole, and
+    groups would only cost time at each write."""
     if not any(pa.types.is_fixed_size_binary(f.type) for f in table.schema):
         return max(1, table.num_rows)
     return max(1024, ROW_GROUP_BYTES // max(1, table.nbytes // max(1, table.num_rows)))
 
 
 def _compression(table: pa.Table) -> str:
-    """LZ4 for float tensors, zstd otherwise. Standardised pixels shrink 220 -> 139 MB under LZ4
-    (zstd: 108 MB, but twice LZ4's encoding time): on this VM, where putting a fresh page in
-    the page cache costs more than compressing it, the data stages took 2.65 s median against
-    2.94 uncompressed. Raw uint8 images shrink to 31 MB from 55 under zstd in ~0.1 s."""
+    """LZ4 for float tensors, zstd otherwise. Standardised pixels compress by about a third under
+    LZ4 for little encoding time (zstd saves a little more at twice the time), which is faster
+    overall where putting fresh pages in the page cache costs more than compressing them; raw
+    8-bit images compress well under zstd."""
     floats = any(dtype is not None and dtype.kind == "f" for dtype in map(tensor_dtype, table.schema))
     return "lz4" if floats else "zstd"
 
@@ -44,8 +44,8 @@ def _small_columns(table: pa.Table) -> list[str]:
 
 def _repeating_columns(table: pa.Table) -> list[str]:
     """Columns worth dictionary encoding: not tensors, not float features. A float feature's
-    values are nearly all distinct, so Parquet builds a dictionary only to drop it: on a
-    million housing rows that cost 0.25 s a write for the same file size."""
+    values are nearly all distinct, so Parquet builds a dictionary only to drop it: time spent
+    at every write for the same file size."""
     features = set(spec_of(table).features) if SPEC_KEY in (table.schema.metadata or {}) else set()
     return [name for name in _small_columns(table)
             if not (name in features and pa.types.is_floating(table.schema.field(name).type))]

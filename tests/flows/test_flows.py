@@ -138,7 +138,8 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
 
     assert not [line for line in out.stderr.splitlines() if NOISE.search(line)]  # a good run ends clean
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["flow"] == "regression" and summary["test"]["loss"] > 0
+    assert summary["flow"] == "regression"
+    assert _sidecar(summary["artifacts"]["metrics"])["evaluation"] == {"test": summary["test"], "test_rows": 750}
     assert Path(summary["artifacts"]["model"]).is_file()
     fit = _sidecar(summary["artifacts"]["model"])["params"]  # the course's EarlyStopping, in lineage
     assert (fit["epochs"], fit["patience"], fit["min_delta"]) == (1, 5, 0.01)

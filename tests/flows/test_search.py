@@ -1,7 +1,6 @@
 """The search flow on a slice of the real housing data: strategies, faults, resume, no test peeking."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
@@ -20,6 +19,15 @@ def _search(csv, artifacts, plan, **kwargs):
     return search(plan=plan, train=FIXED, data=str(csv), target="MedHouseVal", artifacts=str(artifacts), **kwargs)
 
 
+
+def _evaluation(result: dict) -> dict:
+    """What the metrics artifact's lineage says the one test scoring found."""
+    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.lineage import ArtifactRef
+
+    found = ArtifactStore.record(ArtifactRef("metrics", result["artifacts"]["metrics"], "")).evaluation
+    return {"test": found.test, "test_rows": found.test_rows}
+
 def test_a_sweep_records_every_trial_and_a_diverged_one_is_left_out(housing_csv, tmp_path):
     plan = SearchPlan("sweep", parse_space("learning_rate=choice(0.01,1e9)"))
     result = _search(housing_csv, tmp_path / "a", plan)
@@ -29,7 +37,10 @@ def test_a_sweep_records_every_trial_and_a_diverged_one_is_left_out(housing_csv,
     assert sorted(table["status"]) == ["diverged", "ok"] and len(table) == 2
     diverged = table[table["status"] == "diverged"].iloc[0]
     assert math.isnan(diverged["val_loss"]) and "NaN or infinite" in diverged["reason"]
-    assert result["test"]["loss"] > 0 and result["best_val_loss"] == table["val_loss"].min()
+    assert result["best_val_loss"] == table["val_loss"].min()
+    ok = table[table["status"] == "ok"].iloc[0]
+    assert result["artifacts"]["model"] == ok["model"]  # the best trial's model is the one scored
+    assert _evaluation(result) == {"test": result["test"], "test_rows": 750}  # once, on the 750 test rows
 
 
 def test_a_search_run_again_reuses_every_finished_trial_and_picks_the_same(housing_csv, tmp_path):
@@ -108,7 +119,7 @@ def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing
     table = pd.read_parquet(result["artifacts"]["trials"])
     chosen = table[table["status"] == "ok"].sort_values(["val_loss", "trial"]).iloc[0]
     assert result["best_params"] == {"learning_rate": chosen["learning_rate"], "width": chosen["width"]}
-    assert (table["val_loss"] == -table["cv_score"]).all() and (table["val_loss"] > 0).all()
+    assert (table["val_loss"] == -table["cv_score"]).all()
     if strategy == "sklearn-halving":  # 3 candidates at 1 epoch, the best one or two at 2
         assert list(table["budget"].unique()) == [1, 2] and "promoted" in set(table["status"])
     else:
@@ -118,7 +129,7 @@ def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing
 
     model = ArtifactStore.record(ArtifactRef("model", result["artifacts"]["model"], ""))
     assert model.params["width"] == chosen["width"] and model.params["epochs"] == 2  # the usual training
-    assert result["test"]["loss"] > 0
+    assert _evaluation(result) == {"test": result["test"], "test_rows": 750}
 
 
 def test_trials_run_on_a_local_dask_cluster_of_two_workers(housing_csv, tmp_path):
@@ -139,19 +150,24 @@ def test_trials_run_on_a_local_dask_cluster_of_two_workers(housing_csv, tmp_path
 
 
 def test_a_search_can_be_served_on_a_schedule(tmp_path):
-    from flows.launch.options import parser, search_plan
-    from flows.launch.serve import deployments
-
-    args = parser().parse_args(["serve", "search", "--interval", "3600", "--strategy", "halving", "--n-iter", "6",
-                                "--space", "width=int(8,64)", "--workers", "2"])
-    plan = search_plan(args)
-    spec = {"flow": "search", "name": "nightly-search", "interval": 3600,
-            "parameters": {"plan": dataclasses.asdict(plan), "train": {"model": "mlp30", "epochs": 20}, "workers": 2}}
-    deployment, = deployments([spec])
-    assert deployment.name == "nightly-search" and deployment.parameters["plan"]["strategy"] == "halving"
+    """What ``python -m flows serve search ...`` deploys: the spec the command line builds, valid
+    parameters for the search flow (what each scheduled run will be called with)."""
+    from flows.launch.options import parser
+    from flows.launch.serve import deployments, spec_of
     from flows.search import search as flow
 
-    flow.validate_parameters(deployment.parameters)  # what a scheduled run will be called with
+    args = parser().parse_args(["serve", "search", "--interval", "3600", "--strategy", "halving", "--n-iter", "6",
+                                "--space", "width=int(8,64)", "--workers", "2", "--epochs", "20",
+                                "--name", "nightly-search", "--artifacts", str(tmp_path / "a")])
+    deployment, = deployments([spec_of(args)])
+    assert deployment.name == "nightly-search"
+    parameters = deployment.parameters
+    assert parameters["plan"]["strategy"] == "halving" and parameters["plan"]["n_iter"] == 6
+    assert parameters["plan"]["space"][0]["name"] == "width" and parameters["workers"] == 2
+    assert parameters["train"]["model"] == "mlp30" and parameters["train"]["epochs"] == 20
+    assert parameters["artifacts"] == str((tmp_path / "a").resolve())
+    bound = flow.validate_parameters(parameters)
+    assert bound["plan"].strategy == "halving" and bound["train"].epochs == 20
 
 
 def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(housing_csv, tmp_path):
