@@ -58,7 +58,7 @@ class EmbeddedServer:
              "--log-level", "error", "--lifespan", "on"], env=self._env)
         self.url = f"http://127.0.0.1:{port}/api"
 
-    def wait(self, timeout: float = 60.0) -> None:
+    def wait(self, timeout: float = 120.0) -> None:
         """Block until the server answers /health; say plainly if it died or never answered
         (a Prefect whose ``create_app`` no longer takes what ``server_app`` passes dies here)."""
         if self.process is None:

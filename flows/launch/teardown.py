@@ -1,9 +1,10 @@
-"""Leaving a finished process without the interpreter's teardown.
+"""Leaving the command line's finished process without the interpreter's teardown.
 
-Freeing the modules of TensorFlow, Great Expectations and Prefect takes ~1.6 s on this
-2-core machine (0.8 s for Keras alone) and does nothing a finished process needs. The
-command line leaves this way after a run that returned; so does each trial worker of a
-process pool once the pool shuts it down (the flow waits for its workers to exit).
+Freeing the modules of TensorFlow, Great Expectations and Prefect takes seconds and does
+nothing a finished process needs (tests/benchmarks/RESULTS.md). The command line leaves this way
+after a run that returned, once every exit handler has run: Prefect's (last logs and events,
+sent before any of them), the embedded server's stop, and the rest. Nothing else does: a trial
+worker that skipped its exit handlers would orphan what Prefect started in it.
 """
 from __future__ import annotations
 

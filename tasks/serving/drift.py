@@ -146,8 +146,9 @@ def _skew_findings(outcome, file: str, given: list[str], spec: DatasetSpec) -> l
             lines.append(f"images of {failure.values[0]} values; the model was trained on "
                          f"{failure.kwargs['value_set'][0]}")
         elif failure.column == "numeric":
-            lines.append(f"column{'s' if failure.count > 1 else ''} {values_text(failure.index)} hold text where "
-                         "numbers are expected")
+            several = failure.count > 1
+            lines.append(f"column{'s' if several else ''} {values_text(failure.index)} "
+                         f"hold{'' if several else 's'} text where numbers are expected")
         else:
             wanted = set(expected_columns(spec))  # all of them: the failure lists only the first few
             missing = [c for c in expected_columns(spec) if c not in given]

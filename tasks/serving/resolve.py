@@ -6,6 +6,7 @@ take a ``Trained``; the gate that chooses champions is ``tasks/serving/champion.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
@@ -15,6 +16,8 @@ from tasks.serving.champion import champion_for
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.dataset import DatasetSpec, spec_of
 from tasks.store.lineage import ArtifactRef, Lineage
+
+HEX = re.compile(r"[0-9a-f]+")  # a model is named by a prefix of the sha256 its file is named by
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,14 @@ def trained(store: ArtifactStore, model: str = "champion", dataset: str | None =
         model_ref, scaler = decision.model, decision.scaler
         scaled = decision.scaled
     else:
-        matches = sorted((store.root / "model").glob(f"{model}*.json"))
+        known = sorted((store.root / "model").glob("[!.]*.json"))
+        matches = [m for m in known if m.stem.startswith(model)] if HEX.fullmatch(model) else []
         if len(matches) != 1:
-            raise OptionError(f"--model {model}: " + ("no model artifact's sha256 starts so" if not matches else
-                                                      f"{len(matches)} models match: give more of the hash"))
+            listed = ", ".join(m.stem[:12] for m in known[:5]) + (", ..." if len(known) > 5 else "")
+            raise OptionError(f"--model {model}: " + (
+                f"{len(matches)} models match: give more of the hash" if matches else
+                "no model artifact's sha256 starts so; give 'champion' or a prefix of one of the store's "
+                f"models ({listed or 'none yet'})"))
         record = Lineage.read(matches[0])
         model_ref = store.here(record.artifact)
         scaled = store.here(next(p for p in record.parents if isinstance(p, ArtifactRef) and p.stage == "scaled"))

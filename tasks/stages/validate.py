@@ -85,7 +85,9 @@ def feature_profile(frame: Frame) -> pd.DataFrame:
     """One row per feature: dtype kind, nulls, non-finite values, min, max, allowed range."""
     X, spec = frame.X, frame.spec
     names = feature_names(frame)
-    if X.dtype.kind == "f" and np.isfinite(X.sum(axis=0)).all():  # no NaN, no inf: no masked copies of X
+    with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN: what this asks about
+        clean = X.dtype.kind == "f" and np.isfinite(X.sum(axis=0)).all()
+    if clean:  # no NaN, no inf: no masked copies of X
         nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
         lo, hi = X.min(axis=0), X.max(axis=0)
     elif X.dtype.kind == "f":

@@ -140,6 +140,8 @@ class Lineage:
             raise LineageError(f"{path}: the artifact's lineage sidecar is missing") from None
         except (OSError, ValueError) as error:
             raise LineageError(f"{path}: the lineage sidecar is unreadable ({error})") from None
+        if not isinstance(raw, dict):
+            raise LineageError(f"{path}: the lineage sidecar is unreadable (a JSON {type(raw).__name__}, not a record)")
         if raw.get("schema") != SCHEMA:
             raise LineageError(f"{path}: lineage schema {raw.get('schema', 1)}, this version reads {SCHEMA}; "
                                "re-run the flow with --force to rewrite it")

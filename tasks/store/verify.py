@@ -75,7 +75,8 @@ def find_artifact(root: Path, target: str) -> Path:
     """The sidecar of an artifact named by its path or by a prefix of its hash."""
     if Path(target).is_file():
         return Path(target).with_suffix(".json")
-    matches = sorted(m for m in root.glob(f"*/{target}*.json") if not m.parent.name.startswith(("_", ".")))
+    matches = sorted(m for m in root.glob(f"*/{target}*.json") if not m.parent.name.startswith(("_", "."))
+                     and m.parent.name not in NOT_ARTIFACTS)  # a champion history is no artifact
     if not matches:
         raise OptionError(f"no artifact {target!r} under {root}/: give an artifact's path or a prefix "
                           "of its sha256 (the name of its file)")

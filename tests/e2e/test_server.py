@@ -16,7 +16,7 @@ from pathlib import Path
 from flows.regression import regression
 from tasks.core.params import TrainParams
 from tasks.model.callbacks import CRASH_ENV
-from tests.tasks.test_validate import _text
+from tests.tasks.checks.test_validate import _text
 
 ROOT = Path(__file__).resolve().parents[2]
 

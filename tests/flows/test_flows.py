@@ -17,7 +17,7 @@ from tasks.core.errors import DataError
 from tasks.core.params import TrainParams
 from tasks.stages.load import RawDataError
 from tasks.stages.validate import ValidationFailed
-from tests.tasks.test_validate import _text
+from tests.tasks.checks.test_validate import _text
 
 HOUSING_DATA_SHA = "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,10 @@
 """The registry estimator under scikit-learn's own tools, on a slice of the real housing data."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import randint
@@ -68,3 +72,87 @@ def test_the_classifier_takes_any_labels_and_scores_accuracy(fashion):
     assert ((scores > 0.3) & (scores <= 1)).all()  # ten classes: chance is 0.1
     est.fit(X, y)
     assert set(est.predict(X[:50])) <= set(range(1, 11)) and est.predict_proba(X[:5]).shape == (5, 10)
+
+
+# scikit-learn's input contract (validate_data): refused with its own messages, before Keras sees the rows
+
+def test_fitting_on_rows_without_features_is_refused_and_the_interpreter_survives():
+    """Zero feature columns used to reach Keras, which killed the Python process: run in a child
+    process, the refusal must be an ordinary ValueError after which the interpreter goes on."""
+    code = "\n".join([
+        "import numpy as np",
+        "import pandas as pd",
+        "from tasks.search.estimator import RegistryClassifier, RegistryRegressor",
+        "for estimator, X in ((RegistryRegressor(epochs=1), np.empty((20, 0), dtype=np.float32)),",
+        "                     (RegistryClassifier(epochs=1), np.empty((20, 0))),",
+        "                     (RegistryRegressor(epochs=1), pd.DataFrame(index=range(20)))):",
+        "    try:",
+        "        estimator.fit(X, np.arange(20) % 2)",
+        "    except ValueError as error:",
+        "        print('refused:', type(X).__name__, error, flush=True)",
+        "print('the interpreter survived')",
+    ])
+    child = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3], capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3_000:]
+    refusals = [line for line in child.stdout.splitlines() if line.startswith("refused:")]
+    assert refusals[:2] == [
+        "refused: ndarray Found array with 0 feature(s) (shape=(20, 0)) while a minimum of 1 is required by "
+        "RegistryRegressor.",
+        "refused: ndarray Found array with 0 feature(s) (shape=(20, 0)) while a minimum of 1 is required by "
+        "RegistryClassifier."]
+    assert len(refusals) == 3 and refusals[2].startswith("refused: DataFrame ")  # a table of no columns, too
+    assert child.stdout.splitlines()[-1] == "the interpreter survived"
+
+
+@pytest.fixture(scope="module")
+def fitted(rows):
+    X, y = rows
+    return RegistryRegressor(epochs=1, seed=0).fit(X[:1_000], y[:1_000])
+
+
+def test_fit_remembers_how_many_features_it_saw(fitted, rows):
+    assert fitted.n_features_in_ == 8
+    assert not hasattr(RegistryRegressor(), "n_features_in_")  # learned state, set by fit only
+    assert fitted.predict(rows[0][:4]).shape == (4,)
+
+
+@pytest.mark.parametrize("width", [7, 9])
+def test_predicting_on_another_number_of_features_is_refused(fitted, rows, width):
+    X = np.resize(rows[0][:5], (5, width))
+    with pytest.raises(ValueError, match=f"X has {width} features, but RegistryRegressor is expecting 8 features"):
+        fitted.predict(X)
+    with pytest.raises(ValueError, match=f"X has {width} features"):
+        fitted.score(X, rows[1][:5])
+
+
+def test_validation_rows_of_another_width_are_refused(rows):
+    X, y = rows
+    with pytest.raises(ValueError, match=r"validation_data has rows of shape \(7,\), the training rows \(8,\)"):
+        RegistryRegressor(epochs=1).fit(X[:100], y[:100], validation_data=(X[100:150, :7], y[100:150]))
+
+
+def _with(array: np.ndarray, value: float) -> np.ndarray:
+    changed = np.array(array, dtype=np.float64)
+    changed.flat[3] = value
+    return changed
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity")])
+def test_missing_or_infinite_inputs_are_refused_in_fit_validation_and_predict(fitted, rows, bad, message):
+    X, y = rows
+    with pytest.raises(ValueError, match=message):
+        RegistryRegressor(epochs=1).fit(_with(X[:100], bad), y[:100])
+    with pytest.raises(ValueError, match=message):
+        RegistryRegressor(epochs=1).fit(X[:100], y[:100], validation_data=(_with(X[100:150], bad), y[100:150]))
+    with pytest.raises(ValueError, match=message):
+        fitted.predict(_with(X[:5], bad))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")  # scikit-learn's, on NaN labels
+def test_a_missing_target_is_refused(rows):
+    X, y = rows
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        RegistryRegressor(epochs=1).fit(X[:100], _with(y[:100], np.nan))
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        RegistryClassifier(epochs=1).fit(X[:100], _with(np.arange(100) % 3, np.nan))

@@ -1,5 +1,4 @@
 """Search spaces as data, and the strategies' plans: refused early, named precisely."""
-import dataclasses
 import math
 
 import pytest
@@ -108,25 +107,6 @@ def test_a_search_whose_trials_all_diverged_is_the_users_to_fix_one_whose_trials
     assert "lower learning rate" in str(diverged)
     crashed = search_stopped("3 trials in a row failed", ["diverged", "failed", "diverged"])
     assert isinstance(crashed, TrialsCrashed) and not isinstance(crashed, InputError)
-
-
-def test_the_recorded_search_is_keyed_by_its_trials_not_only_by_its_strategy(tmp_path):
-    """Two scikit-learn searches on the same data (no trained models among the parents) keep
-    their own tables: a second search is not handed the first one's record."""
-    import pandas as pd
-    import pyarrow as pa
-
-    from flows.steps.pipeline import value
-    from tasks.search.trials import Status, TrialRow, record_search_task
-    from tasks.store.artifacts import ArtifactStore
-
-    record = lambda rows: value(record_search_task.fn(rows, {}, scaled, "sklearn-random", str(tmp_path)))  # noqa: E731
-    scaled = ArtifactStore(tmp_path).put_table(pa.table({"x": [1.0, 2.0]}), "scaled")
-    row = TrialRow(1, {"learning_rate": 0.01}, Status.DIVERGED, seconds=1.0, reason="NaN", worker="a")
-    first, other = record([row]), record([row, dataclasses.replace(row, trial=2)])
-    again = record([dataclasses.replace(row, seconds=9.0, worker="b")])
-    assert len(pd.read_parquet(other["trials"].path)) == 2 and other["trials"] != first["trials"]
-    assert again["trials"] == first["trials"]  # the same outcomes: the record is reused
 
 
 def test_grid_and_sweep_run_every_combination_in_order():
