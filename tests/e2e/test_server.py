@@ -13,10 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from flows.regression import regression
 from tasks.core.params import TrainParams
 from tasks.model.callbacks import CRASH_ENV
 from tests.tasks.checks.test_validate import _text
+
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -27,6 +27,9 @@ from tasks.core.errors import InputError
 from tasks.core.params import TrainParams
 from tasks.stages import load
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 # the stages in the order a flow runs them, and the artifact folders each one writes
 STEPS = {"load": {"raw"}, "validate-raw": {"validation-raw", "data-docs"}, "split": {"split"},  # a check's report:
          "validate-split": {"validation-split"}, "scale": {"scaler", "scaled"},  # its table and Data Docs page

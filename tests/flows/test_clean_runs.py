@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 ROOT = Path(__file__).resolve().parents[2]
 NOISE = re.compile(r"warn|leaked|traceback|absl|oneDNN|Still processing|temporary server", re.IGNORECASE)
 

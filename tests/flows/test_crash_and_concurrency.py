@@ -15,6 +15,9 @@ import pytest
 from tasks.core.faults import PAUSE_ENV
 from tasks.store.verify import verify
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,6 +13,9 @@ from prefect.utilities.urls import url_for
 import flows.launch.embedded as embedded
 from flows.launch.embedded import EmbeddedServer
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 
 def test_the_embedded_server_takes_api_calls_and_is_gone_after_stop():
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as on a machine with no server set

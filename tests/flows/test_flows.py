@@ -19,6 +19,9 @@ from tasks.stages.load import RawDataError
 from tasks.stages.validate import ValidationFailed
 from tests.tasks.checks.test_validate import _text
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 HOUSING_DATA_SHA = "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214"
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,6 +19,8 @@ from tasks.serving.drift import DriftError, SkewError
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.verify import lineage_lines
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "MedHouseVal"
 GATE = gate_name("housing-train", "regression", TARGET)
@@ -143,6 +145,7 @@ def test_predict_on_the_fashion_mnist_test_images_reproduces_the_evaluation(tmp_
 SERVE_WITH_TENSORFLOW_ALONE = """
 import json, sys
 import numpy as np, pandas as pd, tensorflow as tf
+
 export, table = sys.argv[1:3]
 signature = json.load(open(export + "/signature.json"))
 served = tf.saved_model.load(export + "/saved_model")

@@ -12,6 +12,9 @@ from tasks.core.params import TrainParams
 from tasks.model.callbacks import InjectedCrash
 from tasks.store import stage
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 
 def _side(path: str | Path) -> dict:
     return json.loads(Path(path).with_suffix(".json").read_text())

@@ -12,6 +12,9 @@ from tasks.core.params import TrainParams
 from tasks.search.plan import SearchPlan
 from tasks.search.space import parse_space
 
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+
 FIXED = TrainParams("mlp30", epochs=2, patience=5)
 
 

@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ProcessPoolTaskRunner
 
@@ -19,6 +20,8 @@ from flows.launch import runners
 from flows.launch.runners import pool_internals, start_worker, with_runner
 from tasks.search.plan import thread_limits
 from tests.leftovers import left_behind
+
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
 
 ROOT = Path(__file__).resolve().parents[2]
 

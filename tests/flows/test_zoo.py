@@ -1,9 +1,13 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from flows.zoo import zoo
 from tasks.core.params import TrainParams
+
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
 
 
 def test_zoo_compares_models_with_the_same_budget(housing_csv, tmp_path):

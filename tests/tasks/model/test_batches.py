@@ -13,7 +13,8 @@ def _keras_loader(train, valid, batch_size):
     return {"x": train[0], "y": train[1], "batch_size": batch_size, "validation_data": valid}
 
 
-@pytest.mark.parametrize("model", ["mlp30", "wide_deep_multi_input", "wide_deep_multi_output", "selu_alphadropout"])
+@pytest.mark.parametrize("model", ["mlp30", "wide_deep_multi_input", "wide_deep_multi_output",
+                                   pytest.param("selu_alphadropout", marks=pytest.mark.slow)])
 def test_the_batches_give_keras_s_own_seeded_history_to_the_bit(small_housing, small_fashion, tmp_path, monkeypatch,
                                                                  model):
     """Same rows, same per-epoch shuffle, same partial last batch (2,000 housing rows: 1,160

@@ -47,7 +47,8 @@ def _fit_and_reload(frame, name, tmp_path):
     return result, predicted, scores, test
 
 
-@pytest.mark.parametrize("name", [n for n, e in models.MODELS.items() if e.task == "classification"])
+@pytest.mark.parametrize("name", [n if n == "mlp" else pytest.param(n, marks=pytest.mark.slow)  # deep: seconds each
+                                  for n, e in models.MODELS.items() if e.task == "classification"])
 def test_every_classifier_fits_and_reloads(name, fashion_slice, tmp_path):
     _, predicted, scores, test = _fit_and_reload(fashion_slice, name, tmp_path)
     assert set(scores) == {"loss", "accuracy"} and predicted.shape == (len(test), 10)

@@ -51,6 +51,7 @@ def test_a_diverged_fit_scores_nan_instead_of_raising(rows):
     assert est.diverged_ and np.isnan(est.score(X, y)) and np.isnan(est.predict(X[:3])).all()
 
 
+@pytest.mark.slow
 def test_randomized_search_cv_samples_each_hyperparameter_and_ranks_a_diverged_one_last(rows):
     X, y = rows
     X = StandardScaler().fit_transform(X)
@@ -65,6 +66,7 @@ def test_randomized_search_cv_samples_each_hyperparameter_and_ranks_a_diverged_o
     assert search.best_params_["learning_rate"] == 3e-3 and search.best_score_ == np.nanmax(scores) < 0
 
 
+@pytest.mark.slow
 def test_the_classifier_takes_any_labels_and_scores_accuracy(fashion):
     X, y = fashion.X[:1_200].reshape(-1, 28, 28) / 255.0, fashion.y[:1_200] + 1  # labels 1..10
     est = RegistryClassifier(epochs=2, seed=3)

@@ -170,6 +170,7 @@ def searched(small_housing):
     return space, cross_validate(poisoned, search)
 
 
+@pytest.mark.slow
 def test_a_real_search_scores_each_candidate_on_three_folds_of_the_train_split(searched):
     space, results = searched
     assert len(results["params"]) == 2 and all(f"split{k}_test_score" in results for k in range(FOLDS))
@@ -180,6 +181,7 @@ def test_a_real_search_scores_each_candidate_on_three_folds_of_the_train_split(s
         assert 4 <= row.params["width"] <= 16 and 1e-3 <= row.params["learning_rate"] <= 1e-2
 
 
+@pytest.mark.slow
 def test_a_real_searchs_results_round_trip_through_parquet(searched, tmp_path):
     space, results = searched
     pq.write_table(_table(results, space), tmp_path / "cv_results.parquet")

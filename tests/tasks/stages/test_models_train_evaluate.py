@@ -80,7 +80,9 @@ def test_a_diverging_training_says_so(small_housing, tmp_path):
         train(small_housing, "mlp30", tmp_path, epochs=2, batch_size=32, seed=1, hparams={"learning_rate": 1e12})
 
 
-@pytest.mark.parametrize("model", ["mlp30", "wide_deep_multi_output", "selu_alphadropout", "deep_bn_before"])
+@pytest.mark.parametrize("model", ["mlp30", "wide_deep_multi_output",
+                                   pytest.param("selu_alphadropout", marks=pytest.mark.slow),
+                                   pytest.param("deep_bn_before", marks=pytest.mark.slow)])
 def test_fewer_dispatches_take_the_very_same_gradient_steps(small_housing, small_fashion, tmp_path, model):
     """N batches per compiled call (the default) give the seeded history of one at a time:
     the same steps, the dropout masks and the BatchNorm statistics included. 38 and 32 steps
@@ -160,6 +162,7 @@ def test_a_seeded_training_ignores_other_threads_drawing_from_python_random(smal
     np.testing.assert_allclose(disturbed.history["val_loss"], baseline.history["val_loss"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_paused_training_continues_to_the_same_result_early_stopping_included(small_housing, tmp_path):
     args = dict(epochs=30, batch_size=32, seed=4, watch=Watch(patience=3, min_delta=0.01))
     straight = train(small_housing, "mlp30", tmp_path / "straight", **args)
@@ -176,6 +179,7 @@ def test_a_paused_training_continues_to_the_same_result_early_stopping_included(
     assert sha256_file(paused.model_path) == sha256_file(straight.model_path)
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_twenty_trials_in_one_process(small_housing, tmp_path):
     import gc
 
