@@ -25,6 +25,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tasks.core.environment import environment
+
 STARTUP_FAILED = 3  # uvicorn's exit code when it cannot bind, or its app cannot start
 
 
@@ -119,16 +121,12 @@ def pointed_at(url: str) -> Iterator[None]:
     Prefect's global settings, for the duration."""
     from prefect.context import refresh_global_settings_context
 
-    saved, os.environ["PREFECT_API_URL"] = os.environ.get("PREFECT_API_URL"), url
-    refresh_global_settings_context()
     try:
-        yield
+        with environment({"PREFECT_API_URL": url}):
+            refresh_global_settings_context()
+            yield
     finally:
-        if saved is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = saved
-        refresh_global_settings_context()
+        refresh_global_settings_context()  # back to what the environment says now
 
 
 _shared: EmbeddedServer | None = None

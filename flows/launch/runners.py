@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 
+from tasks.core.environment import environment
 from tasks.core.errors import OptionError
 from tasks.search.plan import RUNNERS, thread_limits
 
@@ -55,18 +56,14 @@ def prestart(workers: int, api_url: str | None = None) -> None:
         return
     from multiprocessing import forkserver
 
+    # multiprocessing's own call, not in its documentation: where it is gone the template simply
+    # starts with the first worker (without the head start, the workers forked all the same)
+    ensure_running = getattr(forkserver, "ensure_running", None)
+    if ensure_running is None:
+        return
     # the template inherits this process's environment: these keys only, for as long as it takes
-    changes = {**thread_limits(workers), **({"PREFECT_API_URL": api_url} if api_url else {})}
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        forkserver.ensure_running()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with environment({**thread_limits(workers), **({"PREFECT_API_URL": api_url} if api_url else {})}):
+        ensure_running()
 
 
 POOL_INTERNALS = ("ProcessPoolTaskRunner._executor", "ProcessPoolTaskRunner._max_workers",

@@ -10,9 +10,7 @@ is scikit-learn's ``cv_results_`` table, and its rows feed the search's trial ta
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import warnings
 from typing import Any
 
@@ -21,6 +19,7 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.core.environment import environment
 from tasks.core.params import TrainParams
 from tasks.search.plan import SKLEARN_STRATEGIES, thread_limits
 from tasks.search.space import Dimension, Space
@@ -84,21 +83,10 @@ def make_search(strategy: str, space: Space, estimator, *, n_iter: int, seed: in
     raise ValueError(f"unknown scikit-learn strategy {strategy!r}; choose from {', '.join(SKLEARN_STRATEGIES)}")
 
 
-@contextlib.contextmanager
 def _worker_threads(workers: int):
     """Fits in ``workers`` processes (joblib's loky) get their share of the cores: the
     variables are read by TensorFlow in each worker as it starts, not by this process."""
-    limits = thread_limits(workers) if workers > 1 else {}
-    saved = {name: os.environ.get(name) for name in limits}
-    os.environ.update(limits)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return environment(thread_limits(workers) if workers > 1 else {})
 
 
 def cross_validate(scaled: Frame, search) -> dict[str, Any]:

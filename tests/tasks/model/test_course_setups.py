@@ -44,10 +44,13 @@ def _built(name):
 
 
 def _dense_layers(model):
-    found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    """Every Dense layer of the model, inside nested layers too (a subclassed model's own)."""
+    found, pending = [], list(model.layers)
+    while pending:
+        layer = pending.pop(0)
         if isinstance(layer, keras.layers.Dense):
             found.append(layer)
+        pending[:0] = [sub for sub in getattr(layer, "layers", [])]
     return found
 
 
