@@ -23,7 +23,7 @@ from collections.abc import Iterator  # noqa: E402
 
 from flows.launch.console import FilteredStderr, brief_console, error_block  # noqa: E402
 from flows.launch.embedded import EmbeddedServer, shared  # noqa: E402
-from flows.launch.options import COURSE, check_options, parser, search_plan, train_params  # noqa: E402
+from flows.launch.options import check_options, parser, plan_options, search_plan, training_options  # noqa: E402
 from flows.launch.teardown import exit_without_teardown  # noqa: E402
 from tasks.core.errors import InputError  # noqa: E402
 
@@ -88,12 +88,10 @@ def _search(args: argparse.Namespace, server: EmbeddedServer):
     from flows.launch.runners import with_runner
     from flows.search import search
 
-    course = COURSE[args.task]
     flow = with_runner(search, args.workers, args.runner, args.address)
     with server.api():
-        return flow(plan=args.plan, train=train_params(args, course, args.model or course.model), task=args.task,
-                    data=args.data, target=args.target, artifacts=args.artifacts, force=args.force,
-                    workers=args.workers)
+        return flow(**plan_options(args), task=args.task, model=args.model, **training_options(args), data=args.data,
+                    target=args.target, artifacts=args.artifacts, force=args.force, workers=args.workers)
 
 
 def _run(args: argparse.Namespace, server: EmbeddedServer):
@@ -104,9 +102,8 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
 
         models = args.model.split(",") if args.model else None
         with server.api():
-            course = COURSE[args.task]
-            return zoo(task=args.task, models=models, train=train_params(args, course, course.model), data=args.data,
-                       target=args.target, artifacts=args.artifacts, force=args.force)
+            return zoo(task=args.task, models=models, **training_options(args), data=args.data, target=args.target,
+                       artifacts=args.artifacts, force=args.force)
     if args.flow == "predict":
         from flows.predict import predict
 
@@ -115,7 +112,7 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
                            artifacts=args.artifacts)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
     with server.api():
-        return flow(train=train_params(args, COURSE[args.flow], args.model), data=args.data, target=args.target,
+        return flow(model=args.model, **training_options(args), data=args.data, target=args.target,
                     artifacts=args.artifacts, force=args.force)
 
 
@@ -192,7 +189,7 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     check_options(args)
     if args.flow == "search" or getattr(args, "flow_name", None) == "search":
-        args.plan = search_plan(args)
+        search_plan(args)  # a bad space or budget is refused before anything starts
     _quiet_defaults()
     if args.flow == "serve":
         return _serve(args)

@@ -5,12 +5,22 @@ from typing import Any
 
 from prefect import flow
 
+from flows.steps.parameters import described
 from flows.steps.pipeline import run_pipeline, source_for
 from tasks.core.params import CLASSIFICATION, TrainParams
 
 
 @flow(name="classification")
-def classification(train: TrainParams = CLASSIFICATION, data: str | None = None, target: str | None = None,
-                   artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
-    """Train and test a classifier; ``data``/``target`` swap in a user table for Fashion-MNIST."""
+@described()
+def classification(model: str = CLASSIFICATION.model, epochs: int = CLASSIFICATION.epochs,
+                   batch_size: int = CLASSIFICATION.batch_size, learning_rate: float | None = None,
+                   optimizer: str | None = None, depth: int | None = None, width: int | None = None,
+                   activation: str | None = None, initializer: str | None = None, schedule: str | None = None,
+                   seed: int = CLASSIFICATION.seed, patience: int = CLASSIFICATION.patience,
+                   min_delta: float = CLASSIFICATION.min_delta,
+                   steps_per_execution: int = CLASSIFICATION.steps_per_execution, data: str | None = None,
+                   target: str | None = None, artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
+    """Train and test a classifier on Fashion-MNIST (or ``data``), the course's set-up by default."""
+    train = TrainParams(model, epochs, batch_size, learning_rate, optimizer, depth, width, activation, initializer,
+                        schedule, seed, patience, min_delta, steps_per_execution)
     return run_pipeline(source_for("classification", data, target), train, artifacts, force)

@@ -8,15 +8,19 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.steps.parameters import described
 from flows.steps.pipeline import value
 from tasks.serving.predict import predict_task
 
 
 @flow(name="predict")
+@described(data="new rows: a CSV or Parquet table with the training features (or idx images)",
+           model="champion, or a model artifact's sha256 prefix",
+           dataset="whose champion, when the store has several (empty: its only one)",
+           out="also write the predictions here (.parquet or .csv)", strict="fail on drift instead of warning")
 def predict(data: str, model: str = "champion", dataset: str | None = None, out: str | None = None,
             strict: bool = False, artifacts: str = "artifacts") -> dict[str, Any]:
-    """``data``: a CSV or Parquet table with the training features (or idx images); ``out``: a
-    copy of the predictions (.parquet, or .csv) besides the artifact."""
+    """Score new rows with the champion (or a named model), after skew and drift checks."""
     ref, facts = value(predict_task(data, artifacts, model, dataset, strict))
     if out:
         target = Path(out)

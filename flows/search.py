@@ -18,9 +18,18 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.steps.halving import halving_trials
+from flows.steps.parameters import described
 from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
-from tasks.core.params import TrainParams
-from tasks.search.plan import Proposer, SearchPlan, heaviest_first, search_stopped, trial_params
+from tasks.core.params import COURSE, TrainParams, training
+from tasks.search.plan import (
+    PLAN_HELP,
+    Proposer,
+    SearchPlan,
+    heaviest_first,
+    make_plan,
+    search_stopped,
+    trial_params,
+)
 from tasks.search.trials import Progress, Status, TrialRow, best_row, record_search_task, trial_row, warm_up_task
 from tasks.stages.train import train_task
 from tasks.store.artifacts import ArtifactRef
@@ -80,9 +89,35 @@ def _sklearn_trials(plan: SearchPlan, scaled: ArtifactRef, train: TrainParams, t
 
 @flow(name="search", task_runner=ThreadPoolTaskRunner(max_workers=1))  # one training at a time in
 # this process (Keras's seed and session are process-wide); flows/launch/runners.py swaps in processes
-def search(plan: SearchPlan, train: TrainParams, task: str = "regression", data: str | None = None,
+@described(**PLAN_HELP, task="classification or regression: the course's dataset and set-up (or data's task)",
+           model="the model every trial trains (empty: the task's course model)",
+           epochs="most epochs of a trial (empty: the task's course set-up)",
+           workers="trials in parallel (the flow's task runner decides where they run)")
+def search(strategy: str = "random", space: str | None = None, n_iter: int = 10, grid_points: int = 3,
+           population: int = 4, max_failures: int = 3, min_epochs: int | None = None, reduction_factor: int = 3,
+           startup_trials: int | None = None, surrogate: str = "tpe", task: str = "regression",
+           model: str | None = None, epochs: int | None = None, batch_size: int | None = None,
+           learning_rate: float | None = None, optimizer: str | None = None, depth: int | None = None,
+           width: int | None = None, activation: str | None = None, initializer: str | None = None,
+           schedule: str | None = None, seed: int = 42, patience: int | None = None,
+           min_delta: float | None = None, steps_per_execution: int | None = None, data: str | None = None,
            target: str | None = None, artifacts: str = "artifacts", force: bool = False,
            workers: int = 1) -> dict[str, Any]:
+    """Search the space over the task's training set-up (the settings given here fix the rest of
+    every trial); the best configuration, chosen on the validation loss, is scored once on test."""
+    plan = make_plan(strategy, space, n_iter=n_iter, seed=seed, grid_points=grid_points, population=population,
+                     max_failures=max_failures, min_epochs=min_epochs, reduction_factor=reduction_factor,
+                     startup_trials=startup_trials, surrogate=surrogate)
+    train = training(COURSE[task], model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                     optimizer=optimizer, depth=depth, width=width, activation=activation, initializer=initializer,
+                     schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
+                     steps_per_execution=steps_per_execution)
+    return run_search(plan, train, task, data, target, artifacts, force, workers)
+
+
+def run_search(plan: SearchPlan, train: TrainParams, task: str = "regression", data: str | None = None,
+               target: str | None = None, artifacts: str = "artifacts", force: bool = False,
+               workers: int = 1) -> dict[str, Any]:
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
     # trial workers start while the data is prepared (scikit-learn's searches bring their own)
     warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 and not plan.sklearn else []

@@ -6,8 +6,9 @@ from typing import Any
 
 from prefect import flow
 
+from flows.steps.parameters import described
 from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
-from tasks.core.params import CLASSIFICATION, REGRESSION, TrainParams
+from tasks.core.params import CLASSIFICATION, REGRESSION, training
 from tasks.model.registry import MODELS
 from tasks.stages.compare import compare_task
 from tasks.stages.train import train_task
@@ -18,11 +19,21 @@ def models_for(task: str) -> list[str]:
 
 
 @flow(name="zoo")
-def zoo(task: str = "classification", models: list[str] | None = None, train: TrainParams | None = None,
+@described(task="classification or regression",
+           models="registry model names (empty: every model for the task)")
+def zoo(task: str = "classification", models: list[str] | None = None, epochs: int | None = None,
+        batch_size: int | None = None, learning_rate: float | None = None, optimizer: str | None = None,
+        depth: int | None = None, width: int | None = None, activation: str | None = None,
+        initializer: str | None = None, schedule: str | None = None, seed: int | None = None,
+        patience: int | None = None, min_delta: float | None = None, steps_per_execution: int | None = None,
         data: str | None = None, target: str | None = None, artifacts: str = "artifacts",
         force: bool = False) -> dict[str, Any]:
-    """Train each model (default: every registry model for the task) and compare them."""
-    budget = train or (CLASSIFICATION if task == "classification" else REGRESSION)
+    """Train each model on one prepared dataset with the same budget (empty settings: the task's
+    course set-up) and compare them."""
+    budget = training(CLASSIFICATION if task == "classification" else REGRESSION, epochs=epochs,
+                      batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, depth=depth,
+                      width=width, activation=activation, initializer=initializer, schedule=schedule, seed=seed,
+                      patience=patience, min_delta=min_delta, steps_per_execution=steps_per_execution)
     source = source_for(task, data, target)
     data_refs = prepare(source, artifacts, force)
     trained, tests, champion = {}, {}, {}

@@ -6,14 +6,12 @@ parser imports no Prefect, Keras or Great Expectations, so ``--help`` answers at
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from tasks.core.errors import OptionError
-from tasks.core.params import CLASSIFICATION, REGRESSION, SCHEDULES, TrainParams
+from tasks.core.params import COURSE, SCHEDULES, TrainParams
 from tasks.search.plan import RUNNERS, STRATEGIES, SURROGATES
 
-COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
 DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|search|serve|predict|export|"
                "champion|lineage|verify [options]``.")
@@ -192,31 +190,33 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def train_params(args: argparse.Namespace, course: TrainParams, model: str) -> TrainParams:
-    """The options over the course's set-up for the task; an option left unset keeps the course's."""
-    given = {name: getattr(args, name.replace("-", "_")) for name in
-             ("epochs", "batch_size", "learning_rate", "optimizer", "schedule", "depth", "width",
-              "activation", "initializer", "seed", "patience", "min_delta", "steps_per_execution")}
-    return dataclasses.replace(course, model=model, **{k: v for k, v in given.items() if v is not None})
+def training_options(args: argparse.Namespace) -> dict:
+    """The training options given (the others are left to the flow: the course's set-up)."""
+    return {name: value for name in TRAINING_OPTIONS if (value := getattr(args, name)) is not None}
+
+
+TRAINING_OPTIONS = ("epochs", "batch_size", "learning_rate", "optimizer", "schedule", "depth", "width",
+                    "activation", "initializer", "seed", "patience", "min_delta", "steps_per_execution")
+
+
+def plan_options(args: argparse.Namespace) -> dict:
+    """The search options as the search flow's parameters."""
+    return {"strategy": args.strategy, "space": args.space, "n_iter": args.n_iter, "grid_points": args.grid_points,
+            "population": args.population, "max_failures": args.max_failures, "min_epochs": args.min_epochs,
+            "reduction_factor": args.reduction_factor, "startup_trials": args.startup_trials,
+            "surrogate": args.surrogate}
 
 
 def search_plan(args: argparse.Namespace):
     """The search plan from the options; a bad space or budget is refused before anything starts."""
-    from tasks.search.plan import SearchPlan, default_space
-    from tasks.search.space import COURSE_SPACE, parse_space, read_space
+    from tasks.search.plan import make_plan
 
-    space = (read_space(args.space) if args.space and Path(args.space).is_file() else
-             parse_space(args.space) if args.space else default_space(args.strategy, COURSE_SPACE))
     if args.address and args.runner != "dask":
         raise OptionError("--address names a Dask scheduler: give it with --runner dask")
     if args.workers < 1:
         raise OptionError(f"--workers must be at least 1, got {args.workers}")
-    return SearchPlan(args.strategy, space, n_iter=args.n_iter, seed=args.seed, grid_points=args.grid_points,
-                      population=args.population, max_failures=args.max_failures, min_epochs=args.min_epochs,
-                      reduction_factor=args.reduction_factor, startup_trials=args.startup_trials,
-                      surrogate=args.surrogate)
-
-
+    options = plan_options(args)
+    return make_plan(options.pop("strategy"), options.pop("space"), seed=args.seed, **options)
 
 
 def check_options(args: argparse.Namespace) -> None:

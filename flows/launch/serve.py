@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,19 +37,19 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
 
 def spec_of(args: argparse.Namespace) -> dict[str, Any]:
     """The deployment ``python -m flows serve FLOW --interval|--cron ...`` asks for: the flow's
-    parameters from the training (and, for a search, the search) options over the course's set-up."""
-    from flows.launch.options import COURSE, search_plan, train_params
+    parameters that the training (and, for a search, the search) options set; the flow's own
+    defaults, the course's set-up, stand for the rest."""
+    from flows.launch.options import plan_options, training_options
 
-    task = "regression" if args.flow_name == "search" else args.flow_name
-    params = train_params(args, COURSE[task], args.model or COURSE[task].model)
-    parameters = {"train": dataclasses.asdict(params), "target": args.target,
+    parameters = {**({"model": args.model} if args.model else {}), **training_options(args),
+                  "target": args.target,
                   # served runs may start elsewhere: pin the paths
                   "data": str(Path(args.data).resolve()) if args.data else None,
                   "artifacts": str(Path(args.artifacts).resolve())}
     spec = {"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",
             "interval": args.interval, "cron": args.cron, "parameters": parameters}
     if args.flow_name == "search":
-        parameters.update(plan=dataclasses.asdict(search_plan(args)), workers=args.workers)
+        parameters.update(plan_options(args), workers=args.workers)
         spec.update(runner=args.runner, address=args.address)
     return spec
 

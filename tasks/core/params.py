@@ -2,6 +2,7 @@
 the CLI can show them in ``--help`` without loading Prefect or Keras."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -43,3 +44,28 @@ INFERENCE_BATCH = 4096
 CLASSIFICATION = TrainParams(model="mlp", epochs=10, patience=5, min_delta=1e-3)
 REGRESSION = TrainParams(model="mlp30", epochs=100, patience=5, min_delta=1e-2)
 DATASETS = {"classification": "fashion-mnist", "regression": "california-housing"}
+COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}  # each task's course set-up
+
+
+def training(course: TrainParams, **given: object) -> TrainParams:
+    """The course's set-up with the given settings over it; a setting given as None keeps the course's."""
+    return dataclasses.replace(course, **{name: value for name, value in given.items() if value is not None})
+
+
+# What each training setting means, for the flows' parameters (Prefect shows these in the UI's run form)
+TRAINING_HELP = {
+    "model": "registry model name (python -m flows zoo --list)",
+    "epochs": "most epochs (EarlyStopping may stop sooner)",
+    "batch_size": "examples per gradient step",
+    "learning_rate": "optimizer learning rate (empty: the model's)",
+    "optimizer": "sgd, adam, nadam or rmsprop (empty: the model's)",
+    "depth": "hidden layers of a dense model (empty: the model's)",
+    "width": "units per hidden layer (empty: the model's)",
+    "activation": "hidden activation, e.g. relu, selu, elu (empty: the model's)",
+    "initializer": "hidden layers' kernel initializer, e.g. lecun_normal (empty: the model's)",
+    "schedule": "learning rate per epoch: constant (the course) or cosine (empty: the model's)",
+    "seed": "random seed for weights and shuffling",
+    "patience": "EarlyStopping: epochs without progress on the validation loss before it stops",
+    "min_delta": "EarlyStopping: the least decrease of the validation loss that counts as progress",
+    "steps_per_execution": "batches per compiled training call (the same gradient steps, fewer dispatches)",
+}

@@ -31,11 +31,12 @@ import itertools
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import InputError, OptionError
 from tasks.core.params import TrainParams
-from tasks.search.space import COURSE_SWEEP, Space
+from tasks.search.space import COURSE_SPACE, COURSE_SWEEP, Space, parse_space, read_space
 
 TRIAL_STRATEGIES = ("sweep", "grid", "random", "genetic", "heuristic", "halving")  # trials as training stages
 SKLEARN_STRATEGIES = ("sklearn-random", "sklearn-grid", "sklearn-halving")  # scikit-learn's own, 3 folds
@@ -142,6 +143,30 @@ class SearchPlan:
 
 def default_space(strategy: str, course: Space) -> Space:
     return (COURSE_SWEEP,) if strategy == "sweep" else course
+
+
+def make_plan(strategy: str, space: str | None, **budget: Any) -> SearchPlan:
+    """A plan from a space given as text (``"depth=int(1,4) ..."``), as a TOML file's path, or
+    not at all (the course's space; for a sweep its learning rates); ``budget``: SearchPlan's
+    other fields. A bad space or budget raises an OptionError naming it."""
+    dims = (read_space(space) if space and Path(space).is_file() else
+            parse_space(space) if space else default_space(strategy, COURSE_SPACE))
+    return SearchPlan(strategy, dims, **budget)
+
+
+# What each plan setting means, for the search flow's parameters (the UI's run form)
+PLAN_HELP = {
+    "strategy": "sweep, grid, random, genetic, heuristic, halving, sklearn-grid, sklearn-random or sklearn-halving",
+    "space": 'e.g. "learning_rate=loguniform(1e-4,3e-2) depth=int(1,4)", or a TOML file (empty: the course\'s)',
+    "n_iter": "trials of random, genetic, heuristic and halving; candidates of the sklearn searches",
+    "grid_points": "grid: points per numeric parameter",
+    "population": "genetic: trials per generation",
+    "max_failures": "failed trials in a row that stop the search",
+    "min_epochs": "halving: epochs of the first rung (empty: from epochs)",
+    "reduction_factor": "halving: about 1 trial in this many goes on at each rung",
+    "startup_trials": "heuristic: random trials before the model proposes (empty: from n_iter)",
+    "surrogate": "heuristic: tpe, or gp (a Gaussian process; needs PyTorch)",
+}
 
 
 class Proposer:

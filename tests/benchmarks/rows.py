@@ -58,15 +58,11 @@ def child(table: str, artifacts: str, epochs: int, batch_size: int) -> dict:
     from flows.__main__ import started
 
     with started() as server:
-        import dataclasses
-
         from flows.regression import regression
-        from tasks.core.params import REGRESSION
 
-        params = dataclasses.replace(REGRESSION, epochs=epochs, batch_size=batch_size)
         with server.api():
             begun = time.perf_counter()
-            result = regression(train=params, data=table, target=TARGET, artifacts=artifacts)
+            result = regression(epochs=epochs, batch_size=batch_size, data=table, target=TARGET, artifacts=artifacts)
             flow_seconds = time.perf_counter() - begun
             stages = stage_seconds(result["run_id"])
     return {"flow_seconds": flow_seconds, "wall_seconds": time.perf_counter() - start, "stages": stages,

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from flows.regression import regression
-from tasks.core.params import TrainParams
 from tasks.model.callbacks import CRASH_ENV
 from tests.tasks.checks.test_validate import _text
 
@@ -56,7 +55,7 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
         on_server, housing_csv, tmp_path, monkeypatch):
     api, started = on_server, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     monkeypatch.setenv(CRASH_ENV, "2")  # training crashes at epoch 2 on its first attempt
-    result = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
+    result = regression(model="mlp30", epochs=3, data=str(housing_csv), target="MedHouseVal",
                         artifacts=str(tmp_path / "a"))
     run = api.call("GET", f"/flow_runs/{result['run_id']}")
     assert run["state_type"] == "COMPLETED"
@@ -119,7 +118,7 @@ def test_a_flow_run_is_recorded_with_retries_artifacts_assets_and_shown_in_the_u
     _chromium(offline, f"--screenshot={docs_shot}", docs.group(1))
     assert _ink(docs_shot) > 0.02, docs_shot
     monkeypatch.delenv(CRASH_ENV)  # an unchanged re-run: every stage shows as Cached in the UI
-    again = regression(train=TrainParams("mlp30", epochs=3), data=str(housing_csv), target="MedHouseVal",
+    again = regression(model="mlp30", epochs=3, data=str(housing_csv), target="MedHouseVal",
                        artifacts=str(tmp_path / "a"))
     assert again["artifacts"] == result["artifacts"]
     reran = api.call("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [again["run_id"]]}}})
@@ -162,7 +161,7 @@ def test_the_classification_reports_show_in_the_ui_with_class_names(on_server, t
     from flows.classification import classification
 
     api = on_server
-    result = classification(train=TrainParams("mlp", epochs=1), artifacts=str(tmp_path / "a"))
+    result = classification(model="mlp", epochs=1, artifacts=str(tmp_path / "a"))
     artifacts = api.call("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [result["run_id"]]}}})
     by_key = {a["key"]: a for a in artifacts}
     assert by_key["fashion-mnist-per-class"]["type"] == "markdown"  # the stage artifact; the table has its own key

@@ -24,7 +24,6 @@ import pytest
 from flows.classification import classification
 from flows.regression import regression
 from tasks.core.errors import InputError
-from tasks.core.params import TrainParams
 from tasks.stages import load
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
@@ -63,7 +62,7 @@ def store(tmp_path_factory, housing) -> tuple[Path, Path]:
     frame = pd.DataFrame(housing.X[:600], columns=list(housing.spec.features))
     frame["MedHouseVal"] = housing.y[:600]
     frame.to_csv(table, index=False)
-    regression(train=TrainParams("mlp30", epochs=1), data=str(table), target="MedHouseVal",
+    regression(model="mlp30", epochs=1, data=str(table), target="MedHouseVal",
                artifacts=str(base / "store"))
     return base / "store", table
 
@@ -264,10 +263,9 @@ def test_bad_input_stops_at_its_step_naming_the_problem(case, store, case_store,
     run = build(store, tmp_path, monkeypatch)
     flow = classification if run.pop("flow", "regression") == "classification" else regression
     model = run.pop("model", "mlp" if flow is classification else "mlp30")
-    train = TrainParams(model, epochs=1, activation=run.pop("activation", None))
     before = snapshot(case_store)
     with pytest.raises(InputError, match=message) as error:
-        flow(train=train, artifacts=str(case_store), **run)
+        flow(model=model, epochs=1, artifacts=str(case_store), **run)
     assert len(str(error.value)) < 1_000  # a few lines, not a dump (the CLI's one block: the test below)
     if os.environ.get("CORPUS_TABLE"):  # CORPUS_TABLE=corpus.md: the table of case, step and message
         lines = str(error.value).splitlines()
@@ -314,7 +312,7 @@ def test_a_damaged_store_is_healed_by_the_next_run_and_verify_says_so(damage, st
     artifacts = {k: v for k, v in snapshot(case_store).items() if not k.startswith("_") and not k.endswith(".json")}
     DAMAGE[damage](case_store)
     assert verify(case_store)[1], "verify sees the damage"
-    result = regression(train=TrainParams("mlp30", epochs=1), data=str(store[1]), target="MedHouseVal",
+    result = regression(model="mlp30", epochs=1, data=str(store[1]), target="MedHouseVal",
                         artifacts=str(case_store))
     after = snapshot(case_store)
     assert {k: after.get(k) for k in artifacts} == artifacts  # every artifact as it was: rewritten, not changed

@@ -14,7 +14,6 @@ import pytest
 from flows.classification import classification
 from flows.regression import regression
 from tasks.core.errors import DataError
-from tasks.core.params import TrainParams
 from tasks.stages.load import RawDataError
 from tasks.stages.validate import ValidationFailed
 from tests.tasks.checks.test_validate import _text
@@ -49,7 +48,7 @@ def _stages(artifacts: Path) -> set[str]:
 
 def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path):
     artifacts = tmp_path / "artifacts"
-    first = regression(train=TrainParams("mlp30", epochs=2), artifacts=str(artifacts))
+    first = regression(model="mlp30", epochs=2, artifacts=str(artifacts))
     assert first["flow"] == "regression" and first["run_id"]
     scaled = pd.read_parquet(first["artifacts"]["scaled"])  # from disk, not this process's table cache
     train_mean = scaled.loc[scaled["split"] == "train", "MedHouseVal"].mean()
@@ -70,14 +69,14 @@ def test_regression_flow_on_housing_chains_lineage_and_reuses_its_cache(tmp_path
     history = pd.read_parquet(first["artifacts"]["history"])
     assert list(history["epoch"]) == [1, 2]
 
-    again = regression(train=TrainParams("mlp30", epochs=2), artifacts=str(artifacts))
+    again = regression(model="mlp30", epochs=2, artifacts=str(artifacts))
     # Keras model files are not byte-reproducible: an unchanged path means no retraining
     assert again["artifacts"] == first["artifacts"] and again["test"] == first["test"]
     assert again["run_id"] != first["run_id"]
 
 
 def test_classification_flow_on_a_user_table_of_real_images(fashion_table, tmp_path):
-    result = classification(train=TrainParams("mlp", epochs=2), data=str(fashion_table), target="label",
+    result = classification(model="mlp", epochs=2, data=str(fashion_table), target="label",
                             artifacts=str(tmp_path / "a"))
     assert result["test"]["accuracy"] > 0.7
     assert set(result["test"]) == {"loss", "accuracy"}
@@ -88,7 +87,7 @@ def test_a_wrong_checksum_stops_the_flow_at_load_with_nothing_written(corrupt_mi
     monkeypatch.setenv("DATA_MIRROR", str(corrupt_mirror()))
     artifacts = tmp_path / "artifacts"
     with pytest.raises(RawDataError, match="train-labels-idx1-ubyte.gz"):
-        classification(train=TrainParams("mlp", epochs=1), artifacts=str(artifacts))
+        classification(model="mlp", epochs=1, artifacts=str(artifacts))
     assert _stages(artifacts) == set()
 
 
@@ -98,7 +97,7 @@ def test_a_nan_in_a_user_table_stops_at_raw_validation(housing_csv, tmp_path):
     df.to_csv(housing_csv, index=False)
     artifacts = tmp_path / "artifacts"
     with pytest.raises(ValidationFailed, match=r"AveOccup has 1 missing value at row 11; fill or drop them"):
-        regression(train=TrainParams("mlp30", epochs=1), data=str(housing_csv), target="MedHouseVal",
+        regression(model="mlp30", epochs=1, data=str(housing_csv), target="MedHouseVal",
                    artifacts=str(artifacts))
     assert _stages(artifacts) == {"raw", "validation-raw", "data-docs"}  # the input and its reports; nothing after
     sidecar, = (artifacts / "validation-raw").glob("*.json")  # Great Expectations' page of the failed check
@@ -117,7 +116,7 @@ def test_a_non_integer_label_stops_classification_at_load(fashion_table, tmp_pat
     df.to_parquet(fashion_table)
     artifacts = tmp_path / "artifacts"
     with pytest.raises(DataError, match=r"the label column 'label' holds non-whole values 2.5 at row 4"):
-        classification(train=TrainParams("mlp", epochs=1), data=str(fashion_table), target="label",
+        classification(model="mlp", epochs=1, data=str(fashion_table), target="label",
                        artifacts=str(artifacts))
     assert _stages(artifacts) == set()
 

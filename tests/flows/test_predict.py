@@ -13,7 +13,6 @@ import pytest
 
 from flows.predict import predict
 from flows.regression import regression
-from tasks.core.params import TrainParams
 from tasks.serving.champion import current, gate_name, history
 from tasks.serving.drift import DriftError, SkewError
 from tasks.store.artifacts import ArtifactStore
@@ -38,7 +37,7 @@ def trained(tmp_path_factory, housing):
     table.to_parquet(folder / "housing-train.parquet", index=False)
     held_out = df.iloc[3_000:].reset_index(drop=True)
     artifacts = str(folder / "artifacts")
-    runs = [regression(train=TrainParams("mlp30", epochs=epochs, learning_rate=rate),
+    runs = [regression(model="mlp30", epochs=epochs, learning_rate=rate,
                        data=str(folder / "housing-train.parquet"), target=TARGET, artifacts=artifacts)
             for epochs, rate in ((4, None), (1, 1e-5), (30, None))]
     return {"folder": folder, "artifacts": artifacts, "runs": runs, "table": table, "held_out": held_out}
@@ -56,7 +55,7 @@ def test_the_champion_is_replaced_only_by_a_better_model(trained):
 
 
 def test_a_reused_model_is_not_decided_again(trained):
-    again = regression(train=TrainParams("mlp30", epochs=1, learning_rate=1e-5),
+    again = regression(model="mlp30", epochs=1, learning_rate=1e-5,
                        data=str(trained["folder"] / "housing-train.parquet"), target=TARGET,
                        artifacts=trained["artifacts"])
     assert again["champion"] is False
@@ -123,7 +122,7 @@ def test_predict_on_the_fashion_mnist_test_images_reproduces_the_evaluation(tmp_
     from tasks.stages.load import parse_idx
 
     artifacts = str(tmp_path / "artifacts")
-    trained = classification(train=TrainParams("mlp", epochs=1), artifacts=artifacts)
+    trained = classification(model="mlp", epochs=1, artifacts=artifacts)
     assert trained["champion"] is True
     mirror = Path(os.environ["DATA_MIRROR"]) / "fashion-mnist"
     result = predict(data=str(mirror / "t10k-images-idx3-ubyte.gz"), artifacts=artifacts, strict=True)

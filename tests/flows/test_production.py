@@ -8,7 +8,6 @@ import pytest
 
 from flows.__main__ import main as cli
 from flows.regression import regression
-from tasks.core.params import TrainParams
 from tasks.model.callbacks import InjectedCrash
 from tasks.store import stage
 
@@ -21,7 +20,7 @@ def _side(path: str | Path) -> dict:
 
 
 def _run(csv: Path, artifacts: Path, epochs: int = 2, force: bool = False) -> dict:
-    return regression(train=TrainParams("mlp30", epochs=epochs), data=str(csv), target="MedHouseVal",
+    return regression(model="mlp30", epochs=epochs, data=str(csv), target="MedHouseVal",
                       artifacts=str(artifacts), force=force)
 
 
@@ -94,10 +93,10 @@ def test_lineage_prints_the_chain_back_to_the_raw_file(housing_csv, tmp_path, ca
 def test_a_crash_at_epoch_3_of_6_is_retried_and_matches_an_uninterrupted_run(housing_csv, tmp_path, monkeypatch):
     from tasks.model.callbacks import CRASH_ENV
 
-    straight = regression(train=TrainParams("mlp30", epochs=6), data=str(housing_csv), target="MedHouseVal",
+    straight = regression(model="mlp30", epochs=6, data=str(housing_csv), target="MedHouseVal",
                           artifacts=str(tmp_path / "straight"))
     monkeypatch.setenv(CRASH_ENV, "3")
-    crashed = regression(train=TrainParams("mlp30", epochs=6), data=str(housing_csv), target="MedHouseVal",
+    crashed = regression(model="mlp30", epochs=6, data=str(housing_csv), target="MedHouseVal",
                          artifacts=str(tmp_path / "crashed"))
     model = _side(crashed["artifacts"]["model"])["training"]
     assert model["resumed_at_epoch"] == 3 and model["epochs_run"] == 6

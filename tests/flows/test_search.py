@@ -8,18 +8,15 @@ import pandas as pd
 import pytest
 
 from flows.search import search
-from tasks.core.params import TrainParams
-from tasks.search.plan import SearchPlan
-from tasks.search.space import parse_space
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
 
 
-FIXED = TrainParams("mlp30", epochs=2, patience=5)
+FIXED = {"model": "mlp30", "epochs": 2, "patience": 5}
 
 
 def _search(csv, artifacts, plan, **kwargs):
-    return search(plan=plan, train=FIXED, data=str(csv), target="MedHouseVal", artifacts=str(artifacts), **kwargs)
+    return search(**plan, **FIXED, data=str(csv), target="MedHouseVal", artifacts=str(artifacts), **kwargs)
 
 
 
@@ -32,7 +29,7 @@ def _evaluation(result: dict) -> dict:
     return {"test": found.test, "test_rows": found.test_rows}
 
 def test_a_sweep_records_every_trial_and_a_diverged_one_is_left_out(housing_csv, tmp_path):
-    plan = SearchPlan("sweep", parse_space("learning_rate=choice(0.01,1e9)"))
+    plan = {"strategy": "sweep", "space": "learning_rate=choice(0.01,1e9)"}
     result = _search(housing_csv, tmp_path / "a", plan)
     assert result["trials"] == {"diverged": 1, "ok": 1}
     assert result["best_params"] == {"learning_rate": 0.01}
@@ -47,7 +44,7 @@ def test_a_sweep_records_every_trial_and_a_diverged_one_is_left_out(housing_csv,
 
 
 def test_a_search_run_again_reuses_every_finished_trial_and_picks_the_same(housing_csv, tmp_path):
-    plan = SearchPlan("random", parse_space("learning_rate=loguniform(1e-3,1e-2) width=int(4,16)"), n_iter=3)
+    plan = {"strategy": "random", "space": "learning_rate=loguniform(1e-3,1e-2) width=int(4,16)", "n_iter": 3}
     first = _search(housing_csv, tmp_path / "a", plan)
     again = _search(housing_csv, tmp_path / "a", plan)
     assert again["best_params"] == first["best_params"] and again["artifacts"] == first["artifacts"]
@@ -60,7 +57,7 @@ def test_a_search_run_again_reuses_every_finished_trial_and_picks_the_same(housi
 def test_too_many_failures_in_a_row_stop_the_search_with_what_to_do(housing_csv, tmp_path):
     from tasks.search.plan import SearchFailed
 
-    plan = SearchPlan("sweep", parse_space("learning_rate=choice(1e9,1e10)"), max_failures=2)
+    plan = {"strategy": "sweep", "space": "learning_rate=choice(1e9,1e10)", "max_failures": 2}
     with pytest.raises(SearchFailed, match="2 trials in a row failed.*lower learning rate"):
         _search(housing_csv, tmp_path / "a", plan)
 
@@ -72,7 +69,7 @@ def test_the_test_split_takes_no_part_in_choosing(housing_csv, tmp_path):
     df.to_csv(clean, index=False)
     df.loc[df["split"] == "test", "MedHouseVal"] = 1e3  # any use of the test rows would change a val_loss
     df.to_csv(poisoned, index=False)
-    plan = SearchPlan("sweep", parse_space("learning_rate=choice(0.003,0.01)"))
+    plan = {"strategy": "sweep", "space": "learning_rate=choice(0.003,0.01)"}
     a, b = (_search(path, tmp_path / path.stem, plan) for path in (clean, poisoned))
     trials_a, trials_b = (pd.read_parquet(r["artifacts"]["trials"]) for r in (a, b))
     assert list(trials_a["val_loss"]) == list(trials_b["val_loss"]) and a["best_params"] == b["best_params"]
@@ -92,11 +89,13 @@ def test_the_cli_refuses_a_bad_space_before_anything_starts(tmp_path):
 
 
 def test_halving_prunes_at_its_rungs_and_the_kept_trials_continue_their_training(housing_csv, tmp_path):
-    fixed = TrainParams("mlp30", epochs=6, patience=10)
-    plan = SearchPlan("halving", parse_space("learning_rate=loguniform(1e-3,3e-2)"), n_iter=4, min_epochs=2,
-                      reduction_factor=2, seed=5)
-    assert plan.rungs(fixed.epochs) == [2, 4, 6]
-    result = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
+    from tasks.search.plan import make_plan
+
+    fixed = {"model": "mlp30", "epochs": 6, "patience": 10}
+    plan = {"strategy": "halving", "space": "learning_rate=loguniform(1e-3,3e-2)", "n_iter": 4, "min_epochs": 2,
+            "reduction_factor": 2, "seed": 5}
+    assert make_plan(**plan).rungs(fixed["epochs"]) == [2, 4, 6]
+    result = search(**plan, **fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
     table = pd.read_parquet(result["artifacts"]["trials"]).set_index("trial")
     counts = table["status"].value_counts().to_dict()
     assert counts.get("pruned", 0) >= 1 and counts.get("ok", 0) >= 1 and sum(counts.values()) == 4
@@ -109,16 +108,15 @@ def test_halving_prunes_at_its_rungs_and_the_kept_trials_continue_their_training
     history = pd.read_parquet(result["artifacts"]["history"])
     assert list(history["epoch"]) == [1, 2, 3, 4, 5, 6]  # one training, continued rung to rung
     assert not any((tmp_path / "a" / ".train").iterdir())  # no backup left behind, pruned ones included
-    again = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
+    again = search(**plan, **fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
     assert again["artifacts"] == result["artifacts"]  # every rung came from the cache
 
 
 @pytest.mark.parametrize("strategy", ["sklearn-random", "sklearn-halving"])
 def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing_csv, tmp_path, strategy):
-    fixed = TrainParams("mlp30", epochs=2, patience=5)
-    plan = SearchPlan(strategy, parse_space("learning_rate=loguniform(1e-3,1e-2) width=int(4,16)"), n_iter=3,
-                      min_epochs=1, reduction_factor=2)
-    result = search(plan=plan, train=fixed, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path))
+    plan = {"strategy": strategy, "space": "learning_rate=loguniform(1e-3,1e-2) width=int(4,16)", "n_iter": 3,
+            "min_epochs": 1, "reduction_factor": 2}
+    result = search(**plan, **FIXED, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path))
     table = pd.read_parquet(result["artifacts"]["trials"])
     chosen = table[table["status"] == "ok"].sort_values(["val_loss", "trial"]).iloc[0]
     assert result["best_params"] == {"learning_rate": chosen["learning_rate"], "width": chosen["width"]}
@@ -138,14 +136,14 @@ def test_scikit_learn_searches_cross_validate_then_train_the_choice_once(housing
 def test_trials_run_on_a_local_dask_cluster_of_two_workers(housing_csv, tmp_path):
     from flows.launch.runners import with_runner
 
-    plan = SearchPlan("random", parse_space("learning_rate=loguniform(1e-3,1e-2)"), n_iter=2, seed=1)
+    plan = {"strategy": "random", "space": "learning_rate=loguniform(1e-3,1e-2)", "n_iter": 2, "seed": 1}
     flow = with_runner(search, workers=2, runner="dask")  # (the process pool: tests/flows/test_clean_runs.py)
-    result = flow(plan=plan, train=TrainParams("mlp30", epochs=2), data=str(housing_csv), target="MedHouseVal",
+    result = flow(**plan, model="mlp30", epochs=2, data=str(housing_csv), target="MedHouseVal",
                   artifacts=str(tmp_path / "dask"), workers=2)
     table = pd.read_parquet(result["artifacts"]["trials"])
     assert (table["status"] == "ok").all()
     assert os.getpid() not in {int(w.split(":")[1]) for w in table["worker"]}  # in the cluster's processes
-    alone = search(plan=plan, train=TrainParams("mlp30", epochs=2), data=str(housing_csv), target="MedHouseVal",
+    alone = search(**plan, model="mlp30", epochs=2, data=str(housing_csv), target="MedHouseVal",
                    artifacts=str(tmp_path / "alone"))
     assert alone["best_params"] == result["best_params"]
     assert list(pd.read_parquet(alone["artifacts"]["trials"])["val_loss"]) == pytest.approx(list(table["val_loss"]),
@@ -165,12 +163,13 @@ def test_a_search_can_be_served_on_a_schedule(tmp_path):
     deployment, = deployments([spec_of(args)])
     assert deployment.name == "nightly-search"
     parameters = deployment.parameters
-    assert parameters["plan"]["strategy"] == "halving" and parameters["plan"]["n_iter"] == 6
-    assert parameters["plan"]["space"][0]["name"] == "width" and parameters["workers"] == 2
-    assert parameters["train"]["model"] == "mlp30" and parameters["train"]["epochs"] == 20
+    assert parameters["strategy"] == "halving" and parameters["n_iter"] == 6
+    assert parameters["space"] == "width=int(8,64)" and parameters["workers"] == 2
+    assert parameters["epochs"] == 20 and "model" not in parameters  # the flow's default: the course's model
+    from prefect.utilities.callables import parameter_schema, validate_parameters
+
+    validate_parameters(parameter_schema(flow.fn), parameters)
     assert parameters["artifacts"] == str((tmp_path / "a").resolve())
-    bound = flow.validate_parameters(parameters)
-    assert bound["plan"].strategy == "halving" and bound["train"].epochs == 20
 
 
 def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(housing_csv, tmp_path):

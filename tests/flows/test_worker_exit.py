@@ -125,11 +125,8 @@ def test_without_those_names_the_pool_is_prefect_s_own_and_still_runs(monkeypatc
 SEARCH = """
 from flows.launch.runners import with_runner
 from flows.search import search
-from tasks.core.params import TrainParams
-from tasks.search.plan import SearchPlan
-from tasks.search.space import parse_space
-plan = SearchPlan("random", parse_space("learning_rate=loguniform(1e-3,1e-2)"), n_iter=2)
-result = with_runner(search, workers=2)(plan=plan, train=TrainParams("mlp30", epochs=1), data={data!r},
+result = with_runner(search, workers=2)(strategy="random", space="learning_rate=loguniform(1e-3,1e-2)", n_iter=2,
+                                        model="mlp30", epochs=1, data={data!r},
                                         target="MedHouseVal", artifacts={artifacts!r})
 print(result["best_val_loss"])
 """

@@ -4,14 +4,13 @@ import pandas as pd
 import pytest
 
 from flows.zoo import zoo
-from tasks.core.params import TrainParams
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
 
 
 
 def test_zoo_compares_models_with_the_same_budget(housing_csv, tmp_path):
-    result = zoo(task="regression", models=["mlp30", "wide_deep_multi_output"], train=TrainParams("mlp30", epochs=2),
+    result = zoo(task="regression", models=["mlp30", "wide_deep_multi_output"], epochs=2,
                  data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
     assert set(result["test"]) == {"mlp30", "wide_deep_multi_output"}
     table = pd.read_parquet(result["artifacts"]["comparison"])

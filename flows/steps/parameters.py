@@ -1,0 +1,36 @@
+"""The flows' parameters as a deployment shows them: one flat parameter per setting, each described.
+
+A deployment's run can then override one setting (``prefect deployment run regression/housing
+--param epochs=3``, the UI's run form, a schedule's parameters) and keep the others; Prefect reads
+each parameter's description from the flow's docstring ("Args:", Google style), which
+``described`` writes from one table, so the four flows that train say the same thing.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TypeVar
+
+from tasks.core.params import TRAINING_HELP
+
+F = TypeVar("F", bound=Callable)
+
+DATA_HELP = {
+    "data": "your own table (a CSV or Parquet path) instead of the course's dataset",
+    "target": "with data: the label or value column",
+    "artifacts": "the artifact store: a folder (relative to the worker's working directory) or an absolute path",
+    "force": "re-run every stage, ignoring the cache",
+}
+
+
+def described(**more: str) -> Callable[[F], F]:
+    """Append an "Args:" section to the function's docstring for each of its parameters that
+    ``TRAINING_HELP``, ``DATA_HELP`` or ``more`` describes (apply below ``@flow``)."""
+    table = {**TRAINING_HELP, **DATA_HELP, **more}
+
+    def decorate(fn: F) -> F:
+        lines = [f"    {name}: {table[name]}" for name in inspect.signature(fn).parameters if name in table]
+        fn.__doc__ = inspect.cleandoc(fn.__doc__ or "") + "\n\nArgs:\n" + "\n".join(lines) + "\n"
+        return fn
+
+    return decorate

@@ -1,0 +1,122 @@
+"""Production, as a Prefect team runs it: a server on PostgreSQL, ``prefect deploy --all`` from the
+repository's ``prefect.yaml``, and two process workers standing for two hosts (each with its own
+working folder, HOME, TMPDIR and PREFECT_HOME: they share only the server and the artifact store).
+
+The workers get the code the way ``prefect.yaml`` says: each run clones the repository (this
+checkout's committed HEAD) into the run's own folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.services import postgres, prefect_server, stop
+
+pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = "keras-flows"
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory):
+    """The server on PostgreSQL, the deployments of prefect.yaml, and two workers."""
+    base = tmp_path_factory.mktemp("production")
+    store = base / "shared-artifacts"
+    with postgres() as database, prefect_server(database) as api:
+        env = {**os.environ, "PREFECT_API_URL": api.url, "PREFECT_HOME": str(base / "deployer-home"),
+               "KERAS_FLOWS_REPOSITORY": str(ROOT), "KERAS_FLOWS_ARTIFACTS": str(store)}
+        prefect(env, "work-pool", "create", POOL, "--type", "process")
+        deployed = prefect(env, "--no-prompt", "deploy", "--all")
+        workers = [worker(api.url, base / host, host) for host in ("host-a", "host-b")]
+        try:
+            yield {"api": api, "env": env, "store": store, "deploy_output": deployed.stdout, "base": base}
+        finally:
+            for process in workers:
+                stop(process)
+
+
+def prefect(env: dict, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def worker(api_url: str, host: Path, name: str) -> subprocess.Popen:
+    """``prefect worker start`` as on a machine of its own: nothing shared but the server."""
+    for folder in ("home", "tmp", "prefect-home", "work"):
+        (host / folder).mkdir(parents=True)
+    env = {**os.environ, "PREFECT_API_URL": api_url, "HOME": str(host / "home"), "TMPDIR": str(host / "tmp"),
+           "PREFECT_HOME": str(host / "prefect-home"), "PIPELINE_DATA": str(host / "data-cache")}
+    log = open(host / "worker.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name,
+                             "--limit", "1"], cwd=host / "work", env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_deployment(production, name: str, timeout: float = 600, **params) -> dict:
+    """``prefect deployment run NAME --param k=v ...``, then wait for the run to end."""
+    args = [arg for key, value in params.items() for arg in ("--param", f"{key}={value}")]
+    started = prefect(production["env"], "deployment", "run", name, *args)
+    run_id = next(line.split()[-1] for line in started.stdout.splitlines() if "UUID" in line)
+    return wait(production["api"], run_id, timeout)
+
+
+def wait(api, run_id: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api.call("GET", f"/flow_runs/{run_id}")
+        if run["state_type"] in FINAL:
+            return run
+        time.sleep(2)
+    raise AssertionError(f"flow run {run_id} did not end in {timeout} s: {run['state_type']}")
+
+
+def logs(api, run_id: str) -> str:
+    found = api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+    return "\n".join(entry["message"] for entry in found)
+
+
+def test_prefect_yaml_deploys_every_flow_with_each_parameter_described(production):
+    api = production["api"]
+    found = api.call("POST", "/deployments/filter", {})
+    names = {(d["entrypoint"], d["name"]) for d in found}
+    assert names == {("flows/regression.py:regression", "housing"),
+                     ("flows/classification.py:classification", "fashion-mnist"),
+                     ("flows/zoo.py:zoo", "zoo"), ("flows/search.py:search", "search"),
+                     ("flows/predict.py:predict", "predict")}
+    housing = next(d for d in found if d["name"] == "housing")
+    assert housing["work_pool_name"] == POOL
+    assert housing["parameters"] == {"artifacts": str(production["store"])}  # read from the deployer's env
+    epochs = housing["parameter_openapi_schema"]["properties"]["epochs"]
+    assert epochs["default"] == 100 and "EarlyStopping" in epochs["description"]  # the UI's form shows both
+    pull = housing["pull_steps"][0]["prefect.deployments.steps.git_clone"]
+    assert pull["repository"] in (str(ROOT), "{{ $KERAS_FLOWS_REPOSITORY }}")
+
+
+def test_deployments_run_on_the_workers_with_one_parameter_overridden(production, housing_csv, fashion_table):
+    api, store = production["api"], production["store"]
+    housing = run_deployment(production, "regression/housing", epochs=2, data=housing_csv, target="MedHouseVal")
+    assert housing["state_type"] == "COMPLETED", logs(api, housing["id"])
+    fashion = run_deployment(production, "classification/fashion-mnist", epochs=1, data=fashion_table,
+                             target="label")
+    assert fashion["state_type"] == "COMPLETED", logs(api, fashion["id"])
+    assert housing["parameters"]["epochs"] == 2 and housing["parameters"]["artifacts"] == str(store)
+    model = json.loads(next((store / "model").glob("*.json")).read_text())
+    assert {m["training"]["epochs_run"] for m in map(json.loads, map(Path.read_text, (store / "model").glob(
+        "*.json")))} == {2, 1}, model
+    log = logs(api, housing["id"])
+    assert "Running 1 deployment pull step" in log or "git_clone" in log
+    assert "oneDNN" not in log and "cuda" not in log.lower()  # TensorFlow's start-up lines stay out
+    verify = subprocess.run([sys.executable, "-m", "flows", "verify", "--artifacts", str(store)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    hosts = {api.call("GET", f"/flow_runs/{run['id']}").get("work_queue_name") for run in (housing, fashion)}
+    assert hosts == {"default"}
