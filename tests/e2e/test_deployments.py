@@ -37,6 +37,7 @@ def production(tmp_path_factory):
         deployed = prefect(env, "--no-prompt", "deploy", "--all")
         workers = [worker(api.url, base / host, host) for host in ("host-a", "host-b")]
         try:
+            online(api, {"host-a", "host-b"})
             yield {"api": api, "env": env, "store": store, "deploy_output": deployed.stdout, "base": base}
         finally:
             for process in workers:
@@ -48,6 +49,14 @@ def prefect(env: dict, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
     assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done
+
+
+def online(api, names: set[str], timeout: float = 180) -> None:
+    """Wait until each named worker has polled the pool (sent its first heartbeat)."""
+    deadline = time.monotonic() + timeout
+    while {w["name"] for w in api.call("POST", f"/work_pools/{POOL}/workers/filter", {})} < names:
+        assert time.monotonic() < deadline, f"workers {names} did not come online in {timeout} s"
+        time.sleep(1)
 
 
 def worker(api_url: str, host: Path, name: str) -> subprocess.Popen:
