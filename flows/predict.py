@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 from flows.steps.parameters import described
 from flows.steps.pipeline import value
 from tasks.serving.predict import predict_task
+from tasks.store.artifacts import ArtifactStore
 
 
 @flow(name="predict")
@@ -31,5 +32,6 @@ def predict(data: str, model: str = "champion", dataset: str | None = None, out:
             pd.read_parquet(ref.path).to_csv(target, index=False)
         else:
             shutil.copyfile(ref.path, target)
+    where = ArtifactStore(artifacts).url(ref.path)
     return {"flow": flow_run.flow_name, "run_id": str(flow_run.id), "test": {}, "model": facts["model"],
-            "rows": facts["rows"], "artifacts": {"predictions": ref.path, **({"out": out} if out else {})}}
+            "rows": facts["rows"], "artifacts": {"predictions": where, **({"out": out} if out else {})}}

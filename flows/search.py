@@ -141,7 +141,7 @@ def run_search(plan: SearchPlan, train: TrainParams, task: str = "regression", d
         future.wait()
     # with workers, scored and reported in them: this process then never loads TensorFlow
     scored, test, champion = score_and_gate(chosen["model"], prepared, artifacts, force, submit=True)
-    result = summary({**prepared, **chosen, **scored, **value(recording.result())}, test)
+    result = summary({**prepared, **chosen, **scored, **value(recording.result())}, test, artifacts)
     statuses = [str(r.status) for r in rows]
     return {**result, "champion": champion, "best_params": best_params, "best_val_loss": best.val_loss,
             "trials": {status: statuses.count(status) for status in sorted(set(statuses))},

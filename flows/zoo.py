@@ -42,4 +42,4 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
         scored, tests[name], champion[name] = score_and_gate(refs["model"], data_refs, artifacts, force)
         trained[name] = {**refs, "metrics": scored["metrics"]}
     compared = value(compare_task(trained, task, source.dataset or source.path, artifacts, force))
-    return {**summary({**data_refs, **compared}, tests), "champion": champion}
+    return {**summary({**data_refs, **compared}, tests, artifacts), "champion": champion}

@@ -108,3 +108,65 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+S3_SECRET = "keras-flows-test-secret-0b2f5c"  # must never appear in anything a run leaves
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str = "keras-flows") -> Iterator[dict[str, str]]:
+    """moto's S3 server (as s3fs's own tests run it) in a process of its own on 127.0.0.1, with
+    one bucket; yields the environment a client needs (boto3's and pyarrow's standard variables).
+    Its objects live in its memory: they are gone when it stops."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="keras-flows-moto-", suffix=".log", delete=False)
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "keras-flows-test",
+           "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL']}/moto-api/", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"moto's S3 server did not start; see {log.name}") from None
+                time.sleep(0.2)
+        import boto3
+
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=S3_SECRET, region_name="us-east-1").create_bucket(Bucket=bucket)
+        yield {**env, "pid": str(server.pid), "bucket": bucket}
+    finally:
+        stop(server)
+        log.close()
+        os.unlink(log.name)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """Debian's ``redis-server`` on 127.0.0.1, persisting nothing; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed; .ci/run installs Debian's redis-server")
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        import redis
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        stop(server)

@@ -11,6 +11,7 @@ from pathlib import Path
 from tasks.core.errors import OptionError
 from tasks.core.params import COURSE, SCHEDULES, TrainParams
 from tasks.search.plan import RUNNERS, STRATEGIES, SURROGATES
+from tasks.store.remote import Remote, is_url
 
 DATASET = {"classification": "Fashion-MNIST", "regression": "California housing"}
 DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|search|serve|predict|export|"
@@ -239,7 +240,7 @@ def check_options(args: argparse.Namespace) -> None:
         raise OptionError(f"--min-delta {delta}: must be a number of 0 or more, e.g. 0.001")
     if getattr(args, "data", None) and not getattr(args, "target", None) and args.flow != "predict":
         raise OptionError("--data needs --target COLUMN (the label or value column)")
-    if getattr(args, "data", None) and not Path(args.data).is_file():
+    if getattr(args, "data", None) and not is_url(args.data) and not Path(args.data).is_file():
         raise OptionError(f"--data {args.data}: no such file")
     out = getattr(args, "out", None)
     if out and (Path(out).is_dir() or Path(out).suffix.lower() not in (".csv", ".parquet")):
@@ -257,6 +258,9 @@ def _check_artifacts(folder: str | None) -> None:
     from tasks.core.raw_places import MIRROR_ENV, cache_dir
 
     if folder is None:
+        return
+    if is_url(folder):  # a store on object storage: a URL pyarrow can open, with no credentials in it
+        Remote(folder)
         return
     path = Path(folder).resolve()
     if path.exists() and not path.is_dir():

@@ -20,7 +20,7 @@ from tasks.stages.scale import scale_task
 from tasks.stages.split import split_task
 from tasks.stages.train import train_task
 from tasks.stages.validate import validate_raw_task, validate_scaled_task, validate_split_task
-from tasks.store.artifacts import ArtifactRef
+from tasks.store.artifacts import ArtifactRef, ArtifactStore
 
 
 def source_for(task: str, data: str | None, target: str | None) -> Source:
@@ -63,10 +63,12 @@ def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: boo
     data = prepare(source, artifacts, force)
     trained = value(train_task(data["scaled"], params, artifacts, force))
     scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)
-    return {**summary({**data, **trained, **scored}, test), "champion": champion}
+    return {**summary({**data, **trained, **scored}, test, artifacts), "champion": champion}
 
 
-def summary(produced: dict[str, ArtifactRef], test: dict[str, Any]) -> dict[str, Any]:
-    """What the CLI prints with --json: flow, run id, test metrics, artifact paths."""
+def summary(produced: dict[str, ArtifactRef], test: dict[str, Any], artifacts: str) -> dict[str, Any]:
+    """What the CLI prints with --json: flow, run id, test metrics, where each artifact is (its
+    path, or its URL for a store on object storage)."""
+    store = ArtifactStore(artifacts)
     return {"flow": flow_run.flow_name, "run_id": str(flow_run.id), "test": test,
-            "artifacts": {stage: ref.path for stage, ref in produced.items()}}
+            "artifacts": {stage: store.url(ref.path) for stage, ref in produced.items()}}

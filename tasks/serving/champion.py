@@ -102,7 +102,7 @@ def _relocated(store: ArtifactStore, decision: Decision) -> Decision:
 
 def history(store: ArtifactStore, gate: str) -> list[Decision]:
     path = history_path(store, gate)
-    if not path.is_file():
+    if not store.pull(path):  # the bucket's history, for a store named by a URL
         return []
     return [_relocated(store, Decision.from_json(raw)) for raw in json.loads(path.read_text())]
 
@@ -116,6 +116,7 @@ def current(store: ArtifactStore, gate: str) -> Decision | None:
 def gates(store: ArtifactStore) -> dict[str, str]:
     """Every gate in this store, with what it judges ("housing (regression, MedHouseVal)")."""
     folder = store.root / FOLDER
+    store.pull_folder(FOLDER)
     found = {}
     for path in sorted(folder.glob("[!.]*.json")) if folder.is_dir() else []:  # not a killed write's temp file
         first = json.loads(path.read_text())[0]

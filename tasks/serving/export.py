@@ -78,6 +78,7 @@ def export(store: ArtifactStore, found: Trained) -> Path:
         if target.exists():  # a half-written export of a killed run
             shutil.rmtree(target)
         os.replace(work, target)
+        store.push_folder(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

@@ -39,6 +39,7 @@ def trained(store: ArtifactStore, model: str = "champion", dataset: str | None =
         model_ref, scaler = decision.model, decision.scaler
         scaled = decision.scaled
     else:
+        store.pull_folder("model")
         known = sorted((store.root / "model").glob("[!.]*.json"))
         matches = [m for m in known if m.stem.startswith(model)] if HEX.fullmatch(model) else []
         if len(matches) != 1:
@@ -60,6 +61,7 @@ def trained(store: ArtifactStore, model: str = "champion", dataset: str | None =
 
 def _scaler_of(store: ArtifactStore, scaled: ArtifactRef) -> ArtifactRef:
     """The scaler the scale stage wrote with ``scaled``: the one cache entry that holds both."""
+    store.pull_folder("_cache/scaled")
     for entry in sorted((store.root / "_cache" / "scaled").glob("[!.]*.json")):
         refs = json.loads(entry.read_text())
         if refs.get("scaled", {}).get("sha256") == scaled.sha256 and "scaler" in refs:

@@ -26,6 +26,7 @@ from tasks.stages.table import load_table
 from tasks.store import lineage
 from tasks.store.artifacts import ArtifactRef, ArtifactStore, sha256_file
 from tasks.store.dataset import DatasetSpec, Frame, SplitRule, to_arrow
+from tasks.store.remote import downloaded, is_url
 from tasks.store.stage import StageRun, no_retry_on, reported
 
 
@@ -249,11 +250,15 @@ class Source:
     target: str | None = None
     task: str = "classification"
 
+    def local(self) -> Path:
+        """The user's table as a local file: a table named by a URL is downloaded (as it is now)."""
+        return downloaded(self.path, cache_dir() / "tables") if is_url(self.path) else Path(self.path)
+
     def read(self) -> tuple[Frame, list[str]]:
         if self.path is not None:
             if not self.target:
                 raise DataError("--data needs --target COLUMN (the label or value column)")
-            return load_table(self.path, self.target, self.task)
+            return load_table(self.local(), self.target, self.task)
         if self.dataset not in BUILTIN:
             raise OptionError(f"unknown dataset {self.dataset!r}; built in: {sorted(BUILTIN)}")
         return BUILTIN[self.dataset]()
@@ -261,7 +266,7 @@ class Source:
     def identity(self) -> list[str]:
         """What the raw artifact is made from, known before reading it (the cache key's input)."""
         if self.path is not None:
-            path = Path(self.path)
+            path = self.local()
             return [f"{path.name}:{sha256_file(path) if path.is_file() else 'missing'}"]
         return [self.dataset or ""]  # the accepted checksums live in this module, so in its code hash
 

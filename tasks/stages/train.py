@@ -138,11 +138,12 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
                        steps_per_execution=params.steps_per_execution)
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
+        store.push_folder(board)
         curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")
         facts = Training(model=params.model, train_seconds=result.seconds, epochs_run=len(result.history),
                          weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
-                         selected_on=MONITOR[0], tensorboard=str(board), worker=worker(),
+                         selected_on=MONITOR[0], tensorboard=store.url(board), worker=worker(),
                          stopped_early=result.stopped_early,
                          hyperparameters=result.hyperparameters)
         refs = {

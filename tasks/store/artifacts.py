@@ -8,6 +8,11 @@ written again. Tasks hand each other small ``ArtifactRef`` values, not data.
 
 The store also keeps the stage cache: ``<root>/_cache/<stage>/<key>.json`` maps a
 cache key (input hashes, parameters, code hash) to the refs the stage produced.
+
+A store named by a URL (``s3://bucket/prefix``) lives in the object store, and ``root`` is this
+host's working copy of it (``tasks/store/remote.py``): what is written here is uploaded, cache
+entries and sidecars are read from the bucket, and an artifact missing here is fetched and checked
+against its name before it is used.
 """
 from __future__ import annotations
 
@@ -19,12 +24,9 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,11 @@ import pyarrow.parquet as pq
 from tasks.core.faults import pause_point
 from tasks.store.dataset import remember
 from tasks.store.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
+from tasks.store.locks import held
 from tasks.store.parquet_layout import write_settings
+from tasks.store.provenance import git_version, library_versions, run_context
+from tasks.store.remote import Remote, WorkingCopy, is_url
 
-LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "keras", "tensorflow-cpu",
-             "tensorflow", "prefect", "great-expectations")
 _CHUNK = 1 << 20
 STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed write, not a live one
 # The store's own folders beside the content-addressed stage folders, each written by one owner
@@ -76,36 +79,6 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@lru_cache(maxsize=1)
-def git_version() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=True)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-@lru_cache(maxsize=1)
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
-def run_context() -> dict[str, str | None]:
-    """The Prefect flow run and task run that are producing an artifact, if any."""
-    try:
-        from prefect.runtime import flow_run, task_run
-        return {"flow_run_id": flow_run.id, "flow_name": flow_run.flow_name,
-                "task_run_id": task_run.id, "task_name": task_run.task_name}
-    except Exception:  # outside Prefect (plain function calls, tests)
-        return {"flow_run_id": None, "flow_name": None, "task_run_id": None, "task_name": None}
-
-
 def _sweep_stale_temporaries(folder: Path) -> None:
     """Delete what a write killed mid-way left (a name never given: nothing refers to it)."""
     for leftover in folder.glob(".tmp-*"):
@@ -120,11 +93,13 @@ def located(root: Path, path: str) -> Path:
     return root / Path(path).parent.name / Path(path).name
 
 
-class ArtifactStore:
+class ArtifactStore(WorkingCopy):
     """A folder of content-addressed artifacts. A few verbs: put, read, cache."""
 
     def __init__(self, root: str | os.PathLike = "artifacts"):
-        self.root = Path(root)
+        self.location = str(root)  # as the user named it: a folder, or a URL
+        self.remote = Remote(self.location) if is_url(self.location) else None
+        self.root = self.remote.working_copy if self.remote else Path(root)
 
     # ---- writing -------------------------------------------------------
     @contextlib.contextmanager
@@ -155,6 +130,8 @@ class ArtifactStore:
                 logging.getLogger("pipeline").warning("%s did not hold the bytes its name says (changed on disk); "
                                                       "moved to %s and written again", final, moved)
             os.replace(tmp, final)
+        self.push(final)
+        self.pull(ref.sidecar_path)  # another host's record of the same bytes, if any
         record = self._record(ref, lineage)
         try:  # the same bytes again (a retraining, a re-evaluation): keep the first record, name this run
             known = self.record(ref)
@@ -170,6 +147,7 @@ class ArtifactStore:
         with self._atomic(path.parent, ".json") as (handle, tmp):
             handle.write(text.encode())
         os.replace(tmp, path)
+        self.push(path)
 
     def put_table(self, table: pa.Table, stage: str, **lineage: Any) -> ArtifactRef:
         """Write an Arrow table as Parquet; hash the bytes while they are written."""
@@ -215,7 +193,7 @@ class ArtifactStore:
         writes the good bytes back, and the changed file is kept in ``_quarantine/``.
         """
         entry = self.root / "_cache" / stage / f"{key}.json"
-        if not entry.exists():
+        if not self.pull(entry):
             return None
         try:
             raw = json.loads(entry.read_text())
@@ -230,7 +208,9 @@ class ArtifactStore:
 
     def here(self, ref: ArtifactRef) -> ArtifactRef:
         """``ref`` with its path in this store (a store that was moved or copied finds its own files)."""
-        return dataclasses.replace(ref, path=str(located(self.root, ref.path)))
+        ref = dataclasses.replace(ref, path=str(located(self.root, ref.path)))
+        self.fetch(Path(ref.path), ref.sha256)  # from the bucket, when this host lacks it
+        return ref
 
     def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:
         path = Path(ref.path)
@@ -239,6 +219,7 @@ class ArtifactStore:
         except FileNotFoundError:
             return False
         try:
+            self.pull(ref.sidecar_path)
             Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
         except LineageError:
             return False
@@ -256,6 +237,8 @@ class ArtifactStore:
         """Move a damaged artifact out of the way: kept under ``_quarantine/``, never deleted."""
         target = self.root / "_quarantine" / path.parent.name / f"{path.name}.{time.time_ns()}"
         target.parent.mkdir(parents=True, exist_ok=True)
+        if self.remote:  # the bucket's copy too: the next reader must not take it
+            self.remote.move(self._key(path), self._key(target))
         try:
             os.replace(path, target)
         except FileNotFoundError:  # another run found the same damage and moved it first
@@ -264,17 +247,11 @@ class ArtifactStore:
 
     @contextlib.contextmanager
     def producing(self, stage: str, key: str) -> Iterator[None]:
-        """Hold the store's lock on one stage key while it is produced (other processes wait)."""
-        import fcntl
-
-        lock = self.root / "_cache" / stage / f"{key}.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """Hold the store's lock on one stage key while it is produced (other runs wait): on this
+        machine, or on every host that shares a Redis server (``tasks/store/locks.py``)."""
+        where = self.remote.url if self.remote else str(self.root.resolve())
+        with held(f"{where}:{stage}:{key}", self.root / "_cache" / stage / f"{key}.lock"):
+            yield
 
     def cache_put(self, stage: str, key: str, refs: dict[str, ArtifactRef]) -> None:
         """Remember a stage's refs, with each file's size and modification time as written."""

@@ -4,16 +4,41 @@ Verify: is every artifact in the store still what it was when written?
 Each artifact is named by the sha256 of its bytes: verify hashes it again, reads its
 sidecar (present, readable, naming this artifact), checks that every parent it names is
 still in the store with the bytes its name says, and that every cache entry points at
-artifacts that exist. It reports each problem on its own line; nothing is changed.
+artifacts that exist. It reports each problem on its own line; nothing is changed. A store named
+by a URL is checked on a fresh download of every object the bucket holds (not on this host's
+working copy, which might hide a changed object), and named by its URL.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tasks.core.errors import OptionError
 from tasks.store.artifacts import NOT_ARTIFACTS, located, sha256_file
 from tasks.store.lineage import ArtifactRef, Lineage, LineageError
+from tasks.store.remote import Remote, is_url
+
+
+@contextlib.contextmanager
+def readable(location: str | Path) -> Iterator[tuple[Path, str]]:
+    """A folder holding the store at ``location``, and how to name it to the user: the folder
+    itself, or, for a URL, a temporary download of everything in the bucket (removed afterwards)."""
+    if not is_url(location):
+        yield Path(location), str(location)
+        return
+    remote = Remote(str(location))
+    work = Path(tempfile.mkdtemp(prefix="keras-flows-verify-"))
+    folder = work / "store"  # made by the first object: a prefix that holds none is no store
+    try:
+        for key in remote.files():
+            remote.get(key, folder / key)
+        yield folder, remote.url
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def artifacts_in(root: Path) -> list[Path]:
@@ -23,9 +48,17 @@ def artifacts_in(root: Path) -> list[Path]:
                   if p.is_file() and p.suffix != ".json" and not p.name.startswith("."))
 
 
-def verify(root: str | Path) -> tuple[int, list[str]]:
-    """(artifacts checked, problems found) for the store at ``root``."""
-    root = Path(root)
+def verify(location: str | Path) -> tuple[int, list[str]]:
+    """(artifacts checked, problems found) for the store at ``location`` (a folder or a URL)."""
+    try:
+        with readable(location) as (root, name):
+            checked, problems = _verify(root)
+    except OSError as error:  # a bucket that is not there, or a store that does not answer
+        return 0, [f"{location}: cannot be read ({error})"]
+    return checked, [problem.replace(str(root), name) for problem in problems]
+
+
+def _verify(root: Path) -> tuple[int, list[str]]:
     if not root.is_dir():
         return 0, [f"{root}: no such artifact folder"]
     problems, hashes = [], {}
@@ -87,7 +120,12 @@ def find_artifact(root: Path, target: str) -> Path:
 
 def lineage_lines(root: str | Path, target: str) -> list[str]:
     """The chain from an artifact back to the raw files, one indented line per step."""
-    root, lines = Path(root), []
+    with readable(root) as (folder, name):
+        return [line.replace(str(folder), name) for line in _lineage_lines(folder, target)]
+
+
+def _lineage_lines(root: Path, target: str) -> list[str]:
+    lines = []
 
     def walk(sidecar: Path, depth: int) -> None:
         record, pad = Lineage.read(sidecar), "  " * depth

@@ -1,6 +1,7 @@
 """Production, as a Prefect team runs it: a server on PostgreSQL, ``prefect deploy --all`` from the
-repository's ``prefect.yaml``, and two process workers standing for two hosts (each with its own
-working folder, HOME, TMPDIR and PREFECT_HOME: they share only the server and the artifact store).
+repository's ``prefect.yaml``, the artifact store in an S3 bucket, stage locks on Redis, and two
+process workers standing for two hosts (each with its own working folder, HOME, TMPDIR and
+PREFECT_HOME: they share only the server, the bucket and Redis).
 
 The workers get the code the way ``prefect.yaml`` says: each run clones the repository (this
 checkout's committed HEAD) into the run's own folder.
@@ -14,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 
-from tests.services import postgres, prefect_server, stop
+from tests.services import S3_SECRET, postgres, prefect_server, redis_server, s3_server, stop
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
 
@@ -29,16 +31,19 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 def production(tmp_path_factory):
     """The server on PostgreSQL, the deployments of prefect.yaml, and two workers."""
     base = tmp_path_factory.mktemp("production")
-    store = base / "shared-artifacts"
-    with postgres() as database, prefect_server(database) as api:
-        env = {**os.environ, "PREFECT_API_URL": api.url, "PREFECT_HOME": str(base / "deployer-home"),
-               "KERAS_FLOWS_REPOSITORY": str(ROOT), "KERAS_FLOWS_ARTIFACTS": str(store)}
+    with postgres() as database, prefect_server(database) as api, s3_server() as s3, redis_server() as locks:
+        shared = {**{k: v for k, v in s3.items() if k.startswith("AWS_")}, "KERAS_FLOWS_LOCKS": locks}
+        store = f"s3://{s3['bucket']}/production"
+        env = {**os.environ, **shared, "PREFECT_API_URL": api.url, "PREFECT_HOME": str(base / "deployer-home"),
+               "KERAS_FLOWS_REPOSITORY": str(ROOT), "KERAS_FLOWS_ARTIFACTS": store}
         prefect(env, "work-pool", "create", POOL, "--type", "process")
-        deployed = prefect(env, "--no-prompt", "deploy", "--all")
-        workers = [worker(api.url, base / host, host) for host in ("host-a", "host-b")]
+        prefect(env, "--no-prompt", "deploy", "--all")
+        workers = [worker(api.url, base / host, host, shared) for host in ("host-a", "host-b")]
+        client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=S3_SECRET, region_name=s3["AWS_REGION"])
         try:
             online(api, {"host-a", "host-b"})
-            yield {"api": api, "env": env, "store": store, "deploy_output": deployed.stdout, "base": base}
+            yield {"api": api, "env": env, "store": store, "base": base, "bucket": s3["bucket"], "client": client}
         finally:
             for process in workers:
                 stop(process)
@@ -59,11 +64,12 @@ def online(api, names: set[str], timeout: float = 180) -> None:
         time.sleep(1)
 
 
-def worker(api_url: str, host: Path, name: str) -> subprocess.Popen:
-    """``prefect worker start`` as on a machine of its own: nothing shared but the server."""
+def worker(api_url: str, host: Path, name: str, shared: dict[str, str]) -> subprocess.Popen:
+    """``prefect worker start`` as on a machine of its own: nothing shared but the server, the
+    bucket and Redis (``shared``: where they are, as a team sets them on each worker machine)."""
     for folder in ("home", "tmp", "prefect-home", "work"):
         (host / folder).mkdir(parents=True)
-    env = {**os.environ, "PREFECT_API_URL": api_url, "HOME": str(host / "home"), "TMPDIR": str(host / "tmp"),
+    env = {**os.environ, **shared, "PREFECT_API_URL": api_url, "HOME": str(host / "home"), "TMPDIR": str(host / "tmp"),
            "PREFECT_HOME": str(host / "prefect-home"), "PIPELINE_DATA": str(host / "data-cache"),
            "PREFECT_LOGGING_LEVEL": "INFO"}
     log = open(host / "worker.log", "w")
@@ -93,6 +99,12 @@ def wait(api, run_id: str, timeout: float) -> dict:
     raise AssertionError(f"flow run {run_id} did not end in {timeout} s: {run['state_type']}")
 
 
+def objects(production) -> dict[str, bytes]:
+    client, bucket = production["client"], production["bucket"]
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
 def logs(api, run_id: str) -> str:
     found = api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
     return "\n".join(entry["message"] for entry in found)
@@ -108,7 +120,7 @@ def test_prefect_yaml_deploys_every_flow_with_each_parameter_described(productio
                      ("flows/predict.py:predict", "predict")}
     housing = next(d for d in found if d["name"] == "housing")
     assert housing["work_pool_name"] == POOL
-    assert housing["parameters"] == {"artifacts": str(production["store"])}  # read from the deployer's env
+    assert housing["parameters"] == {"artifacts": production["store"]}  # read from the deployer's environment
     epochs = housing["parameter_openapi_schema"]["properties"]["epochs"]
     assert epochs["default"] == 100 and "EarlyStopping" in epochs["description"]  # the UI's form shows both
     pull = housing["pull_steps"][0]["prefect.deployments.steps.git_clone"]
@@ -122,27 +134,34 @@ def test_deployments_run_on_the_workers_with_one_parameter_overridden(production
     fashion = run_deployment(production, "classification/fashion-mnist", epochs=1, data=fashion_table,
                              target="label")
     assert fashion["state_type"] == "COMPLETED", logs(api, fashion["id"])
-    assert housing["parameters"]["epochs"] == 2 and housing["parameters"]["artifacts"] == str(store)
-    model = json.loads(next((store / "model").glob("*.json")).read_text())
-    assert {m["training"]["epochs_run"] for m in map(json.loads, map(Path.read_text, (store / "model").glob(
-        "*.json")))} == {2, 1}, model
+    assert housing["parameters"]["epochs"] == 2 and housing["parameters"]["artifacts"] == store
+    held = objects(production)
+    models = [json.loads(blob) for key, blob in held.items() if key.startswith("production/model/")
+              and key.endswith(".json")]
+    assert sorted(m["training"]["epochs_run"] for m in models) == [1, 2]  # each run's one override
+    for model in models:
+        for parent in model["parents"]:  # every artifact is in the bucket, beside its sidecar
+            name = f"production/{Path(parent['path']).parent.name}/{Path(parent['path']).name}"
+            assert name in held and name.rsplit(".", 1)[0] + ".json" in held
     log = logs(api, housing["id"])
     assert "Executing deployment step: git_clone" in log and "Worker 'host-" in log
     assert "oneDNN" not in log and "cuda" not in log.lower()  # TensorFlow's start-up lines stay out
-    verify = subprocess.run([sys.executable, "-m", "flows", "verify", "--artifacts", str(store)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    verify = subprocess.run([sys.executable, "-m", "flows", "verify", "--artifacts", store], cwd=ROOT,
+                            env=production["env"], capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0 and "all intact" in verify.stdout, verify.stdout + verify.stderr
+    assert S3_SECRET not in log + "".join(blob.decode(errors="replace") for blob in held.values())
 
 
 def test_the_same_run_twice_at_once_on_two_workers_produces_each_stage_once(production, housing_csv):
-    api, store = production["api"], production["store"]
+    api = production["api"]
     params = {"epochs": 3, "seed": 5, "data": housing_csv, "target": "MedHouseVal"}
     ids = [start_deployment(production, "regression/housing", **params) for _ in range(2)]
     runs = [wait(api, run_id, 600) for run_id in ids]
     assert [run["state_type"] for run in runs] == ["COMPLETED"] * 2, [logs(api, run_id) for run_id in ids]
     texts = [logs(api, run_id) for run_id in ids]
     assert {"Worker 'host-a'" in text for text in texts} == {True, False}  # one on each host
-    trained = [json.loads(path.read_text()) for path in (store / "model").glob("*.json")]
+    trained = [json.loads(blob) for key, blob in objects(production).items() if key.startswith("production/model/")
+               and key.endswith(".json")]
     ours = [m for m in trained if m["flow_run_id"] in ids]
     assert len(ours) == 1 and not ours[0].get("also_produced_by")  # trained once: the other waited, then took it
     states: dict[str, list[str]] = {}
@@ -150,5 +169,5 @@ def test_the_same_run_twice_at_once_on_two_workers_produces_each_stage_once(prod
         for task_run in api.call("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}}):
             states.setdefault(task_run["name"].rsplit("-", 1)[0], []).append(task_run["state_name"])
     assert set(states) >= {"load", "validate-raw", "split", "scale", "train", "evaluate", "report", "champion"}
-    for stage, names in states.items():  # every stage produced by one run, Cached in Prefect's terms in the other
-        assert sorted(names) == ["Cached", "Completed"], states
+    # every stage produced by one run, and Cached in Prefect's terms in the other
+    assert all(sorted(names) == ["Cached", "Completed"] for names in states.values()), states
