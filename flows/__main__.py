@@ -156,12 +156,13 @@ def _champion(args: argparse.Namespace) -> int:
     from tasks.serving.champion import history, matching_gates
     from tasks.store.artifacts import ArtifactStore
 
-    known = matching_gates(ArtifactStore(args.artifacts), args.dataset)
+    store = ArtifactStore(args.artifacts)
+    known = matching_gates(store, args.dataset)
     for gate in known:
-        decisions = history(ArtifactStore(args.artifacts), gate)
+        decisions = history(store, gate)
         now = [d for d in decisions if d.promoted]
         print(f"{known[gate]}: " + (f"champion {now[-1].model.sha256[:16]} ({now[-1].metric} {now[-1].value:.4f}) "
-                                    f"{now[-1].model.path}" if now else "no champion (no model had a finite score)"))
+                                    f"{store.url(now[-1].model.path)}" if now else "no champion (no model had a finite score)"))
         for d in decisions:
             print(f"  {d.decided_at}  {d.model.sha256[:16]}  {d.metric} {d.value:.4f}  "
                   f"{'promoted' if d.promoted else 'kept'}: {d.reason}")

@@ -50,10 +50,10 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
     sub.add_argument("--min-delta", type=float, default=default("min_delta"),
                      help="EarlyStopping: the least decrease of the validation loss that counts as progress"
                           + shown)
-    sub.add_argument("--data", metavar="PATH", help="your own table (.csv or .parquet) instead")
+    sub.add_argument("--data", metavar="PATH|URL", help="your own table (.csv or .parquet, a path or a URL) instead")
     sub.add_argument("--target", metavar="COLUMN", help="with --data: the label/value column")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR|URL",
+                     help="artifact store: a folder, or a URL such as s3://bucket/prefix (default: %(default)s)")
     sub.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     sub.add_argument("--debug", action="store_true",
@@ -98,8 +98,8 @@ def _search_options(sub, serving: bool = False) -> None:
 
 def _store_options(sub: argparse.ArgumentParser) -> None:
     """The options of the commands that read a store and run no training."""
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR|URL",
+                     help="artifact store: a folder, or a URL such as s3://bucket/prefix (default: %(default)s)")
     sub.add_argument("--debug", action="store_true", help="show the traceback of a failure")
 
 
@@ -157,8 +157,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--dataset", help="whose champion, when the store has several (default: its only one)")
     sub.add_argument("--out", metavar="PATH", help="also write the predictions here (.parquet or .csv)")
     sub.add_argument("--strict", action="store_true", help="fail on drift instead of warning")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR",
-                     help="artifact store folder (default: %(default)s)")
+    sub.add_argument("--artifacts", default="artifacts", metavar="DIR|URL",
+                     help="artifact store: a folder, or a URL such as s3://bucket/prefix (default: %(default)s)")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's start-up lines")
 

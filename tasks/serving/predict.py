@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core.params import INFERENCE_BATCH
+from tasks.core.raw_places import cache_dir
 from tasks.model import files as model_files
 from tasks.serving.drift import check_new_data
 from tasks.serving.resolve import Trained, trained
@@ -22,6 +23,7 @@ from tasks.stages.scale import StandardScaler
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.dataset import Frame, read_parquet
 from tasks.store.lineage import ArtifactRef, RawFile
+from tasks.store.remote import downloaded, is_url
 
 
 def predictions(found: Trained, X: np.ndarray) -> pa.Table:
@@ -57,7 +59,7 @@ def predict_task(data: str, artifacts: str, model: str = "champion", dataset: st
 
     store = ArtifactStore(artifacts)
     found = trained(store, model, dataset)
-    path = Path(data)
+    path = downloaded(data, cache_dir() / "tables") if is_url(data) else Path(data)
     X, checked = check_new_data(path, found, strict, logger().warning, logger().info)  # before the store is touched
     run = StageRun(store, "predictions", __name__, parents=[found.model, found.scaler, checked],
                    params={"model": found.model_name, "strict": strict})
@@ -68,4 +70,4 @@ def predict_task(data: str, artifacts: str, model: str = "champion", dataset: st
 
     ref = run.run(produce)["predictions"]
     logger().info("predictions of model %s on %s: %s", found.model.sha256[:12], path.name, ref.path)
-    return reported((ref, {"model": found.model.path, "rows": ref.rows}), run)
+    return reported((ref, {"model": store.url(found.model.path), "rows": ref.rows}), run)
