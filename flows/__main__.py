@@ -162,7 +162,8 @@ def _champion(args: argparse.Namespace) -> int:
         decisions = history(store, gate)
         now = [d for d in decisions if d.promoted]
         print(f"{known[gate]}: " + (f"champion {now[-1].model.sha256[:16]} ({now[-1].metric} {now[-1].value:.4f}) "
-                                    f"{store.url(now[-1].model.path)}" if now else "no champion (no model had a finite score)"))
+                                    f"{store.url(now[-1].model.path)}" if now else
+                                    "no champion (no model had a finite score)"))
         for d in decisions:
             print(f"  {d.decided_at}  {d.model.sha256[:16]}  {d.metric} {d.value:.4f}  "
                   f"{'promoted' if d.promoted else 'kept'}: {d.reason}")

@@ -152,9 +152,11 @@ def test_deployments_run_on_the_workers_with_one_parameter_overridden(production
     assert S3_SECRET not in log + "".join(blob.decode(errors="replace") for blob in held.values())
 
 
-def test_the_same_run_twice_at_once_on_two_workers_produces_each_stage_once(production, housing_csv):
+def test_the_same_run_twice_at_once_on_two_workers_produces_each_stage_once(production, housing_csv, tmp_path):
     api = production["api"]
-    params = {"epochs": 3, "seed": 5, "data": housing_csv, "target": "MedHouseVal"}
+    table = tmp_path / "houses-twice.csv"  # a table of its own: no stage of it is in the store yet
+    table.write_bytes(housing_csv.read_bytes())
+    params = {"epochs": 3, "seed": 5, "data": table, "target": "MedHouseVal"}
     ids = [start_deployment(production, "regression/housing", **params) for _ in range(2)]
     runs = [wait(api, run_id, 600) for run_id in ids]
     assert [run["state_type"] for run in runs] == ["COMPLETED"] * 2, [logs(api, run_id) for run_id in ids]
