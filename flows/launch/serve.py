@@ -75,12 +75,14 @@ def deployments(specs: list[dict[str, Any]]) -> list[Any]:
 
 
 def serve(specs: list[dict[str, Any]]) -> None:
-    """Block, running each deployment on its schedule, until SIGTERM / Ctrl-C."""
+    """Block, running each deployment on its schedule, until SIGTERM / Ctrl-C. One run at a time:
+    a run that comes due while another trains waits for it, rather than both fighting for the
+    cores (a schedule whose runs outlast its interval would otherwise pile them up)."""
     from prefect import serve as prefect_serve
 
     built = deployments(specs)
     try:
-        prefect_serve(*built)
+        prefect_serve(*built, limit=1)
     finally:
         _leave_nothing_scheduled([d.full_name for d in built])
 

@@ -150,7 +150,7 @@ def test_a_served_interval_schedule_fires_twice_then_stops_clean(prefect_server,
         assert all(r["state_type"] == "COMPLETED" for r in done)
     finally:
         serving.send_signal(signal.SIGTERM)
-        serving.wait(timeout=60)
+        serving.wait(timeout=120)  # a run in flight is cancelled first
     _wait(lambda: runs("SCHEDULED") == [], 30, "no scheduled runs left behind")
     assert runs("FAILED") == []
 
