@@ -127,12 +127,20 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         frame = read_frame(scaled.path)  # whole file, no copy; train() takes views of train and valid
-        workdir = store.root / ".train" / training.cache_key
+        backup = f".train/{training.cache_key}"  # in the bucket too, for a URL store: any host resumes it
+        workdir = store.root / backup
         if force and pause is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            store.drop_folder(backup)
+        store.pull_folder(backup, every=True)
+        log_epoch = epoch_logger(logger(), params.epochs)
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:  # after the epoch's backup is written
+            log_epoch(epoch, logs)
+            store.push_folder(workdir)
+
         board = store.root / TENSORBOARD / f"{frame.spec.name}-{params.model}-{training.cache_key[:12]}"
         watch = Watch(patience=params.patience, min_delta=params.min_delta, tensorboard_dir=board,
-                      on_epoch=epoch_logger(logger(), params.epochs), crash_at_epoch=injected_crash())
+                      on_epoch=on_epoch, crash_at_epoch=injected_crash())
         result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
                        seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause,
                        steps_per_execution=params.steps_per_execution)
@@ -152,7 +160,7 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
             "curve": run.put_file(curve, stage="curve"),
         }
         if pause is None or result.stopped_early:  # finished: nothing left to continue
-            shutil.rmtree(workdir, ignore_errors=True)
+            store.drop_folder(backup)
         return refs
 
     return reported(run.run(produce, force), run)
@@ -170,7 +178,7 @@ def _training(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams) ->
 def discard_paused(scaled: ArtifactRef, params: TrainParams, artifacts: str) -> None:
     """Remove the backup a paused training left (a halving trial pruned at a rung)."""
     store = ArtifactStore(artifacts)
-    shutil.rmtree(store.root / ".train" / _training(store, scaled, params).cache_key, ignore_errors=True)
+    store.drop_folder(f".train/{_training(store, scaled, params).cache_key}")
 
 
 def worker() -> str:

@@ -119,6 +119,11 @@ class Remote:
         return {info.path[start:]: info.size for info in self.fs.get_file_info(selector)
                 if info.type == pafs.FileType.File}
 
+    def delete(self, relative: str) -> None:
+        """Remove every object under a folder (a finished training's backup)."""
+        for key in self.files(relative):
+            self.fs.delete_file(self.key(key))
+
     def move(self, relative: str, to: str) -> None:
         """Move an object aside (a copy, then a delete, on stores without rename)."""
         import pyarrow.fs as pafs
@@ -175,15 +180,22 @@ class WorkingCopy:
             logging.getLogger("pipeline").warning("%s/%s did not hold the bytes its name says; moved to "
                                                   "_quarantine/ in the bucket", self.remote.url, key)
 
-    def pull_folder(self, relative: str) -> None:
-        """Fetch what the bucket holds under a folder and this host lacks (or holds at another size)."""
+    def pull_folder(self, relative: str, every: bool = False) -> None:
+        """Fetch what the bucket holds under a folder and this host lacks (or holds at another
+        size); ``every``: all of it, the bucket's copy being the newer (a training's backup)."""
         if not self.remote:
             return
         for key, size in self.remote.files(relative).items():
             local = self.root / key
-            if Path(key).name.startswith(".tmp-") or (local.exists() and local.stat().st_size == size):
+            if Path(key).name.startswith(".tmp-") or (not every and local.exists() and local.stat().st_size == size):
                 continue
             self.remote.get(key, local)
+
+    def drop_folder(self, relative: str) -> None:
+        """Remove a folder of the working copy and, for a URL store, its objects in the bucket."""
+        shutil.rmtree(self.root / relative, ignore_errors=True)
+        if self.remote:
+            self.remote.delete(relative)
 
     def url(self, path: str | os.PathLike) -> str:
         """Where an artifact is, as the user named the store: its path, or its URL in the bucket."""
