@@ -3,7 +3,8 @@ run at a known point (SIGKILL while an artifact is being written, while a stage 
 
 ``KERAS_FLOWS_PAUSE_AT=write:<folder>`` pauses once the bytes of an artifact for that store
 folder are in its temporary file, before it gets its name; ``stage:<stage>`` pauses when that
-stage starts producing. The process says so on stderr and sleeps, for the test to kill it.
+stage starts producing; ``epoch:<n>`` pauses a training at the start of epoch n (the epochs
+before it backed up). The process says so on stderr and sleeps, for the test to kill it.
 """
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.core.faults import PAUSE_ENV, pause_point
+
 CRASH_ENV = "KERAS_FLOWS_CRASH_AT_EPOCH"
 MONITOR = ("val_loss", "min")  # what the course's ModelCheckpoint and EarlyStopping watch
 
@@ -125,4 +127,7 @@ def training_callbacks(workdir: Path, watch: Watch, earlier: list[float], keep_b
             on_epoch_end=lambda epoch, logs: watch.on_epoch(epoch + 1, dict(logs or {}))))
     if watch.crash_at_epoch:
         callbacks.append(crash_at(watch.crash_at_epoch))
+    if os.environ.get(PAUSE_ENV, "").startswith("epoch:"):  # fault injection: a host that dies mid-training
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_begin=lambda index, logs: pause_point(
+            f"epoch:{index + 1}")))
     return callbacks, guard, stopper

@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tasks.core.faults import PAUSE_ENV
 from tests.services import S3_SECRET, s3_server
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
@@ -81,10 +82,10 @@ def test_a_training_whose_host_died_resumes_on_another_host_from_the_bucket(hous
                     str(housing_csv), "--target", "MedHouseVal", "--artifacts", f"s3://{s3['bucket']}/{prefix}",
                     "--json"]
 
-        dying = subprocess.Popen(command("shared"), cwd=ROOT, env=on("host-a"), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        dying = subprocess.Popen(command("shared"), cwd=ROOT, env={**on("host-a"), PAUSE_ENV: "epoch:3"},
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         for line in dying.stdout:  # the host dies once epoch 2 is backed up: its whole process group
-            if "epoch 2/5" in line:
+            if "paused at epoch:3" in line:
                 os.killpg(dying.pid, signal.SIGKILL)
                 break
         dying.wait(timeout=60)
