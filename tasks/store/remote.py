@@ -120,9 +120,11 @@ class Remote:
                 if info.type == pafs.FileType.File}
 
     def delete(self, relative: str) -> None:
-        """Remove every object under a folder (a finished training's backup)."""
-        for key in self.files(relative):
-            self.fs.delete_file(self.key(key))
+        """Remove a folder: every object under it (a finished training's backup) and its markers."""
+        import pyarrow.fs as pafs
+
+        if self.fs.get_file_info(self.key(relative)).type == pafs.FileType.Directory:
+            self.fs.delete_dir(self.key(relative))
 
     def move(self, relative: str, to: str) -> None:
         """Move an object aside (a copy, then a delete, on stores without rename)."""

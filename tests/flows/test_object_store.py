@@ -99,4 +99,5 @@ def test_a_training_whose_host_died_resumes_on_another_host_from_the_bucket(hous
         assert names[0] == names[1]  # the same bytes as an uninterrupted training
         client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
                               aws_secret_access_key=S3_SECRET, region_name=s3["AWS_REGION"])
-        assert not [key for key in _objects(client, s3["bucket"]) if "/.train/" in key]  # no backup left behind
+        left = [key for key in _objects(client, s3["bucket"]) if "/.train/" in key and not key.endswith("/.train/")]
+        assert not left  # no backup left behind (pyarrow keeps an empty marker object for the folder itself)
