@@ -101,3 +101,33 @@ def test_a_training_whose_host_died_resumes_on_another_host_from_the_bucket(hous
                               aws_secret_access_key=S3_SECRET, region_name=s3["AWS_REGION"])
         left = [key for key in _objects(client, s3["bucket"]) if "/.train/" in key and not key.endswith("/.train/")]
         assert not left  # no backup left behind (pyarrow keeps an empty marker object for the folder itself)
+
+
+def test_a_store_that_stops_answering_for_ten_seconds_delays_the_run_and_leaves_nothing_half_written(tmp_path):
+    import signal
+    import threading
+    import time
+
+    with s3_server() as s3:
+        env = {**os.environ, **{k: v for k, v in s3.items() if k.startswith("AWS_")},
+               "KERAS_FLOWS_CACHE": str(tmp_path / "cache"), "PREFECT_LOGGING_LEVEL": "INFO"}
+        store = f"s3://{s3['bucket']}/paused"
+        run = subprocess.Popen([sys.executable, "-m", "flows", "regression", "--epochs", "6", "--artifacts", store,
+                                "--json"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+        seen: dict[str, float] = {}
+        resume = threading.Timer(10, os.kill, (int(s3["pid"]), signal.SIGCONT))
+        lines = []
+        for line in run.stdout:  # moto keeps its objects in memory: paused (SIGSTOP), not restarted
+            lines.append(line)
+            for epoch in ("epoch 2/6", "epoch 3/6"):
+                if epoch in line:
+                    seen[epoch] = time.monotonic()
+            if "epoch 2/6" in line and not resume.is_alive() and not resume.finished.is_set():
+                os.kill(int(s3["pid"]), signal.SIGSTOP)
+                resume.start()
+        assert run.wait(timeout=600) == 0, "".join(lines[-30:])
+        resume.join()
+        assert seen["epoch 3/6"] - seen["epoch 2/6"] >= 8  # epoch 2's backup waited for the store
+        verified = _cli(env, "verify", "--artifacts", store)
+        assert verified.returncode == 0 and "all intact" in verified.stdout, verified.stdout + verified.stderr
