@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import OptionError
+from tasks.store.remote import is_url
 
 
 def _flows() -> dict[str, Any]:
@@ -35,6 +36,11 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
     return specs
 
 
+def pinned(location: str) -> str:
+    """A path made absolute (a served run may start in another folder); a URL as it is."""
+    return location if is_url(location) else str(Path(location).resolve())
+
+
 def spec_of(args: argparse.Namespace) -> dict[str, Any]:
     """The deployment ``python -m flows serve FLOW --interval|--cron ...`` asks for: the flow's
     parameters that the training (and, for a search, the search) options set; the flow's own
@@ -44,8 +50,7 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
     parameters = {**({"model": args.model} if args.model else {}), **training_options(args),
                   "target": args.target,
                   # served runs may start elsewhere: pin the paths
-                  "data": str(Path(args.data).resolve()) if args.data else None,
-                  "artifacts": str(Path(args.artifacts).resolve())}
+                  "data": pinned(args.data) if args.data else None, "artifacts": pinned(args.artifacts)}
     spec = {"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",
             "interval": args.interval, "cron": args.cron, "parameters": parameters}
     if args.flow_name == "search":

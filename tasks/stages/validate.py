@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -213,10 +212,11 @@ def validate_scaled(scaled: Frame, site: str | None = None) -> Report:
 
 # ---- the Prefect tasks -----------------------------------------------------------------
 def data_docs_site(artifacts: str) -> str | None:
-    """This flow run's Data Docs folder (none outside a flow run: nothing to name it after)."""
+    """This flow run's Data Docs folder (none outside a flow run: nothing to name it after), in the
+    store's folder, or, for a store named by a URL, in this host's working copy of it."""
     from prefect.runtime import flow_run
 
-    return str(Path(artifacts).resolve() / DATA_DOCS / str(flow_run.id)) if flow_run.id else None
+    return str(ArtifactStore(artifacts).root.resolve() / DATA_DOCS / str(flow_run.id)) if flow_run.id else None
 
 
 def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], artifacts: str,

@@ -49,6 +49,7 @@ def test_a_run_on_a_bucket_keeps_everything_there_and_no_secret_anywhere(housing
             assert url.replace(".parquet", ".json").rsplit(".", 1)[0] + ".json" in {f"s3://{s3['bucket']}/{k}"
                                                                                      for k in held}, stage
         assert any(key.startswith("runs/champions/") for key in held)
+        assert not (ROOT / "s3:").exists()  # nothing written to a local folder named after the URL
         verified = _cli(hosts["host-a"], "verify", "--artifacts", store)
         assert verified.returncode == 0 and "all intact" in verified.stdout, verified.stdout + verified.stderr
 
