@@ -199,7 +199,7 @@ class ArtifactStore(WorkingCopy):
             raw = json.loads(entry.read_text())
         except (OSError, ValueError):
             return None  # a cache entry cut short: the stage runs again and rewrites it
-        refs = {name: self.here(ArtifactRef(**{k: v for k, v in fields.items() if k != "stat"}))
+        refs = {name: self._located(ArtifactRef(**{k: v for k, v in fields.items() if k != "stat"}))
                 for name, fields in raw.items()}
         changed = [ref for name, ref in refs.items() if not self._intact(ref, raw[name].get("stat"), warn)]
         if changed:
@@ -207,13 +207,21 @@ class ArtifactStore(WorkingCopy):
         return refs
 
     def here(self, ref: ArtifactRef) -> ArtifactRef:
-        """``ref`` with its path in this store (a store that was moved or copied finds its own files)."""
-        ref = dataclasses.replace(ref, path=str(located(self.root, ref.path)))
-        self.fetch(Path(ref.path), ref.sha256)  # from the bucket, when this host lacks it
+        """``ref`` with its path in this store (a store that was moved or copied finds its own files);
+        for a URL store, fetched from the bucket when this host lacks it (and checked, as a cache hit is)."""
+        ref = self._located(ref)
+        if self.remote and not Path(ref.path).exists():
+            self._intact(ref, None)
         return ref
+
+    def _located(self, ref: ArtifactRef) -> ArtifactRef:
+        return dataclasses.replace(ref, path=str(located(self.root, ref.path)))
 
     def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:
         path = Path(ref.path)
+        fetched = self.remote is not None and not path.exists()  # another host's: hashed below, once
+        if fetched and not self.remote.get(self._key(path), path):
+            return False
         try:
             now = path.stat()
         except FileNotFoundError:
@@ -223,7 +231,7 @@ class ArtifactStore(WorkingCopy):
             Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
         except LineageError:
             return False
-        if stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
+        if not fetched and stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
             return True
         if sha256_file(path) == ref.sha256:
             return True

@@ -20,15 +20,13 @@ both are what the name says.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import tempfile
-import time
 import urllib.parse
 from pathlib import Path
 
-from tasks.core.errors import OptionError
+from tasks.core.errors import DataError, OptionError
 
 CACHE_ENV = "KERAS_FLOWS_CACHE"  # where a host keeps its working copies of remote stores
 _CHUNK = 1 << 20
@@ -39,18 +37,9 @@ def is_url(location: str | os.PathLike) -> bool:
     return "://" in str(location)
 
 
-def shown(location: str) -> str:
-    """A URL as it may be printed or recorded: never a user or password (those are refused anyway)."""
-    parts = urllib.parse.urlsplit(location)
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "")) if parts.password or parts.username \
-        else location
-
-
 def downloaded(url: str, folder: Path, option: str = "--data") -> Path:
     """A file named by a URL (a user's table in a bucket), copied into ``folder``: read from
     there like any local table, and hashed like one for the lineage."""
-    from tasks.core.errors import DataError
-
     remote = Remote(url, option)
     target = folder / hashlib.sha256(remote.url.encode()).hexdigest()[:16] / Path(remote.base).name
     if not remote.get("", target):
@@ -66,8 +55,9 @@ class Remote:
         import pyarrow.fs as pafs
 
         parts = urllib.parse.urlsplit(url)
-        if parts.username or parts.password:
-            raise OptionError(f"{option} {shown(url)}: credentials do not belong in the URL; set them the standard "
+        if parts.username or parts.password:  # named without them
+            shown = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
+            raise OptionError(f"{option} {shown}: credentials do not belong in the URL; set them the standard "
                               "way (for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a role)")
         self.url = url.rstrip("/")
         try:
@@ -164,23 +154,6 @@ class WorkingCopy:
             return True
         Path(path).unlink(missing_ok=True)
         return False
-
-    def fetch(self, path: Path, sha256: str) -> None:
-        """Bring an artifact into the working copy when this host lacks it. Bytes that do not match
-        their name are not kept: the bucket's object is moved to ``_quarantine/`` (the stage that
-        needs it runs again and writes it back)."""
-        if not self.remote or Path(path).exists() or not self.remote.get(self._key(path), Path(path)):
-            return
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        if digest.hexdigest() != sha256:
-            key = self._key(path)
-            self.remote.move(key, f"_quarantine/{key}.{time.time_ns()}")
-            Path(path).unlink()
-            logging.getLogger("pipeline").warning("%s/%s did not hold the bytes its name says; moved to "
-                                                  "_quarantine/ in the bucket", self.remote.url, key)
 
     def pull_folder(self, relative: str, every: bool = False) -> None:
         """Fetch what the bucket holds under a folder and this host lacks (or holds at another
