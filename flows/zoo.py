@@ -8,7 +8,7 @@ from prefect import flow
 
 from flows.steps.parameters import described
 from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
-from tasks.core.params import CLASSIFICATION, REGRESSION, training
+from tasks.core.params import COURSE, training
 from tasks.model.registry import MODELS
 from tasks.stages.compare import compare_task
 from tasks.stages.train import train_task
@@ -30,7 +30,7 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
         force: bool = False) -> dict[str, Any]:
     """Train each model on one prepared dataset with the same budget (empty settings: the task's
     course set-up) and compare them."""
-    budget = training(CLASSIFICATION if task == "classification" else REGRESSION, epochs=epochs,
+    budget = training(COURSE[task], epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, depth=depth,
                       width=width, activation=activation, initializer=initializer, schedule=schedule, seed=seed,
                       patience=patience, min_delta=min_delta, steps_per_execution=steps_per_execution)

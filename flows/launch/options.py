@@ -6,6 +6,7 @@ parser imports no Prefect, Keras or Great Expectations, so ``--help`` answers at
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from tasks.core.errors import OptionError
@@ -196,8 +197,7 @@ def training_options(args: argparse.Namespace) -> dict:
     return {name: value for name in TRAINING_OPTIONS if (value := getattr(args, name)) is not None}
 
 
-TRAINING_OPTIONS = ("epochs", "batch_size", "learning_rate", "optimizer", "schedule", "depth", "width",
-                    "activation", "initializer", "seed", "patience", "min_delta", "steps_per_execution")
+TRAINING_OPTIONS = tuple(field.name for field in dataclasses.fields(TrainParams) if field.name != "model")
 
 
 def plan_options(args: argparse.Namespace) -> dict:

@@ -16,9 +16,10 @@ from tasks.core.params import TRAINING_HELP
 F = TypeVar("F", bound=Callable)
 
 DATA_HELP = {
-    "data": "your own table (a CSV or Parquet path) instead of the course's dataset",
+    "data": "your own table (a CSV or Parquet path or URL) instead of the course's dataset",
     "target": "with data: the label or value column",
-    "artifacts": "the artifact store: a folder (relative to the worker's working directory) or an absolute path",
+    "artifacts": "the artifact store: a folder (relative to the worker's working directory), an absolute path, "
+                 "or a URL such as s3://bucket/prefix",
     "force": "re-run every stage, ignoring the cache",
 }
 

@@ -7,6 +7,7 @@ Every file is checked against its known sha256 before it is used.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import io
 import os
@@ -250,15 +251,17 @@ class Source:
     target: str | None = None
     task: str = "classification"
 
+    @functools.cached_property
     def local(self) -> Path:
-        """The user's table as a local file: a table named by a URL is downloaded (as it is now)."""
+        """The user's table as a local file: a table named by a URL is downloaded, once, so that what
+        is hashed for the cache key is what is read."""
         return downloaded(self.path, cache_dir() / "tables") if is_url(self.path) else Path(self.path)
 
     def read(self) -> tuple[Frame, list[str]]:
         if self.path is not None:
             if not self.target:
                 raise DataError("--data needs --target COLUMN (the label or value column)")
-            return load_table(self.local(), self.target, self.task)
+            return load_table(self.local, self.target, self.task)
         if self.dataset not in BUILTIN:
             raise OptionError(f"unknown dataset {self.dataset!r}; built in: {sorted(BUILTIN)}")
         return BUILTIN[self.dataset]()
@@ -266,7 +269,7 @@ class Source:
     def identity(self) -> list[str]:
         """What the raw artifact is made from, known before reading it (the cache key's input)."""
         if self.path is not None:
-            path = self.local()
+            path = self.local
             return [f"{path.name}:{sha256_file(path) if path.is_file() else 'missing'}"]
         return [self.dataset or ""]  # the accepted checksums live in this module, so in its code hash
 
