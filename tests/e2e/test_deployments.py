@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tasks.core.faults import PAUSE_ENV
 from tests.services import S3_SECRET, postgres, prefect_server, redis_server, s3_server, stop
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
@@ -38,12 +40,14 @@ def production(tmp_path_factory):
                "KERAS_FLOWS_REPOSITORY": str(ROOT), "KERAS_FLOWS_ARTIFACTS": store}
         prefect(env, "work-pool", "create", POOL, "--type", "process")
         prefect(env, "--no-prompt", "deploy", "--all")
+        prefect(env, "automation", "create", "--from-file", "flows/launch/automations.yaml")
         workers = [worker(api.url, base / host, host, shared) for host in ("host-a", "host-b")]
         client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
                               aws_secret_access_key=S3_SECRET, region_name=s3["AWS_REGION"])
         try:
             online(api, {"host-a", "host-b"})
-            yield {"api": api, "env": env, "store": store, "base": base, "bucket": s3["bucket"], "client": client}
+            yield {"api": api, "env": env, "store": store, "base": base, "bucket": s3["bucket"], "client": client,
+                   "shared": shared, "workers": workers}
         finally:
             for process in workers:
                 stop(process)
@@ -66,7 +70,8 @@ def online(api, names: set[str], timeout: float = 180) -> None:
 
 def worker(api_url: str, host: Path, name: str, shared: dict[str, str]) -> subprocess.Popen:
     """``prefect worker start`` as on a machine of its own: nothing shared but the server, the
-    bucket and Redis (``shared``: where they are, as a team sets them on each worker machine)."""
+    bucket and Redis (``shared``: where they are, as a team sets them on each worker machine).
+    Its own process group: killing the group is the machine dying, flow runs included."""
     for folder in ("home", "tmp", "prefect-home", "work"):
         (host / folder).mkdir(parents=True)
     env = {**os.environ, **shared, "PREFECT_API_URL": api_url, "HOME": str(host / "home"), "TMPDIR": str(host / "tmp"),
@@ -74,7 +79,8 @@ def worker(api_url: str, host: Path, name: str, shared: dict[str, str]) -> subpr
            "PREFECT_LOGGING_LEVEL": "INFO"}
     log = open(host / "worker.log", "w")
     return subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name,
-                             "--limit", "1"], cwd=host / "work", env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--limit", "1"], cwd=host / "work", env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def start_deployment(production, name: str, **params) -> str:
@@ -89,14 +95,15 @@ def run_deployment(production, name: str, timeout: float = 600, **params) -> dic
     return wait(production["api"], start_deployment(production, name, **params), timeout)
 
 
-def wait(api, run_id: str, timeout: float) -> dict:
+def wait(api, run_id: str, timeout: float, states: set[str] = FINAL) -> dict:
+    """The flow run once its state is one of ``states`` (by default: once it has ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = api.call("GET", f"/flow_runs/{run_id}")
-        if run["state_type"] in FINAL:
+        if run["state_type"] in states:
             return run
         time.sleep(2)
-    raise AssertionError(f"flow run {run_id} did not end in {timeout} s: {run['state_type']}")
+    raise AssertionError(f"flow run {run_id} not {states} in {timeout} s: {run['state_type']}")
 
 
 def objects(production) -> dict[str, bytes]:
@@ -173,3 +180,44 @@ def test_the_same_run_twice_at_once_on_two_workers_produces_each_stage_once(prod
     assert set(states) >= {"load", "validate-raw", "split", "scale", "train", "evaluate", "report", "champion"}
     # every stage produced by one run, and Cached in Prefect's terms in the other
     assert {stage: names for stage, names in states.items() if sorted(names) != ["Cached", "Completed"]} == {}
+
+
+def models_of(production, prefix: str) -> dict[str, str]:
+    """The flow run id of each model sidecar under ``prefix`` in the bucket, by model file name."""
+    return {json.loads(blob)["flow_run_id"]: Path(key).with_suffix("").name for key, blob in objects(production).items()
+            if key.startswith(f"{prefix}/model/") and key.endswith(".json")}
+
+
+def test_a_run_whose_worker_died_is_crashed_retried_on_another_worker_and_resumes(production, housing_csv, tmp_path):
+    api, base = production["api"], production["base"]
+    table = tmp_path / "houses-killed.csv"  # a table of its own: nothing of it in the store yet
+    table.write_bytes(housing_csv.read_bytes())
+    params = {"epochs": 5, "patience": 10, "seed": 7, "data": table, "target": "MedHouseVal"}
+    others = production["workers"]
+    for process in others:  # the other hosts are busy: the run goes to host-c, which will die
+        os.kill(process.pid, signal.SIGSTOP)
+    dying = worker(api.url, base / "host-c", "host-c", {**production["shared"], PAUSE_ENV: "epoch:3"})
+    try:
+        run_id = start_deployment(production, "regression/housing", **params)
+        log, deadline = base / "host-c" / "worker.log", time.monotonic() + 300
+        while "paused at epoch:3" not in log.read_text():  # epochs 1 and 2 are backed up in the bucket
+            assert time.monotonic() < deadline and dying.poll() is None, log.read_text()[-3000:]
+            time.sleep(1)
+        os.killpg(dying.pid, signal.SIGKILL)  # the machine dies: worker and flow run, no goodbye
+    finally:
+        for process in others:
+            os.kill(process.pid, signal.SIGCONT)
+        dying.wait(timeout=60)
+    crashed = wait(api, run_id, 300, states={"CRASHED", "COMPLETED", "FAILED"})  # by the automation
+    assert crashed["state_type"] == "CRASHED" and "heartbeat" in crashed["state"]["message"], crashed["state"]
+    prefect(production["env"], "flow-run", "retry", run_id)  # as an operator would, or the UI's Retry
+    retried = wait(api, run_id, 600)
+    text = logs(api, run_id)
+    assert retried["state_type"] == "COMPLETED", text[-3000:]
+    assert "this attempt from epoch 3" in text and ("Worker 'host-a'" in text or "Worker 'host-b'" in text)
+    straight = run_deployment(production, "regression/housing", **params,
+                              artifacts=f"s3://{production['bucket']}/uninterrupted")
+    assert straight["state_type"] == "COMPLETED", logs(api, straight["id"])[-3000:]
+    assert models_of(production, "production")[run_id] == models_of(production, "uninterrupted")[straight["id"]]
+    left = [key for key in objects(production) if "/.train/" in key and not key.endswith("/.train/")]
+    assert not left  # the backup went with the finished training
