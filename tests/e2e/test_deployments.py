@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import boto3
+import psutil
 import pytest
 
 from tasks.core.faults import PAUSE_ENV
@@ -71,7 +72,7 @@ def online(api, names: set[str], timeout: float = 180) -> None:
 def worker(api_url: str, host: Path, name: str, shared: dict[str, str]) -> subprocess.Popen:
     """``prefect worker start`` as on a machine of its own: nothing shared but the server, the
     bucket and Redis (``shared``: where they are, as a team sets them on each worker machine).
-    Its own process group: killing the group is the machine dying, flow runs included."""
+    Its flow runs start in sessions of their own (Prefect's runner): ``die`` kills the whole tree."""
     for folder in ("home", "tmp", "prefect-home", "work"):
         (host / folder).mkdir(parents=True)
     env = {**os.environ, **shared, "PREFECT_API_URL": api_url, "HOME": str(host / "home"), "TMPDIR": str(host / "tmp"),
@@ -79,8 +80,17 @@ def worker(api_url: str, host: Path, name: str, shared: dict[str, str]) -> subpr
            "PREFECT_LOGGING_LEVEL": "INFO"}
     log = open(host / "worker.log", "w")
     return subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name,
-                             "--limit", "1"], cwd=host / "work", env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                             "--limit", "1"], cwd=host / "work", env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def die(process: subprocess.Popen) -> None:
+    """The machine stops: the worker and every process under it (its flow runs), all at once."""
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for each in tree:
+        each.suspend()  # frozen first, so that nothing notices the others going and says goodbye
+    for each in tree:
+        each.kill()
+    process.wait(timeout=60)
 
 
 def start_deployment(production, name: str, **params) -> str:
@@ -203,11 +213,10 @@ def test_a_run_whose_worker_died_is_crashed_retried_on_another_worker_and_resume
         while "paused at epoch:3" not in log.read_text():  # epochs 1 and 2 are backed up in the bucket
             assert time.monotonic() < deadline and dying.poll() is None, log.read_text()[-3000:]
             time.sleep(1)
-        os.killpg(dying.pid, signal.SIGKILL)  # the machine dies: worker and flow run, no goodbye
     finally:
+        die(dying)  # the machine dies: worker and flow run, no goodbye
         for process in others:
             os.kill(process.pid, signal.SIGCONT)
-        dying.wait(timeout=60)
     crashed = wait(api, run_id, 300, states={"CRASHED", "COMPLETED", "FAILED"})  # by the automation
     assert crashed["state_type"] == "CRASHED" and "heartbeat" in crashed["state"]["message"], crashed["state"]
     prefect(production["env"], "flow-run", "retry", run_id)  # as an operator would, or the UI's Retry
