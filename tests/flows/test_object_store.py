@@ -11,7 +11,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tasks.core.faults import PAUSE_ENV
 from tests.services import S3_SECRET, s3_server
 
 pytestmark = pytest.mark.slow  # whole flows, servers and browsers: the full suite, not the fast lane
@@ -66,42 +65,6 @@ def test_a_run_on_a_bucket_keeps_everything_there_and_no_secret_anywhere(housing
         for folder in (tmp_path, Path(os.environ["PREFECT_HOME"])):  # working copies, data, Prefect's database
             everything += [p.read_bytes().decode(errors="replace") for p in folder.rglob("*") if p.is_file()]
         assert not [text for text in everything if S3_SECRET in text]
-
-
-def test_a_training_whose_host_died_resumes_on_another_host_from_the_bucket(housing_csv, tmp_path):
-    import signal
-
-    with s3_server() as s3:
-        aws = {k: v for k, v in s3.items() if k.startswith("AWS_")}
-
-        def on(name: str) -> dict:
-            return {**os.environ, **aws, "KERAS_FLOWS_CACHE": str(tmp_path / name / "cache"),
-                    "PIPELINE_DATA": str(tmp_path / name / "data"), "PREFECT_LOGGING_LEVEL": "INFO"}
-
-        def command(prefix: str) -> list[str]:
-            return [sys.executable, "-m", "flows", "regression", "--epochs", "5", "--patience", "10", "--data",
-                    str(housing_csv), "--target", "MedHouseVal", "--artifacts", f"s3://{s3['bucket']}/{prefix}",
-                    "--json"]
-
-        dying = subprocess.Popen(command("shared"), cwd=ROOT, env={**on("host-a"), PAUSE_ENV: "epoch:3"},
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        for line in dying.stdout:  # the host dies once epoch 2 is backed up: its whole process group
-            if "paused at epoch:3" in line:
-                os.killpg(dying.pid, signal.SIGKILL)
-                break
-        dying.wait(timeout=60)
-        resumed = _cli(on("host-b"), *command("shared")[3:])
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert "this attempt from epoch 3" in resumed.stdout + resumed.stderr
-        straight = _cli(on("host-c"), *command("straight")[3:])
-        assert straight.returncode == 0, straight.stderr[-3000:]
-        names = [Path(json.loads(run.stdout.strip().splitlines()[-1])["artifacts"]["model"]).name
-                 for run in (resumed, straight)]
-        assert names[0] == names[1]  # the same bytes as an uninterrupted training
-        client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=S3_SECRET, region_name=s3["AWS_REGION"])
-        left = [key for key in _objects(client, s3["bucket"]) if "/.train/" in key and not key.endswith("/.train/")]
-        assert not left  # no backup left behind (pyarrow keeps an empty marker object for the folder itself)
 
 
 def test_a_store_that_stops_answering_for_ten_seconds_delays_the_run_and_leaves_nothing_half_written(tmp_path):
