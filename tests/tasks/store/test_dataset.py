@@ -121,3 +121,29 @@ def test_the_command_line_turns_numpy_s_huge_page_advice_off_before_numpy_loads(
              "import sys; print('numpy' in sys.modules)")  # the allocator itself loads no numpy
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.split()[-1] == "False"
+
+
+HEAP_TOP_CHECK = """
+import ctypes
+from tasks.core.allocator import tune_memory
+tune_memory()  # first, before any large free: as the command line's option check does
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+blocks = [libc.malloc(256 * 1024) for _ in range(64)]  # 16 MiB of heap blocks (each under the mmap threshold)
+for block in blocks:
+    ctypes.memset(block, 1, 256 * 1024)
+before = rss()
+for block in reversed(blocks):
+    libc.free(block)
+print(before - rss())
+"""
+
+
+def test_the_heap_keeps_its_top_between_training_steps():
+    """A step frees what the next one allocates again: the heap must not give its top back to the
+    kernel each time (tasks/core/allocator.py: with the trim threshold left at 128 KiB, training
+    ran at half speed)."""
+    out = subprocess.run([sys.executable, "-c", HEAP_TOP_CHECK], capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) < 2**20
