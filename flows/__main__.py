@@ -91,7 +91,8 @@ def _search(args: argparse.Namespace, server: EmbeddedServer):
     flow = with_runner(search, args.workers, args.runner, args.address)
     with server.api():
         return flow(**plan_options(args), task=args.task, model=args.model, **training_options(args), data=args.data,
-                    target=args.target, artifacts=args.artifacts, force=args.force, workers=args.workers)
+                    target=args.target, scale_target=args.scale_target, artifacts=args.artifacts, force=args.force,
+                    workers=args.workers)
 
 
 def _run(args: argparse.Namespace, server: EmbeddedServer):
@@ -103,7 +104,7 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
         models = args.model.split(",") if args.model else None
         with server.api():
             return zoo(task=args.task, models=models, **training_options(args), data=args.data, target=args.target,
-                       artifacts=args.artifacts, force=args.force)
+                       scale_target=args.scale_target, artifacts=args.artifacts, force=args.force)
     if args.flow == "predict":
         from flows.predict import predict
 
@@ -111,8 +112,9 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
             return predict(data=args.data, model=args.model, dataset=args.dataset, out=args.out, strict=args.strict,
                            artifacts=args.artifacts)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
+    scaling = {"scale_target": args.scale_target} if hasattr(args, "scale_target") else {}
     with server.api():
-        return flow(model=args.model, **training_options(args), data=args.data, target=args.target,
+        return flow(model=args.model, **training_options(args), data=args.data, target=args.target, **scaling,
                     artifacts=args.artifacts, force=args.force)
 
 

@@ -7,20 +7,22 @@ from prefect import flow
 
 from flows.steps.parameters import described
 from flows.steps.pipeline import run_pipeline, source_for
-from tasks.core.params import CLASSIFICATION, TrainParams
+from tasks.core.params import CLASSIFICATION, setup, training
 
 
 @flow(name="classification")
 @described()
-def classification(model: str = CLASSIFICATION.model, epochs: int = CLASSIFICATION.epochs,
+def classification(model: str = CLASSIFICATION.model, epochs: int | None = None,
                    batch_size: int = CLASSIFICATION.batch_size, learning_rate: float | None = None,
                    optimizer: str | None = None, depth: int | None = None, width: int | None = None,
                    activation: str | None = None, initializer: str | None = None, schedule: str | None = None,
-                   seed: int = CLASSIFICATION.seed, patience: int = CLASSIFICATION.patience,
-                   min_delta: float = CLASSIFICATION.min_delta,
+                   seed: int = CLASSIFICATION.seed, patience: int | None = None,
+                   min_delta: float | None = None,
                    steps_per_execution: int = CLASSIFICATION.steps_per_execution, data: str | None = None,
                    target: str | None = None, artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train and test a classifier on Fashion-MNIST (or ``data``), the course's set-up by default."""
-    train = TrainParams(model, epochs, batch_size, learning_rate, optimizer, depth, width, activation, initializer,
-                        schedule, seed, patience, min_delta, steps_per_execution)
+    train = training(setup("classification", data), model=model, epochs=epochs, batch_size=batch_size,
+                     learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
+                     initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
+                     steps_per_execution=steps_per_execution)
     return run_pipeline(source_for("classification", data, target), train, artifacts, force)

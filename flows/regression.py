@@ -7,20 +7,23 @@ from prefect import flow
 
 from flows.steps.parameters import described
 from flows.steps.pipeline import run_pipeline, source_for
-from tasks.core.params import REGRESSION, TrainParams
+from tasks.core.params import REGRESSION, setup, training
 
 
 @flow(name="regression")
 @described()
-def regression(model: str = REGRESSION.model, epochs: int = REGRESSION.epochs,
+def regression(model: str = REGRESSION.model, epochs: int | None = None,
                batch_size: int = REGRESSION.batch_size, learning_rate: float | None = None,
                optimizer: str | None = None, depth: int | None = None, width: int | None = None,
                activation: str | None = None, initializer: str | None = None, schedule: str | None = None,
-               seed: int = REGRESSION.seed, patience: int = REGRESSION.patience,
-               min_delta: float = REGRESSION.min_delta, steps_per_execution: int = REGRESSION.steps_per_execution,
-               data: str | None = None, target: str | None = None, artifacts: str = "artifacts",
+               seed: int = REGRESSION.seed, patience: int | None = None,
+               min_delta: float | None = None, steps_per_execution: int = REGRESSION.steps_per_execution,
+               data: str | None = None, target: str | None = None, scale_target: str = "auto",
+               artifacts: str = "artifacts",
                force: bool = False) -> dict[str, Any]:
     """Train and test a regressor on California housing (or ``data``), the course's set-up by default."""
-    train = TrainParams(model, epochs, batch_size, learning_rate, optimizer, depth, width, activation, initializer,
-                        schedule, seed, patience, min_delta, steps_per_execution)
-    return run_pipeline(source_for("regression", data, target), train, artifacts, force)
+    train = training(setup("regression", data), model=model, epochs=epochs, batch_size=batch_size,
+                     learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
+                     initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
+                     steps_per_execution=steps_per_execution)
+    return run_pipeline(source_for("regression", data, target), train, artifacts, force, scale_target)

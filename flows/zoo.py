@@ -8,7 +8,7 @@ from prefect import flow
 
 from flows.steps.parameters import described
 from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
-from tasks.core.params import COURSE, training
+from tasks.core.params import setup, training
 from tasks.model.registry import MODELS
 from tasks.stages.compare import compare_task
 from tasks.stages.train import train_task
@@ -26,16 +26,16 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
         depth: int | None = None, width: int | None = None, activation: str | None = None,
         initializer: str | None = None, schedule: str | None = None, seed: int | None = None,
         patience: int | None = None, min_delta: float | None = None, steps_per_execution: int | None = None,
-        data: str | None = None, target: str | None = None, artifacts: str = "artifacts",
-        force: bool = False) -> dict[str, Any]:
+        data: str | None = None, target: str | None = None, scale_target: str = "auto",
+        artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train each model on one prepared dataset with the same budget (empty settings: the task's
     course set-up) and compare them."""
-    budget = training(COURSE[task], epochs=epochs,
+    budget = training(setup(task, data), epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, depth=depth,
                       width=width, activation=activation, initializer=initializer, schedule=schedule, seed=seed,
                       patience=patience, min_delta=min_delta, steps_per_execution=steps_per_execution)
     source = source_for(task, data, target)
-    data_refs = prepare(source, artifacts, force)
+    data_refs = prepare(source, artifacts, force, scale_target)
     trained, tests, champion = {}, {}, {}
     for name in models or models_for(task):
         refs = value(train_task(data_refs["scaled"], dataclasses.replace(budget, model=name), artifacts, force))

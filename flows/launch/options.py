@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from tasks.core.errors import OptionError
-from tasks.core.params import COURSE, SCHEDULES, TrainParams
+from tasks.core.params import COURSE, SCALE_TARGET, SCHEDULES, TABLE, TrainParams
 from tasks.search.plan import RUNNERS, STRATEGIES, SURROGATES
 from tasks.store.remote import Remote, is_url
 
@@ -25,10 +25,15 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
     def default(name: str):
         return getattr(course, name) if course else None
 
+    def either(name: str) -> str:  # the course's set-up for its dataset, the table set-up with --data
+        if course is None:
+            return " (default: the task's course set-up; with --data, the table set-up)"
+        task = next(task for task, known in COURSE.items() if known is course)
+        return f" (default: {getattr(course, name):g}, the course's; {getattr(TABLE[task], name):g} with --data)"
+
     shown = " (default: %(default)s)" if course else " (default: the task's course set-up)"
     sub.add_argument("--model", default=default("model"), help=model_help + (shown if course else ""))
-    sub.add_argument("--epochs", type=int, default=default("epochs"),
-                     help="most epochs (EarlyStopping may stop sooner)" + shown)
+    sub.add_argument("--epochs", type=int, help="most epochs (EarlyStopping may stop sooner)" + either("epochs"))
     sub.add_argument("--batch-size", type=int, default=TrainParams.batch_size,
                      help="examples per gradient step (default: %(default)s)")
     sub.add_argument("--steps-per-execution", type=int, default=TrainParams.steps_per_execution, metavar="N",
@@ -46,13 +51,17 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
                                            "(default: the model's)")
     sub.add_argument("--seed", type=int, default=TrainParams.seed,
                      help="random seed for weights and shuffling (default: %(default)s)")
-    sub.add_argument("--patience", type=int, default=default("patience"),
-                     help="EarlyStopping: epochs without progress on the validation loss before it stops" + shown)
-    sub.add_argument("--min-delta", type=float, default=default("min_delta"),
-                     help="EarlyStopping: the least decrease of the validation loss that counts as progress"
-                          + shown)
+    sub.add_argument("--patience", type=int, help="EarlyStopping: epochs without progress on the validation loss "
+                                                  "before it stops" + either("patience"))
+    sub.add_argument("--min-delta", type=float, help="EarlyStopping: the least decrease of the validation loss "
+                                                     "that counts as progress" + either("min_delta"))
     sub.add_argument("--data", metavar="PATH|URL", help="your own table (.csv or .parquet, a path or a URL) instead")
     sub.add_argument("--target", metavar="COLUMN", help="with --data: the label/value column")
+    if course is not COURSE["classification"]:  # a classifier's target is its labels
+        sub.add_argument("--scale-target", choices=SCALE_TARGET, default="auto",
+                         help="regression: learn the target standardised on the train rows; the model still "
+                              "answers in the target's units. auto: yes for your own table, no for the course's "
+                              "housing (default: %(default)s)")
     sub.add_argument("--artifacts", default="artifacts", metavar="DIR|URL",
                      help="artifact store: a folder, or a URL such as s3://bucket/prefix (default: %(default)s)")
     sub.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")

@@ -49,6 +49,7 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
 
     parameters = {**({"model": args.model} if args.model else {}), **training_options(args),
                   "target": args.target,
+                  **({"scale_target": args.scale_target} if args.flow_name != "classification" else {}),
                   # served runs may start elsewhere: pin the paths
                   "data": pinned(args.data) if args.data else None, "artifacts": pinned(args.artifacts)}
     spec = {"flow": args.flow_name, "name": args.name or f"{args.flow_name}-scheduled",

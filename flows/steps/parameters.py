@@ -18,6 +18,8 @@ F = TypeVar("F", bound=Callable)
 DATA_HELP = {
     "data": "your own table (a CSV or Parquet path or URL) instead of the course's dataset",
     "target": "with data: the label or value column",
+    "scale_target": "regression: learn the target standardised on the train rows (the model still answers in "
+                    "the target's units): auto (yes for your own table, no for the course's housing), yes or no",
     "artifacts": "the artifact store: a folder (relative to the worker's working directory), an absolute path, "
                  "or a URL such as s3://bucket/prefix",
     "force": "re-run every stage, ignoring the cache",

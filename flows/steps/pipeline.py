@@ -11,7 +11,8 @@ from typing import Any
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from tasks.core.params import DATASETS, TrainParams
+from tasks.core.errors import OptionError
+from tasks.core.params import DATASETS, SCALE_TARGET, TrainParams
 from tasks.serving.champion import champion_task
 from tasks.stages.evaluate import evaluate_task
 from tasks.stages.load import Source, load_task
@@ -34,10 +35,21 @@ def value(result: Any) -> Any:
     return result.result() if isinstance(result, State) else result
 
 
-def prepare(source: Source, artifacts: str, force: bool = False) -> dict[str, ArtifactRef]:
+def scales_target(source: Source, scale_target: str) -> bool:
+    """Whether the regressor learns its target standardised: ``auto`` for a user's table (its
+    target may be in any units), not for the course's housing (already in units of $100,000)."""
+    if scale_target not in SCALE_TARGET:
+        raise OptionError(f"scale_target {scale_target!r}: use one of {', '.join(SCALE_TARGET)}")
+    if scale_target == "yes" and source.task != "regression":
+        raise OptionError("--scale-target yes: only a regression target is scaled (a classifier's are labels)")
+    return source.task == "regression" and (scale_target == "yes" or (scale_target == "auto" and bool(source.path)))
+
+
+def prepare(source: Source, artifacts: str, force: bool = False, scale_target: str = "auto"
+            ) -> dict[str, ArtifactRef]:
     raw = value(validate_raw_task(load_task(source, artifacts, force), artifacts, force))
     index = value(validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force))
-    scaled = value(scale_task(raw, index, artifacts, force))
+    scaled = value(scale_task(raw, index, artifacts, force, scales_target(source, scale_target)))
     return {"raw": raw, "split": index, "scaler": scaled["scaler"],
             "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force))}
 
@@ -59,8 +71,9 @@ def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: 
     return {"metrics": metrics, **report}, test, champion
 
 
-def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False) -> dict[str, Any]:
-    data = prepare(source, artifacts, force)
+def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False,
+                 scale_target: str = "auto") -> dict[str, Any]:
+    data = prepare(source, artifacts, force, scale_target)
     trained = value(train_task(data["scaled"], params, artifacts, force))
     scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)
     return {**summary({**data, **trained, **scored}, test, artifacts), "champion": champion}

@@ -19,6 +19,8 @@ from tasks.store.dataset import Frame, SplitIndex
 
 def finding(failure: Failure, data: Frame | SplitIndex) -> list[str]:
     """The sentences for one failed expectation (one per feature where it names features)."""
+    if (failure.check, failure.expectation) == ("features", "expect_column_distinct_values_to_contain_set"):
+        return [_nothing_varies(data)]
     if failure.check == "features" and failure.column in ("nulls", "nonfinite", "min", "upper", "constant"):
         names = failure.index[:5]
         return [_feature_finding(failure.column, name, data) for name in names] + \
@@ -45,13 +47,20 @@ def _feature_finding(column: str, name: str, data: Frame) -> str:
         bad = np.isinf(values)
         return f"{label} holds infinity at {_rows(rows, bad)}: {values_text(values[bad])}"
     if column == "constant":
-        return (f"{label} is {values_text(values[:1])} in every row: a column with one value gives a model "
-                "nothing to learn from (and cannot be standardised); drop it")
+        return (f"{label} is {values_text(values[:1])} in every row: kept, scaled by 1 (as scikit-learn's "
+                "StandardScaler does), though a column with one value gives a model nothing to learn from")
     ranges = data.spec.feature_ranges or {}
     lower, upper = ranges.get(name, ranges.get("*", (-np.inf, np.inf)))
     bad = (values < lower) if column == "min" else (values > upper)
     side = "below" if column == "min" else "above"
     return f"{label} is {side} its known range [{lower:g}, {upper:g}] at {_rows(rows, bad)}: {values_text(values[bad])}"
+
+
+def _nothing_varies(data: Frame) -> str:
+    first, = data.spec.features[:1]
+    values, label = _column(data, first)
+    return (f"no feature varies: every feature column holds one value in every row ({label} is "
+            f"{values_text(values[:1])}, ...); a model has nothing to learn from")
 
 
 def _rows(rows: np.ndarray, bad: np.ndarray) -> str:

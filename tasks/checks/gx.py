@@ -69,9 +69,10 @@ class Failure(NamedTuple):
 
 
 class Outcome(NamedTuple):
-    rows: list[dict[str, Any]]  # one per expectation: frame, expectation, column, success, unexpected
-    failures: list[Failure]
+    rows: list[dict[str, Any]]  # one per expectation: frame, expectation, column, severity, success, unexpected
+    failures: list[Failure]  # failed expectations of severity "critical": the data is refused
     pages: list[str] = []  # the Data Docs page of each check, when a site was asked for
+    warnings: list[Failure] = []  # failed expectations of a lower severity: said, recorded, not refused
 
 
 # ---- in this process -------------------------------------------------------------------
@@ -116,7 +117,7 @@ def _validate(point: str, checks: list[Check], site: str | None
     import great_expectations.expectations as gxe
 
     gx, _, _ = _gx()
-    rows, failures, results = [], [], []
+    rows, failures, warnings, results = [], [], [], []
     for check in checks:
         unknown = [e.type for e in check.expectations if not hasattr(gxe, e.type)]
         if unknown:
@@ -128,18 +129,25 @@ def _validate(point: str, checks: list[Check], site: str | None
         results.append((check.name, result))
         for item in result.results:
             kwargs = item.expectation_config.kwargs
+            severity = _severity(item.expectation_config)
             rows.append({"frame": check.name, "expectation": item.expectation_config.type,
                          "column": str(kwargs.get("column") or kwargs.get("column_A") or ""),
-                         "success": bool(item.success),
+                         "severity": severity, "success": bool(item.success),
                          "unexpected": int((item.result or {}).get("unexpected_count") or 0)})
             if not item.success:
-                failures.append(_failure(check, item))
+                (failures if severity == "critical" else warnings).append(_failure(check, item))
     if site is None:
-        return Outcome(rows, failures), None
+        return Outcome(rows, failures, [], warnings), None
     from tasks.checks.data_docs import planned
 
     pages, render = planned(site, results, context())
-    return Outcome(rows, failures, pages), render
+    return Outcome(rows, failures, pages, warnings), render
+
+
+def _severity(config) -> str:
+    """Great Expectations' severity of an expectation ("critical" unless it was given another)."""
+    severity = getattr(config, "severity", "critical")
+    return str(getattr(severity, "value", severity))
 
 
 def _failure(check: Check, result) -> Failure:

@@ -46,6 +46,21 @@ REGRESSION = TrainParams(model="mlp30", epochs=100, patience=5, min_delta=1e-2)
 DATASETS = {"classification": "fashion-mnist", "regression": "california-housing"}
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}  # each task's course set-up
 
+# A user's own table: hundreds or thousands of rows where Fashion-MNIST has 60,000, so an epoch is
+# a few gradient steps and the course's 10 epochs leave a classifier half-trained. Many more
+# epochs, stopped by EarlyStopping on the validation rows (the best epoch is the model kept), with
+# more patience, since a small validation split's loss is noisy. The same models as the course's.
+TABLE_EPOCHS, TABLE_PATIENCE = 300, 20
+TABLE = {task: dataclasses.replace(course, epochs=TABLE_EPOCHS, patience=TABLE_PATIENCE, min_delta=0.0)
+         for task, course in COURSE.items()}
+
+
+def setup(task: str, data: object) -> TrainParams:
+    """The training set-up a flow starts from: the course's for its dataset, ``TABLE``'s for a
+    user's table (``data`` given)."""
+    return TABLE[task] if data else COURSE[task]
+SCALE_TARGET = ("auto", "yes", "no")  # whether a regressor learns its target standardised (flows/steps/pipeline.py)
+
 
 def training(course: TrainParams, **given: object) -> TrainParams:
     """The course's set-up with the given settings over it; a setting given as None keeps the course's."""
@@ -55,7 +70,8 @@ def training(course: TrainParams, **given: object) -> TrainParams:
 # What each training setting means, for the flows' parameters (Prefect shows these in the UI's run form)
 TRAINING_HELP = {
     "model": "registry model name (python -m flows zoo --list)",
-    "epochs": "most epochs (EarlyStopping may stop sooner)",
+    "epochs": f"most epochs, EarlyStopping may stop sooner (empty: the course's, {CLASSIFICATION.epochs} for "
+              f"Fashion-MNIST and {REGRESSION.epochs} for housing; {TABLE_EPOCHS} for your own table)",
     "batch_size": "examples per gradient step",
     "learning_rate": "optimizer learning rate (empty: the model's)",
     "optimizer": "sgd, adam, nadam or rmsprop (empty: the model's)",
@@ -65,7 +81,10 @@ TRAINING_HELP = {
     "initializer": "hidden layers' kernel initializer, e.g. lecun_normal (empty: the model's)",
     "schedule": "learning rate per epoch: constant (the course) or cosine (empty: the model's)",
     "seed": "random seed for weights and shuffling",
-    "patience": "EarlyStopping: epochs without progress on the validation loss before it stops",
-    "min_delta": "EarlyStopping: the least decrease of the validation loss that counts as progress",
+    "patience": f"EarlyStopping: epochs without progress on the validation loss before it stops (empty: the "
+                f"course's {CLASSIFICATION.patience}; {TABLE_PATIENCE} for your own table)",
+    "min_delta": f"EarlyStopping: the least decrease of the validation loss that counts as progress (empty: the "
+                 f"course's, {CLASSIFICATION.min_delta:g} for Fashion-MNIST and {REGRESSION.min_delta:g} for housing; "
+                 "0 for your own table)",
     "steps_per_execution": "batches per compiled training call (the same gradient steps, fewer dispatches)",
 }

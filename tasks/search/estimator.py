@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
 from tasks.core.params import INFERENCE_BATCH, TrainParams
 from tasks.model.callbacks import Watch
+from tasks.stages.scale import target_moments
 from tasks.store.dataset import DatasetSpec, Frame
 
 # what scikit-learn's checks accept: rows of features (or images, for the CNN) as float32, at least one
@@ -36,7 +37,8 @@ class _RegistryEstimator(BaseEstimator):
 
     def __init__(self, model=None, epochs=100, batch_size=32, learning_rate=None, optimizer=None, depth=None,
                  width=None, activation=None, initializer=None, schedule=None, patience=5, min_delta=0.0,
-                 validation_fraction=0.1, seed=42, steps_per_execution=TrainParams.steps_per_execution):
+                 validation_fraction=0.1, seed=42, steps_per_execution=TrainParams.steps_per_execution,
+                 scale_target=False):
         self.model = model
         self.epochs = epochs
         self.batch_size = batch_size
@@ -52,6 +54,7 @@ class _RegistryEstimator(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.seed = seed
         self.steps_per_execution = steps_per_execution
+        self.scale_target = scale_target  # regression: learn y standardised on the rows fit() is given
 
     def _hparams(self) -> dict:
         return {name: getattr(self, name) for name in
@@ -97,8 +100,9 @@ class _RegistryEstimator(BaseEstimator):
     def _frame(self, X, X_valid, y, y_valid) -> Frame:
         shape = X.shape[1:] if X.ndim > 2 else None
         features = tuple(f"x{i}" for i in range(int(np.prod(X.shape[1:]))))
+        scaling = target_moments(y) if self.scale_target and self._task == "regression" else None
         spec = DatasetSpec(name="estimator", task=self._task, target="y", features=features, image_shape=shape,
-                           classes=getattr(self, "_labels", None))
+                           classes=getattr(self, "_labels", None), target_scaling=scaling)
         flat = lambda a: a.reshape(len(a), -1).astype(np.float32)  # noqa: E731
         return Frame(spec, np.concatenate([flat(X), flat(X_valid)]), np.concatenate([y, y_valid]),
                      np.arange(len(X) + len(X_valid)), np.array(["train"] * len(X) + ["valid"] * len(X_valid)))

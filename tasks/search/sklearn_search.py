@@ -44,12 +44,14 @@ def distribution(dim: Dimension):
     return stats.uniform(dim.low, dim.high - dim.low)
 
 
-def estimator_for(fixed: TrainParams, task: str):
-    """The registry estimator with the search's fixed training settings."""
+def estimator_for(fixed: TrainParams, task: str, scale_target: bool = False):
+    """The registry estimator with the search's fixed training settings (``scale_target``: a
+    regressor learns each fold's target standardised on that fold's train rows)."""
     from tasks.search.estimator import RegistryClassifier, RegistryRegressor
 
     kind = RegistryRegressor if task == "regression" else RegistryClassifier
     return kind(model=fixed.model, epochs=fixed.epochs, batch_size=fixed.batch_size, seed=fixed.seed,
+                scale_target=scale_target,
                 patience=fixed.patience, min_delta=fixed.min_delta, steps_per_execution=fixed.steps_per_execution, **{
                     name: getattr(fixed, name) for name in
                     ("learning_rate", "optimizer", "depth", "width", "activation", "initializer", "schedule")})
@@ -151,8 +153,10 @@ def sklearn_search_task(scaled: ArtifactRef, strategy: str, space: Space, fixed:
     from tasks.store.dataset import read_parquet
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        search = make_search(strategy, space, estimator_for(fixed, task), workers=workers, **options)
-        return {"cv_results": run.put_table(_table(cross_validate(read_frame(scaled.path), search), space))}
+        frame = read_frame(scaled.path)
+        estimator = estimator_for(fixed, task, scale_target=frame.spec.target_scaling is not None)
+        search = make_search(strategy, space, estimator, workers=workers, **options)
+        return {"cv_results": run.put_table(_table(cross_validate(frame, search), space))}
 
     params = {"strategy": strategy, "space": [dataclasses.asdict(d) for d in space],
               "train": dataclasses.asdict(fixed), **options}

@@ -140,28 +140,40 @@ class _Rows:
         return self.X[self.position[rows]]
 
 
-def scale(raw: Frame, index: SplitIndex) -> tuple[Frame, StandardScaler]:
+def scale(raw: Frame, index: SplitIndex, scale_target: bool = False) -> tuple[Frame, StandardScaler]:
     """Join the split index onto the raw rows, fit on train rows only, scale every split.
 
     Rows come out ordered train, valid, test so that each split is one contiguous block.
+    ``scale_target``: also measure the target's mean and standard deviation on the train rows
+    (as scikit-learn's ``TransformedTargetRegressor`` with a ``StandardScaler`` does), recorded in
+    the scaled data's spec; the target values themselves stay in their own units.
     """
     order = np.concatenate([np.flatnonzero(index.split == name) for name in ("train", "valid", "test")])
     row_id, labels = index.row_id[order], index.split[order]
     position = np.searchsorted(raw.row_id, row_id)
     n_train = int(np.count_nonzero(labels == "train"))
     scaler = StandardScaler().fit(_Rows(raw.X, position[:n_train]))  # train rows only: they come first
-    scaled = Frame(raw.spec, scaler.transform(_Rows(raw.X, position)), raw.y[position], row_id, labels)
-    return scaled, scaler
+    y = raw.y[position]
+    spec = raw.spec.replace(target_scaling=target_moments(y[:n_train])) if scale_target else raw.spec
+    return Frame(spec, scaler.transform(_Rows(raw.X, position)), y, row_id, labels), scaler
+
+
+def target_moments(y: np.ndarray) -> tuple[float, float]:
+    """(mean, scale) of a regression target's train values; scale 1 for a constant target."""
+    mean, std = float(np.mean(y, dtype=np.float64)), float(np.std(y, dtype=np.float64))
+    return mean, std if std > 1e-12 * max(1.0, abs(mean)) else 1.0
 
 
 @task(name="scale", cache_policy=NO_CACHE)
-def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool = False
-               ) -> dict[str, ArtifactRef]:
+def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool = False,
+               scale_target: bool = False) -> dict[str, ArtifactRef]:
     """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        scaled, scaler = scale(read_frame(raw.path), read_index(index.path))
+        scaled, scaler = scale(read_frame(raw.path), read_index(index.path), scale_target)
         return {"scaled": run.put_table(to_arrow(scaled)),
                 "scaler": run.put_table(scaler.to_arrow(feature_names(scaled)), stage="scaler")}
 
-    run = StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index])
+    # the target's scaling enters the key only when asked: the course's runs keep their keys
+    params = {"scale_target": True} if scale_target else {}
+    run = StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index], params=params)
     return reported(run.run(produce, force), run)

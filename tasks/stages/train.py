@@ -27,6 +27,7 @@ from tasks.model import files as model_files
 from tasks.model import registry as models
 from tasks.model.batches import fit_data
 from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
+from tasks.model.target_units import in_target_units, standardised
 from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
 from tasks.store.artifacts import TENSORBOARD, ArtifactRef, ArtifactStore
@@ -80,9 +81,13 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     keras.utils.set_random_seed(seed)  # the shuffles and TensorFlow's ops; the layers get their own seeds
     quiet_false_retracing()
     train_part, valid_part = scaled.part("train"), scaled.part("valid")
+    scaling = scaled.spec.target_scaling  # learn the standardised target (tasks/model/target_units.py)
+    if scaling:
+        train_part, valid_part = (dataclasses.replace(part, y=standardised(part.y, scaling))
+                                  for part in (train_part, valid_part))
     outputs = models.n_outputs(scaled)
-    net = models.build(model, models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape),
-                       outputs, hparams, steps_per_execution, seed)
+    shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
+    net = models.build(model, shapes, outputs, hparams, steps_per_execution, seed)
     hp = models.hyperparameters(model, hparams)
     if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
         watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
@@ -105,6 +110,10 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
                                f"lower --learning-rate")
     history = _epochs_done(workdir / "epochs.csv")
     history["epoch"] = history["epoch"].astype(int) + 1
+    if scaling:  # the stored model answers in the target's units; the checkpoint stays as trained
+        answered = workdir / "in_target_units.keras"
+        in_target_units(model_files.load(checkpoint), shapes, scaling, models.entry(model).outputs).save(answered)
+        checkpoint = answered
     return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
                        resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0)
 

@@ -60,11 +60,12 @@ class Report:
     checks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     pages: list[str] = field(default_factory=list)  # Great Expectations' Data Docs page of each check
+    warnings: list[str] = field(default_factory=list)  # findings that did not stop the run, in words
 
     def table(self):
         import pyarrow as pa
         return pa.Table.from_pylist(self.checks or [{"frame": "", "expectation": "", "column": "",
-                                                     "success": True, "unexpected": 0}])
+                                                     "severity": "critical", "success": True, "unexpected": 0}])
 
 
 def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check],
@@ -72,7 +73,8 @@ def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check],
     """Run every check; raise ``failed`` naming every finding, else return a report.
     ``site``: the run's Data Docs folder, which gets Great Expectations' pages of these results."""
     outcome, seconds = run_suites(point, checks, site)
-    report = Report(point, data.spec.name, outcome.rows, seconds, list(outcome.pages))
+    warnings = [line for warning in outcome.warnings for line in finding(warning, data)]
+    report = Report(point, data.spec.name, outcome.rows, seconds, list(outcome.pages), warnings)
     if outcome.failures:
         findings = [line for failure in outcome.failures for line in finding(failure, data)]
         raise failed(point, data.spec.name, outcome.failures, findings, report)
@@ -141,7 +143,10 @@ def raw_checks(frame: Frame) -> list[Check]:
         expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0),
         expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="min", column_B="lower", or_equal=True),
         expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="upper", column_B="max", or_equal=True),
-        expect("ExpectColumnValuesToBeInSet", column="constant", value_set=[False]),
+        # kept, as scikit-learn's StandardScaler keeps one (scale 1): said and recorded, not refused;
+        # but a table where no feature varies at all is refused
+        expect("ExpectColumnValuesToBeInSet", column="constant", value_set=[False], severity="warning"),
+        expect("ExpectColumnDistinctValuesToContainSet", column="constant", value_set=[False]),
     ]
     return [Check("target", target, on_target, "row"),
             Check("features", feature_profile(frame), on_features, "feature")]
@@ -231,10 +236,13 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
             logger().error("validation %s failed:\n%s%s", point, "\n".join(f"  - {f.line}" for f in failed.failures),
                            "".join(f"\n  Data Docs: {page}" for page in pages))
             raise
-        logger().info("validation %s: %d expectations passed in %.2f s",
-                      point, len(report.checks), report.seconds)
+        for warning in report.warnings:
+            logger().warning("validation %s: %s", point, warning)
+        passed = sum(check["success"] for check in report.checks)
+        logger().info("validation %s: %s expectations passed in %.2f s", point,
+                      f"{passed} of {len(report.checks)}" if passed < len(report.checks) else passed, report.seconds)
         return {"report": run.put_table(report.table(), validation_seconds=report.seconds,
-                                        data_docs=tuple(report.pages))}
+                                        data_docs=tuple(report.pages), warnings=tuple(report.warnings))}
 
     run = StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents)
     run.run(produce, force)

@@ -69,6 +69,9 @@ class DatasetSpec:
     feature_ranges: dict[str, tuple[float, float]] | None = None  # per feature, or "*" for all
     rows: int | None = None  # exact row count when known
     split: SplitRule = SplitRule()
+    # (mean, scale) of the target on the train rows, when a regressor learns it standardised
+    # (set by the scale stage; the stored model answers in the target's own units)
+    target_scaling: tuple[float, float] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -79,12 +82,15 @@ class DatasetSpec:
         return self.image_shape or (len(self.features),)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if fields["target_scaling"] is None:  # written only when set: a spec without it keeps its bytes
+            del fields["target_scaling"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DatasetSpec:
         raw = json.loads(text)
-        for key in ("features", "image_shape", "classes", "target_range"):
+        for key in ("features", "image_shape", "classes", "target_range", "target_scaling"):
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
         if raw.get("feature_ranges"):

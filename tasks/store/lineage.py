@@ -108,6 +108,7 @@ class Lineage:
     evaluation: Evaluation | None = None
     validation_seconds: float | None = None
     data_docs: tuple[str, ...] = ()  # a validation report's pages in Great Expectations' Data Docs
+    warnings: tuple[str, ...] = ()  # a validation report's findings that did not stop the run
     also_produced_by: tuple[Producer, ...] = ()
     schema: int = SCHEMA
 
@@ -165,6 +166,7 @@ def _lineage(raw: dict[str, Any]) -> Lineage:
     fields["training"] = Training(**raw["training"]) if raw.get("training") else None
     fields["evaluation"] = Evaluation(**raw["evaluation"]) if raw.get("evaluation") else None
     fields["data_docs"] = tuple(raw.get("data_docs") or ())
+    fields["warnings"] = tuple(raw.get("warnings") or ())
     return Lineage(**fields)
 
 

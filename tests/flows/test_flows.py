@@ -109,6 +109,45 @@ def test_a_nan_in_a_user_table_stops_at_raw_validation(housing_csv, tmp_path):
     assert not list((artifacts / "_cache").glob("validation-raw/*.json"))  # a failed check is never reused
 
 
+def test_a_constant_column_is_kept_scaled_by_one_and_warned_about(housing_csv, tmp_path, caplog):
+    df = pd.read_csv(housing_csv)
+    df["Flag"] = 1  # an extract's flag that happens to be the same in every row
+    df.to_csv(housing_csv, index=False)
+    artifacts = tmp_path / "artifacts"
+    result = regression(model="mlp30", epochs=1, data=str(housing_csv), target="MedHouseVal", artifacts=str(artifacts))
+    said = "Flag is 1.0 in every row: kept, scaled by 1"
+    assert any(said in record.getMessage() and record.levelname == "WARNING" for record in caplog.records)
+    sidecar, = (artifacts / "validation-raw").glob("*.json")  # the finding is in the report's lineage
+    assert [w for w in json.loads(sidecar.read_text())["warnings"] if said in w]
+    report, = (artifacts / "validation-raw").glob("*.parquet")  # and Great Expectations' result says it warned
+    warned = pd.read_parquet(report).query("not success")
+    assert list(warned["column"]) == ["constant"] and list(warned["severity"]) == ["warning"]
+    scaler = pd.read_parquet(result["artifacts"]["scaler"]).set_index("feature")
+    assert scaler.loc["Flag", "scale"] == 1.0 and np.isfinite(result["test"]["loss"])
+
+
+def test_a_user_table_s_target_is_learnt_standardised_and_answered_in_its_units(housing_csv, tmp_path):
+    from tasks.stages.train import TrainingDiverged
+
+    df = pd.read_csv(housing_csv)
+    df["MedHouseVal"] *= 100_000  # in dollars, where the course's target is in $100,000
+    df.to_csv(housing_csv, index=False)
+    result = regression(epochs=3, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
+    mean, scale = _spec(result["artifacts"]["scaled"]).target_scaling  # measured on the train rows
+    assert 1e5 < mean < 3e5 and 5e4 < scale < 2e5
+    assert result["test"]["loss"] < 0.6 * df["MedHouseVal"].var()  # the test MSE, in dollars²
+    with pytest.raises(TrainingDiverged, match="diverged"):  # the same table learnt in its own units
+        regression(epochs=3, data=str(housing_csv), target="MedHouseVal", scale_target="no",
+                   artifacts=str(tmp_path / "b"))
+
+
+def _spec(path: str):
+    import pyarrow.parquet as pq
+
+    from tasks.store.dataset import spec_of
+    return spec_of(pq.read_schema(path))
+
+
 def test_a_non_integer_label_stops_classification_at_load(fashion_table, tmp_path):
     df = pd.read_parquet(fashion_table)
     df["label"] = df["label"].astype(float)
@@ -130,9 +169,10 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     sub.stdout = " ".join(sub.stdout.split())
     for option in ("--model", "--epochs", "--batch-size", "--seed", "--data", "--target", "--json"):
         assert option in sub.stdout
-    assert "(default: mlp)" in sub.stdout and "(default: 10)" in sub.stdout and "--min-delta" in sub.stdout
+    assert "(default: mlp)" in sub.stdout and "(default: 10, the course's; 300 with --data)" in sub.stdout
     housing_help = " ".join(run("regression", "--help").stdout.split())
-    assert "(default: mlp30)" in housing_help and "(default: 100)" in housing_help and "(default: 0.01)" in housing_help
+    assert "(default: mlp30)" in housing_help and "(default: 100, the course's; 300 with --data)" in housing_help
+    assert "(default: 0.01, the course's; 0 with --data)" in housing_help and "--scale-target" in housing_help
     out = run("regression", "--data", str(housing_csv), "--target", "MedHouseVal", "--epochs", "1",
               "--artifacts", str(tmp_path / "a"), "--json")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -43,6 +43,14 @@ def _failures(frame: Frame, check: str) -> list[Failure]:
     return run_suites_here("raw", [checks[check]]).failures
 
 
+def _warnings(frame: Frame, check: str) -> list[Failure]:
+    """The failed expectations of one raw check that only warn (and the critical ones: none)."""
+    checks = {c.name: c for c in raw_checks(frame)}
+    outcome = run_suites_here("raw", [checks[check]])
+    assert outcome.failures == []
+    return outcome.warnings
+
+
 def test_missing_values_name_the_column_rows_and_what_to_do(housing_rows):
     data = _copy(housing_rows)
     data.X[[5, 40], _column(data, "Population")] = np.nan
@@ -75,15 +83,26 @@ def test_an_infinity_names_the_column_rows_and_values(housing_rows):
     assert finding(failure, data) == ["MedInc holds infinity at rows 1004, 1008: inf, -inf"]
 
 
-def test_a_constant_column_says_its_value_and_to_drop_it(housing_rows):
+def test_a_constant_column_says_its_value_and_that_it_is_kept(housing_rows):
     data = _copy(housing_rows)
     data.X[:, _column(data, "HouseAge")] = 21.0
 
-    failure, = _failures(data, "features")
+    failure, = _warnings(data, "features")
 
     assert (failure.column, failure.index) == ("constant", ["HouseAge"])
-    assert finding(failure, data) == ["HouseAge is 21.0 in every row: a column with one value gives a model nothing "
-                                      "to learn from (and cannot be standardised); drop it"]
+    assert finding(failure, data) == ["HouseAge is 21.0 in every row: kept, scaled by 1 (as scikit-learn's "
+                                      "StandardScaler does), though a column with one value gives a model nothing "
+                                      "to learn from"]
+
+
+def test_a_table_where_no_feature_varies_is_refused(housing_rows):
+    data = _copy(housing_rows)
+    data.X[:] = data.X[:1]
+
+    failure, = _failures(data, "features")
+
+    assert finding(failure, data) == ["no feature varies: every feature column holds one value in every row (MedInc "
+                                      "is 8.3252, ...); a model has nothing to learn from"]
 
 
 def test_values_below_the_known_range_name_the_range_rows_and_values(housing_rows):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from tasks.core.params import CLASSIFICATION, REGRESSION
+from tasks.core.params import CLASSIFICATION, REGRESSION, setup
 from tasks.model import registry as models
 from tasks.model.callbacks import MONITOR
 
@@ -109,3 +109,11 @@ def test_fit_settings_are_the_course_ones():
             REGRESSION.patience, REGRESSION.min_delta) == ("mlp30", 100, 32, 5, 1e-2)
     # EarlyStopping's and ModelCheckpoint's default monitor in the course: the validation loss
     assert MONITOR == ("val_loss", "min")
+
+
+def test_a_user_table_starts_from_the_table_set_up_and_the_course_s_datasets_from_the_course_s():
+    assert setup("classification", None) is CLASSIFICATION and setup("regression", None) is REGRESSION
+    for task, course in (("classification", CLASSIFICATION), ("regression", REGRESSION)):
+        table = setup(task, "my-table.csv")
+        assert (table.model, table.batch_size) == (course.model, course.batch_size)  # the same models
+        assert (table.epochs, table.patience, table.min_delta) == (300, 20, 0.0)

@@ -204,3 +204,28 @@ def test_memory_stays_flat_over_twenty_trials_in_one_process(small_housing, tmp_
     growth = (rss[-1] - rss[4]) / 15
     print(f"RSS after trial 5: {rss[4]:.0f} MiB, after 20: {rss[-1]:.0f} MiB ({growth:.2f} MiB a trial)")
     assert growth < 2.5  # TensorFlow itself keeps ~1 MiB of graph per model fitted (tensorflow#61791)
+
+
+def test_a_standardised_target_is_learnt_and_the_model_answers_in_its_units(small_housing, tmp_path):
+    """A target in dollars (5 orders of magnitude above the course's) at the default learning rate."""
+    from tasks.stages.scale import target_moments
+
+    dollars = small_housing.take(np.arange(len(small_housing)))
+    dollars.y = small_housing.y * 100_000.0
+    dollars.spec = dollars.spec.replace(target_scaling=target_moments(dollars.y[dollars.split == "train"]))
+    result = train(dollars, "mlp30", tmp_path / "scaled", epochs=5, batch_size=32, seed=1)
+    test = dollars.part("test")
+    scores = evaluate(result.model_path, test, "mlp30")
+    assert scores["loss"] < 0.5 * test.y.var()  # test MSE in dollars², well under the target's own variance
+    predicted = keras.models.load_model(result.model_path, safe_mode=True).predict(test.inputs(), verbose=0)[:, 0]
+    assert abs(predicted.mean() - test.y.mean()) < 0.2 * test.y.std()  # answers in dollars
+    assert result.history["val_loss"].min() < 1.0  # what it learnt: the standardised target
+    with pytest.raises(FloatingPointError, match="diverged"):  # what the same target does unscaled
+        train(_unscaled(dollars), "mlp30", tmp_path / "raw",
+              epochs=5, batch_size=32, seed=1)
+
+
+def _unscaled(frame):
+    copy = frame.take(np.arange(len(frame)))
+    copy.spec = copy.spec.replace(target_scaling=None)
+    return copy

@@ -62,3 +62,17 @@ def test_the_scaled_check_moments_in_one_pass_equal_the_direct_ones(fashion):
     np.testing.assert_allclose(mean[finite], train[:, finite].mean(axis=0), rtol=0, atol=1e-12)
     np.testing.assert_allclose(std[finite], train[:, finite].std(axis=0), rtol=0, atol=1e-9)
     assert nonfinite.tolist() == (~np.isfinite(X)).sum(axis=0).tolist() and nonfinite[3] == 2 and nonfinite[7] == 2
+
+
+def test_the_target_s_scaling_is_measured_on_train_rows_only_and_the_target_kept(housing):
+    index = split(housing)
+    scaled, _ = scale(housing, index, scale_target=True)
+    train_y = housing.y[np.isin(housing.row_id, index.row_id[index.split == "train"])]
+    assert scaled.spec.target_scaling == pytest.approx((train_y.mean(), train_y.std()))
+    poisoned = housing.take(np.arange(len(housing)))
+    poisoned.y = np.where(np.isin(poisoned.row_id, index.row_id[index.split == "train"]), poisoned.y, 1e6)
+    assert scale(poisoned, index, scale_target=True)[0].spec.target_scaling == scaled.spec.target_scaling
+    np.testing.assert_array_equal(np.sort(scaled.y), np.sort(housing.y))  # the values stay in their own units
+    unscaled, _ = scale(housing, index)
+    assert unscaled.spec.target_scaling is None
+    assert "target_scaling" not in unscaled.spec.to_json()  # an unscaled spec keeps its bytes (and its hash)
