@@ -12,7 +12,7 @@ from tasks.core.params import CLASSIFICATION, setup, training
 
 @flow(name="classification")
 @described()
-def classification(model: str = CLASSIFICATION.model, epochs: int | None = None,
+def classification(model: str | None = None, epochs: int | None = None,
                    batch_size: int = CLASSIFICATION.batch_size, learning_rate: float | None = None,
                    optimizer: str | None = None, depth: int | None = None, width: int | None = None,
                    activation: str | None = None, initializer: str | None = None, schedule: str | None = None,

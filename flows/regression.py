@@ -12,7 +12,7 @@ from tasks.core.params import REGRESSION, setup, training
 
 @flow(name="regression")
 @described()
-def regression(model: str = REGRESSION.model, epochs: int | None = None,
+def regression(model: str | None = None, epochs: int | None = None,
                batch_size: int = REGRESSION.batch_size, learning_rate: float | None = None,
                optimizer: str | None = None, depth: int | None = None, width: int | None = None,
                activation: str | None = None, initializer: str | None = None, schedule: str | None = None,

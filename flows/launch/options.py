@@ -22,17 +22,14 @@ DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|se
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, model_help: str) -> None:
     """The training options; ``course`` gives their defaults, or None where the flow picks them
     later (zoo and serve: the course's set-up of the task they run)."""
-    def default(name: str):
-        return getattr(course, name) if course else None
-
     def either(name: str) -> str:  # the course's set-up for its dataset, the table set-up with --data
         if course is None:
             return " (default: the task's course set-up; with --data, the table set-up)"
         task = next(task for task, known in COURSE.items() if known is course)
-        return f" (default: {getattr(course, name):g}, the course's; {getattr(TABLE[task], name):g} with --data)"
+        return f" (default: {getattr(course, name):g}, the course's; {getattr(TABLE[task], name):g} with --data)" \
+            if name != "model" else f" (default: {course.model}, the course's; {TABLE[task].model} with --data)"
 
-    shown = " (default: %(default)s)" if course else " (default: the task's course set-up)"
-    sub.add_argument("--model", default=default("model"), help=model_help + (shown if course else ""))
+    sub.add_argument("--model", help=model_help + (either("model") if course else ""))
     sub.add_argument("--epochs", type=int, help="most epochs (EarlyStopping may stop sooner)" + either("epochs"))
     sub.add_argument("--batch-size", type=int, default=TrainParams.batch_size,
                      help="examples per gradient step (default: %(default)s)")

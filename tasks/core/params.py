@@ -49,9 +49,13 @@ COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}  # each ta
 # A user's own table: hundreds or thousands of rows where Fashion-MNIST has 60,000, so an epoch is
 # a few gradient steps and the course's 10 epochs leave a classifier half-trained. Many more
 # epochs, stopped by EarlyStopping on the validation rows (the best epoch is the model kept), with
-# more patience, since a small validation split's loss is noisy. The same models as the course's.
+# more patience, since a small validation split's loss is noisy. The classifier is the course's
+# MLP; the regressor the course's Wide & Deep, whose linear path (the inputs joined to the last
+# layer) keeps what a linear model finds in a small table, where the 30-unit MLP alone overfits
+# (tests/benchmarks/RESULTS.md, "scikit-learn's tables").
 TABLE_EPOCHS, TABLE_PATIENCE = 300, 20
-TABLE = {task: dataclasses.replace(course, epochs=TABLE_EPOCHS, patience=TABLE_PATIENCE, min_delta=0.0)
+TABLE = {task: dataclasses.replace(course, epochs=TABLE_EPOCHS, patience=TABLE_PATIENCE, min_delta=0.0,
+                                   model="wide_deep" if task == "regression" else course.model)
          for task, course in COURSE.items()}
 
 
@@ -69,7 +73,8 @@ def training(course: TrainParams, **given: object) -> TrainParams:
 
 # What each training setting means, for the flows' parameters (Prefect shows these in the UI's run form)
 TRAINING_HELP = {
-    "model": "registry model name (python -m flows zoo --list)",
+    "model": "registry model name, python -m flows zoo --list (empty: the course's, mlp for Fashion-MNIST and mlp30 "
+             "for housing; for your own table mlp, or wide_deep for regression)",
     "epochs": f"most epochs, EarlyStopping may stop sooner (empty: the course's, {CLASSIFICATION.epochs} for "
               f"Fashion-MNIST and {REGRESSION.epochs} for housing; {TABLE_EPOCHS} for your own table)",
     "batch_size": "examples per gradient step",

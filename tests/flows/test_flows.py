@@ -169,9 +169,11 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     sub.stdout = " ".join(sub.stdout.split())
     for option in ("--model", "--epochs", "--batch-size", "--seed", "--data", "--target", "--json"):
         assert option in sub.stdout
-    assert "(default: mlp)" in sub.stdout and "(default: 10, the course's; 300 with --data)" in sub.stdout
+    assert "(default: mlp, the course's; mlp with --data)" in sub.stdout
+    assert "(default: 10, the course's; 300 with --data)" in sub.stdout
     housing_help = " ".join(run("regression", "--help").stdout.split())
-    assert "(default: mlp30)" in housing_help and "(default: 100, the course's; 300 with --data)" in housing_help
+    assert "(default: mlp30, the course's; wide_deep with --data)" in housing_help
+    assert "(default: 100, the course's; 300 with --data)" in housing_help
     assert "(default: 0.01, the course's; 0 with --data)" in housing_help and "--scale-target" in housing_help
     out = run("regression", "--data", str(housing_csv), "--target", "MedHouseVal", "--epochs", "1",
               "--artifacts", str(tmp_path / "a"), "--json")
@@ -183,8 +185,8 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     assert summary["flow"] == "regression"
     assert _sidecar(summary["artifacts"]["metrics"])["evaluation"] == {"test": summary["test"], "test_rows": 750}
     assert Path(summary["artifacts"]["model"]).is_file()
-    fit = _sidecar(summary["artifacts"]["model"])["params"]  # the course's EarlyStopping, in lineage
-    assert (fit["epochs"], fit["patience"], fit["min_delta"]) == (1, 5, 0.01)
+    fit = _sidecar(summary["artifacts"]["model"])["params"]  # the table set-up's EarlyStopping, in lineage
+    assert (fit["epochs"], fit["patience"], fit["min_delta"]) == (1, 20, 0.0)
     bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y",
               "--artifacts", str(tmp_path / "b"))
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr

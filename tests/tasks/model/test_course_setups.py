@@ -113,7 +113,7 @@ def test_fit_settings_are_the_course_ones():
 
 def test_a_user_table_starts_from_the_table_set_up_and_the_course_s_datasets_from_the_course_s():
     assert setup("classification", None) is CLASSIFICATION and setup("regression", None) is REGRESSION
-    for task, course in (("classification", CLASSIFICATION), ("regression", REGRESSION)):
+    for task, model in (("classification", "mlp"), ("regression", "wide_deep")):  # the course's models
         table = setup(task, "my-table.csv")
-        assert (table.model, table.batch_size) == (course.model, course.batch_size)  # the same models
-        assert (table.epochs, table.patience, table.min_delta) == (300, 20, 0.0)
+        assert (table.model, table.batch_size, table.epochs, table.patience, table.min_delta) == (
+            model, 32, 300, 20, 0.0)
