@@ -129,7 +129,7 @@ def _validate(point: str, checks: list[Check], site: str | None
         results.append((check.name, result))
         for item in result.results:
             kwargs = item.expectation_config.kwargs
-            severity = _severity(item.expectation_config)
+            severity = str(getattr(item.expectation_config.severity, "value", "critical"))  # GE's FailureSeverity
             rows.append({"frame": check.name, "expectation": item.expectation_config.type,
                          "column": str(kwargs.get("column") or kwargs.get("column_A") or ""),
                          "severity": severity, "success": bool(item.success),
@@ -143,11 +143,6 @@ def _validate(point: str, checks: list[Check], site: str | None
     pages, render = planned(site, results, context())
     return Outcome(rows, failures, pages, warnings), render
 
-
-def _severity(config) -> str:
-    """Great Expectations' severity of an expectation ("critical" unless it was given another)."""
-    severity = getattr(config, "severity", "critical")
-    return str(getattr(severity, "value", severity))
 
 
 def _failure(check: Check, result) -> Failure:

@@ -138,13 +138,22 @@ def test_a_passing_suite_gives_one_row_per_expectation_and_no_failure(districts)
 
     assert outcome.rows == [
         {"frame": "districts", "expectation": "expect_column_values_to_not_be_null", "column": "AveRooms",
-         "success": True, "unexpected": 0},
+         "severity": "critical", "success": True, "unexpected": 0},
         {"frame": "districts", "expectation": "expect_column_values_to_be_between", "column": "Population",
-         "success": True, "unexpected": 0},
+         "severity": "critical", "success": True, "unexpected": 0},
         {"frame": "districts", "expectation": "expect_table_row_count_to_equal", "column": "",
-         "success": True, "unexpected": 0},
+         "severity": "critical", "success": True, "unexpected": 0},
     ]
-    assert outcome.failures == [] and outcome.pages == []
+    assert outcome.failures == [] and outcome.pages == [] and outcome.warnings == []
+
+
+def test_a_failed_expectation_of_severity_warning_is_a_warning_not_a_failure(districts):
+    check = Check("districts", districts, [expect("ExpectColumnValuesToBeBetween", column="Population",
+                                                  max_value=10, severity="warning")], "district")
+    outcome = run_suites_here("demo", [check])
+
+    assert outcome.failures == [] and [w.column for w in outcome.warnings] == ["Population"]
+    assert outcome.rows[0]["severity"] == "warning" and not outcome.rows[0]["success"]
 
 
 def test_a_failing_expectation_is_a_failure_with_its_check_column_count_index_and_values(districts):
