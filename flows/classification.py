@@ -20,7 +20,8 @@ def classification(model: str | None = None, epochs: int | None = None,
                    min_delta: float | None = None,
                    steps_per_execution: int = CLASSIFICATION.steps_per_execution, data: str | None = None,
                    target: str | None = None, artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
-    """Train and test a classifier on Fashion-MNIST (or ``data``), the course's set-up by default."""
+    """Train and test a classifier on Fashion-MNIST (or ``data``): the course's
+    set-up, or the table set-up for ``data``."""
     train = training(setup("classification", data), model=model, epochs=epochs, batch_size=batch_size,
                      learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,

@@ -21,7 +21,8 @@ def regression(model: str | None = None, epochs: int | None = None,
                data: str | None = None, target: str | None = None, scale_target: str = "auto",
                artifacts: str = "artifacts",
                force: bool = False) -> dict[str, Any]:
-    """Train and test a regressor on California housing (or ``data``), the course's set-up by default."""
+    """Train and test a regressor on California housing (or ``data``): the course's
+    set-up, or the table set-up for ``data``."""
     train = training(setup("regression", data), model=model, epochs=epochs, batch_size=batch_size,
                      learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,

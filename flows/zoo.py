@@ -29,7 +29,7 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
         data: str | None = None, target: str | None = None, scale_target: str = "auto",
         artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train each model on one prepared dataset with the same budget (empty settings: the task's
-    course set-up) and compare them."""
+    course set-up, or the table set-up for ``data``) and compare them."""
     budget = training(setup(task, data), epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, depth=depth,
                       width=width, activation=activation, initializer=initializer, schedule=schedule, seed=seed,

@@ -20,8 +20,9 @@ DESCRIPTION = ("Command line: ``python -m flows classification|regression|zoo|se
 
 
 def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, model_help: str) -> None:
-    """The training options; ``course`` gives their defaults, or None where the flow picks them
-    later (zoo and serve: the course's set-up of the task they run)."""
+    """The training options. Those whose default depends on the data (model, epochs, patience,
+    min_delta) default to empty, the flow's set-up: ``course``'s for its dataset, ``TABLE``'s with
+    --data; their help names both values, or, where ``course`` is None (zoo, serve, search), says so."""
     def either(name: str) -> str:  # the course's set-up for its dataset, the table set-up with --data
         if course is None:
             return " (default: the task's course set-up; with --data, the table set-up)"

@@ -144,7 +144,6 @@ def _validate(point: str, checks: list[Check], site: str | None
     return Outcome(rows, failures, pages, warnings), render
 
 
-
 def _failure(check: Check, result) -> Failure:
     config, detail = result.expectation_config, result.result or {}
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}

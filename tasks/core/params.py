@@ -45,6 +45,7 @@ CLASSIFICATION = TrainParams(model="mlp", epochs=10, patience=5, min_delta=1e-3)
 REGRESSION = TrainParams(model="mlp30", epochs=100, patience=5, min_delta=1e-2)
 DATASETS = {"classification": "fashion-mnist", "regression": "california-housing"}
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}  # each task's course set-up
+SCALE_TARGET = ("auto", "yes", "no")  # whether a regressor learns its target standardised (flows/steps/pipeline.py)
 
 # A user's own table: hundreds or thousands of rows where Fashion-MNIST has 60,000, so an epoch is
 # a few gradient steps and the course's 10 epochs leave a classifier half-trained. Many more
@@ -63,7 +64,6 @@ def setup(task: str, data: object) -> TrainParams:
     """The training set-up a flow starts from: the course's for its dataset, ``TABLE``'s for a
     user's table (``data`` given)."""
     return TABLE[task] if data else COURSE[task]
-SCALE_TARGET = ("auto", "yes", "no")  # whether a regressor learns its target standardised (flows/steps/pipeline.py)
 
 
 def training(course: TrainParams, **given: object) -> TrainParams:
@@ -73,8 +73,9 @@ def training(course: TrainParams, **given: object) -> TrainParams:
 
 # What each training setting means, for the flows' parameters (Prefect shows these in the UI's run form)
 TRAINING_HELP = {
-    "model": "registry model name, python -m flows zoo --list (empty: the course's, mlp for Fashion-MNIST and mlp30 "
-             "for housing; for your own table mlp, or wide_deep for regression)",
+    "model": f"registry model name, python -m flows zoo --list (empty: the course's, {CLASSIFICATION.model} for "
+             f"Fashion-MNIST and {REGRESSION.model} for housing; for your own table {TABLE['classification'].model}, "
+             f"or {TABLE['regression'].model} for regression)",
     "epochs": f"most epochs, EarlyStopping may stop sooner (empty: the course's, {CLASSIFICATION.epochs} for "
               f"Fashion-MNIST and {REGRESSION.epochs} for housing; {TABLE_EPOCHS} for your own table)",
     "batch_size": "examples per gradient step",
@@ -90,6 +91,6 @@ TRAINING_HELP = {
                 f"course's {CLASSIFICATION.patience}; {TABLE_PATIENCE} for your own table)",
     "min_delta": f"EarlyStopping: the least decrease of the validation loss that counts as progress (empty: the "
                  f"course's, {CLASSIFICATION.min_delta:g} for Fashion-MNIST and {REGRESSION.min_delta:g} for housing; "
-                 "0 for your own table)",
+                 f"{TABLE['regression'].min_delta:g} for your own table)",
     "steps_per_execution": "batches per compiled training call (the same gradient steps, fewer dispatches)",
 }

@@ -159,9 +159,10 @@ def scale(raw: Frame, index: SplitIndex, scale_target: bool = False) -> tuple[Fr
 
 
 def target_moments(y: np.ndarray) -> tuple[float, float]:
-    """(mean, scale) of a regression target's train values; scale 1 for a constant target."""
-    mean, std = float(np.mean(y, dtype=np.float64)), float(np.std(y, dtype=np.float64))
-    return mean, std if std > 1e-12 * max(1.0, abs(mean)) else 1.0
+    """(mean, scale) of a regression target's train values, by the features' own scaler (so a
+    constant target gets scale 1 by the same rule)."""
+    fitted = StandardScaler().fit(np.asarray(y, np.float64).reshape(-1, 1))
+    return float(fitted.mean_[0]), float(fitted.scale_[0])
 
 
 @task(name="scale", cache_policy=NO_CACHE)
