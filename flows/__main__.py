@@ -24,6 +24,7 @@ from collections.abc import Iterator  # noqa: E402
 from flows.launch.console import FilteredStderr, brief_console, error_block  # noqa: E402
 from flows.launch.embedded import EmbeddedServer, shared  # noqa: E402
 from flows.launch.options import check_options, parser, plan_options, search_plan, training_options  # noqa: E402
+from flows.launch.table_options import table_options  # noqa: E402
 from flows.launch.teardown import exit_without_teardown  # noqa: E402
 from tasks.core.errors import InputError  # noqa: E402
 
@@ -91,7 +92,8 @@ def _search(args: argparse.Namespace, server: EmbeddedServer):
     flow = with_runner(search, args.workers, args.runner, args.address)
     with server.api():
         return flow(**plan_options(args), task=args.task, model=args.model, **training_options(args), data=args.data,
-                    target=args.target, scale_target=args.scale_target, artifacts=args.artifacts, force=args.force,
+                    target=args.target, **table_options(args), scale_target=args.scale_target,
+                    artifacts=args.artifacts, force=args.force,
                     workers=args.workers)
 
 
@@ -104,7 +106,8 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
         models = args.model.split(",") if args.model else None
         with server.api():
             return zoo(task=args.task, models=models, **training_options(args), data=args.data, target=args.target,
-                       scale_target=args.scale_target, artifacts=args.artifacts, force=args.force)
+                       **table_options(args), scale_target=args.scale_target, artifacts=args.artifacts,
+                       force=args.force)
     if args.flow == "predict":
         from flows.predict import predict
 
@@ -115,6 +118,7 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
     scaling = {"scale_target": args.scale_target} if hasattr(args, "scale_target") else {}
     with server.api():
         return flow(model=args.model, **training_options(args), data=args.data, target=args.target, **scaling,
+                    **table_options(args),
                     artifacts=args.artifacts, force=args.force)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from prefect import flow
 
 from flows.steps.parameters import described
-from flows.steps.pipeline import run_pipeline, source_for
+from flows.steps.pipeline import run_pipeline, source_for, table_options
 from tasks.core.params import CLASSIFICATION, setup, training
 
 
@@ -19,11 +19,14 @@ def classification(model: str | None = None, epochs: int | None = None,
                    seed: int = CLASSIFICATION.seed, patience: int | None = None,
                    min_delta: float | None = None,
                    steps_per_execution: int = CLASSIFICATION.steps_per_execution, data: str | None = None,
-                   target: str | None = None, artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
+                   target: str | None = None, categorical: list[str] | None = None,
+                   numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
+                   artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train and test a classifier on Fashion-MNIST (or ``data``): the course's
     set-up, or the table set-up for ``data``."""
     train = training(setup("classification", data), model=model, epochs=epochs, batch_size=batch_size,
                      learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
                      steps_per_execution=steps_per_execution)
-    return run_pipeline(source_for("classification", data, target), train, artifacts, force)
+    table = table_options(categorical, numeric, missing, drop_constant)
+    return run_pipeline(source_for("classification", data, target, table), train, artifacts, force)

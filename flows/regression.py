@@ -6,7 +6,7 @@ from typing import Any
 from prefect import flow
 
 from flows.steps.parameters import described
-from flows.steps.pipeline import run_pipeline, source_for
+from flows.steps.pipeline import run_pipeline, source_for, table_options
 from tasks.core.params import REGRESSION, setup, training
 
 
@@ -18,13 +18,14 @@ def regression(model: str | None = None, epochs: int | None = None,
                activation: str | None = None, initializer: str | None = None, schedule: str | None = None,
                seed: int = REGRESSION.seed, patience: int | None = None,
                min_delta: float | None = None, steps_per_execution: int = REGRESSION.steps_per_execution,
-               data: str | None = None, target: str | None = None, scale_target: str = "auto",
-               artifacts: str = "artifacts",
-               force: bool = False) -> dict[str, Any]:
+               data: str | None = None, target: str | None = None, categorical: list[str] | None = None,
+               numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
+               scale_target: str = "auto", artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train and test a regressor on California housing (or ``data``): the course's
     set-up, or the table set-up for ``data``."""
     train = training(setup("regression", data), model=model, epochs=epochs, batch_size=batch_size,
                      learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
                      steps_per_execution=steps_per_execution)
-    return run_pipeline(source_for("regression", data, target), train, artifacts, force, scale_target)
+    table = table_options(categorical, numeric, missing, drop_constant)
+    return run_pipeline(source_for("regression", data, target, table), train, artifacts, force, scale_target)

@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.steps.halving import halving_trials
 from flows.steps.parameters import described
-from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
+from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, table_options, value
 from tasks.core.params import TrainParams, setup, training
 from tasks.search.plan import (
     PLAN_HELP,
@@ -31,6 +31,7 @@ from tasks.search.plan import (
     trial_params,
 )
 from tasks.search.trials import Progress, Status, TrialRow, best_row, record_search_task, trial_row, warm_up_task
+from tasks.stages.table import TableOptions
 from tasks.stages.train import train_task
 from tasks.store.artifacts import ArtifactRef
 
@@ -101,8 +102,9 @@ def search(strategy: str = "random", space: str | None = None, n_iter: int = 10,
            width: int | None = None, activation: str | None = None, initializer: str | None = None,
            schedule: str | None = None, seed: int = 42, patience: int | None = None,
            min_delta: float | None = None, steps_per_execution: int | None = None, data: str | None = None,
-           target: str | None = None, scale_target: str = "auto", artifacts: str = "artifacts",
-           force: bool = False, workers: int = 1) -> dict[str, Any]:
+           target: str | None = None, categorical: list[str] | None = None, numeric: list[str] | None = None,
+           missing: str = "refuse", drop_constant: bool = False, scale_target: str = "auto",
+           artifacts: str = "artifacts", force: bool = False, workers: int = 1) -> dict[str, Any]:
     """Search the space over the task's training set-up (the settings given here fix the rest of
     every trial); the best configuration, chosen on the validation loss, is scored once on test."""
     plan = make_plan(strategy, space, n_iter=n_iter, seed=seed, grid_points=grid_points, population=population,
@@ -112,16 +114,18 @@ def search(strategy: str = "random", space: str | None = None, n_iter: int = 10,
                      optimizer=optimizer, depth=depth, width=width, activation=activation, initializer=initializer,
                      schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
                      steps_per_execution=steps_per_execution)
-    return run_search(plan, train, task, data, target, artifacts, force, workers, scale_target)
+    return run_search(plan, train, task, data, target, artifacts, force, workers, scale_target,
+                      table_options(categorical, numeric, missing, drop_constant))
 
 
 def run_search(plan: SearchPlan, train: TrainParams, task: str = "regression", data: str | None = None,
                target: str | None = None, artifacts: str = "artifacts", force: bool = False,
-               workers: int = 1, scale_target: str = "auto") -> dict[str, Any]:
+               workers: int = 1, scale_target: str = "auto", table: TableOptions | None = None
+               ) -> dict[str, Any]:
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
     # trial workers start while the data is prepared (scikit-learn's searches bring their own)
     warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 and not plan.sklearn else []
-    prepared = prepare(source_for(task, data, target), artifacts, force, scale_target)
+    prepared = prepare(source_for(task, data, target, table), artifacts, force, scale_target)
     scaled = prepared["scaled"]
     if plan.sklearn:
         rows, refs = _sklearn_trials(plan, scaled, train, task, artifacts, force, workers), {}

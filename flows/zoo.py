@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from flows.steps.parameters import described
-from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, value
+from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, table_options, value
 from tasks.core.params import setup, training
 from tasks.model.registry import MODELS
 from tasks.stages.compare import compare_task
@@ -26,7 +26,9 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
         depth: int | None = None, width: int | None = None, activation: str | None = None,
         initializer: str | None = None, schedule: str | None = None, seed: int | None = None,
         patience: int | None = None, min_delta: float | None = None, steps_per_execution: int | None = None,
-        data: str | None = None, target: str | None = None, scale_target: str = "auto",
+        data: str | None = None, target: str | None = None, categorical: list[str] | None = None,
+        numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
+        scale_target: str = "auto",
         artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train each model on one prepared dataset with the same budget (empty settings: the task's
     course set-up, or the table set-up for ``data``) and compare them."""
@@ -34,7 +36,7 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
                       batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, depth=depth,
                       width=width, activation=activation, initializer=initializer, schedule=schedule, seed=seed,
                       patience=patience, min_delta=min_delta, steps_per_execution=steps_per_execution)
-    source = source_for(task, data, target)
+    source = source_for(task, data, target, table_options(categorical, numeric, missing, drop_constant))
     data_refs = prepare(source, artifacts, force, scale_target)
     trained, tests, champion = {}, {}, {}
     for name in models or models_for(task):

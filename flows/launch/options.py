@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from flows.launch.table_options import add_table_options, check_table_options
 from tasks.core.errors import OptionError
 from tasks.core.params import COURSE, SCALE_TARGET, SCHEDULES, TABLE, TrainParams
 from tasks.search.plan import RUNNERS, STRATEGIES, SURROGATES
@@ -55,6 +56,7 @@ def _training_options(sub: argparse.ArgumentParser, course: TrainParams | None, 
                                                      "that counts as progress" + either("min_delta"))
     sub.add_argument("--data", metavar="PATH|URL", help="your own table (.csv or .parquet, a path or a URL) instead")
     sub.add_argument("--target", metavar="COLUMN", help="with --data: the label/value column")
+    add_table_options(sub)
     if course is not COURSE["classification"]:  # a classifier's target is its labels
         sub.add_argument("--scale-target", choices=SCALE_TARGET, default="auto",
                          help="regression: learn the target standardised on the train rows; the model still "
@@ -247,6 +249,7 @@ def check_options(args: argparse.Namespace) -> None:
         raise OptionError(f"--min-delta {delta}: must be a number of 0 or more, e.g. 0.001")
     if getattr(args, "data", None) and not getattr(args, "target", None) and args.flow != "predict":
         raise OptionError("--data needs --target COLUMN (the label or value column)")
+    check_table_options(args)
     if getattr(args, "data", None) and not is_url(args.data) and not Path(args.data).is_file():
         raise OptionError(f"--data {args.data}: no such file")
     out = getattr(args, "out", None)

@@ -46,9 +46,10 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
     parameters that the training (and, for a search, the search) options set; the flow's own
     defaults, the course's set-up, stand for the rest."""
     from flows.launch.options import plan_options, training_options
+    from flows.launch.table_options import table_options
 
     parameters = {**({"model": args.model} if args.model else {}), **training_options(args),
-                  "target": args.target,
+                  "target": args.target, **table_options(args),
                   **({"scale_target": args.scale_target} if args.flow_name != "classification" else {}),
                   # served runs may start elsewhere: pin the paths
                   "data": pinned(args.data) if args.data else None, "artifacts": pinned(args.artifacts)}

@@ -18,6 +18,11 @@ F = TypeVar("F", bound=Callable)
 DATA_HELP = {
     "data": "your own table (a CSV or Parquet path or URL) instead of the course's dataset",
     "target": "with data: the label or value column",
+    "categorical": "with data: columns to encode as categories (empty: the columns that hold text)",
+    "numeric": "with data: columns to use as numbers, not categories",
+    "missing": "with data: missing feature values: refuse (the default, naming them) or impute (the train rows' "
+               "median, or most frequent category)",
+    "drop_constant": "with data: drop the features constant on the train rows (default: keep them, scaled by 1)",
     "scale_target": "regression: learn the target standardised on the train rows (the model still answers in "
                     "the target's units): auto (yes for your own table, no for the course's housing), yes or no",
     "artifacts": "the artifact store: a folder (relative to the worker's working directory), an absolute path, "

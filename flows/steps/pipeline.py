@@ -19,14 +19,25 @@ from tasks.stages.load import Source, load_task
 from tasks.stages.report import report_task
 from tasks.stages.scale import scale_task
 from tasks.stages.split import split_task
+from tasks.stages.table import TableOptions
 from tasks.stages.train import train_task
 from tasks.stages.validate import validate_raw_task, validate_scaled_task, validate_split_task
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 
 
-def source_for(task: str, data: str | None, target: str | None) -> Source:
-    """A user table when ``data`` is given, else the course's dataset for the task."""
-    return Source(path=data, target=target, task=task) if data else Source(dataset=DATASETS[task], task=task)
+def source_for(task: str, data: str | None, target: str | None, table: TableOptions | None = None) -> Source:
+    """A user table when ``data`` is given (read as ``table`` says), else the course's dataset for the task."""
+    table = table or TableOptions()
+    if not data and table != TableOptions():
+        raise OptionError("categorical, numeric, missing and drop_constant are for your own table (data)")
+    return Source(path=data, target=target, task=task, table=table) if data else \
+        Source(dataset=DATASETS[task], task=task)
+
+
+def table_options(categorical: list[str] | None = None, numeric: list[str] | None = None,
+                  missing: str = "refuse", drop_constant: bool = False) -> TableOptions:
+    """The flows' table parameters as the load stage takes them."""
+    return TableOptions(tuple(categorical or ()), tuple(numeric or ()), missing, bool(drop_constant))
 
 
 def value(result: Any) -> Any:
@@ -51,6 +62,7 @@ def prepare(source: Source, artifacts: str, force: bool = False, scale_target: s
     index = value(validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force))
     scaled = value(scale_task(raw, index, artifacts, force, scales_target(source, scale_target)))
     return {"raw": raw, "split": index, "scaler": scaled["scaler"],
+            **({"vocabulary": scaled["vocabulary"]} if "vocabulary" in scaled else {}),
             "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force))}
 
 

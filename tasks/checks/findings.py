@@ -21,9 +21,11 @@ def finding(failure: Failure, data: Frame | SplitIndex) -> list[str]:
     """The sentences for one failed expectation (one per feature where it names features)."""
     if (failure.check, failure.expectation) == ("features", "expect_column_distinct_values_to_contain_set"):
         return [_nothing_varies(data)]
-    if failure.check == "features" and failure.column in ("nulls", "nonfinite", "min", "upper", "constant"):
+    if failure.check in ("features", "categories") and \
+            failure.column in ("nulls", "nonfinite", "min", "upper", "constant", "distinct"):
         names = failure.index[:5]
-        return [_feature_finding(failure.column, name, data) for name in names] + \
+        said = _category_finding if failure.check == "categories" else _feature_finding
+        return [said(failure, name, data) for name in names] + \
             ([f"... and {failure.count - len(names)} more columns"] if failure.count > len(names) else [])
     said = _SAID.get((failure.check, failure.expectation))
     return [said(failure, data) if said else failure.line]
@@ -37,12 +39,33 @@ def _column(data: Frame, name: str) -> tuple[np.ndarray, str]:
     return data.X[:, pixel], f"pixel {pixel} of {data.spec.features[0]}"
 
 
-def _feature_finding(column: str, name: str, data: Frame) -> str:
+def _category_finding(failure: Failure, name: str, data: Frame) -> str:
+    values = data.text[:, list(data.spec.categorical).index(name)]
+    missing = values == None  # noqa: E711 (elementwise)
+    if failure.column == "nulls":
+        return _missing_finding(name, missing, data)
+    distinct = len(set(values[~missing]))
+    if failure.kwargs.get("max_value") is not None:
+        return (f"category column {name!r} holds {distinct:,} distinct values (a category column may hold "
+                f"{int(failure.kwargs['max_value']):,}): an identifier rather than a category; drop it, or use it as "
+                f"numbers with --numeric {name}")
+    return (f"{name} is {values_text(values[~missing][:1])} in every row: kept (one one-hot column), though a "
+            "column with one value gives a model nothing to learn from")
+
+
+def _missing_finding(label: str, bad: np.ndarray, data: Frame) -> str:
+    if data.spec.missing == "impute":  # it fails only where nothing is left to learn a fill from
+        return f"{label} is missing in every row: there is nothing to impute it from; drop the column"
+    return (f"{label} has {_count(bad, 'missing value')} at {_rows(data.row_id, bad)}; fill or drop them"
+            + (", or pass --missing impute" if data.spec.split.sizes is None else ""))  # a user's table
+
+
+def _feature_finding(failure: Failure, name: str, data: Frame) -> str:
+    column = failure.column
     values, label = _column(data, name)
     rows = data.row_id
     if column == "nulls":
-        bad = np.isnan(values)
-        return f"{label} has {_count(bad, 'missing value')} at {_rows(rows, bad)}; fill or drop them"
+        return _missing_finding(label, np.isnan(values), data)
     if column == "nonfinite":
         bad = np.isinf(values)
         return f"{label} holds infinity at {_rows(rows, bad)}: {values_text(values[bad])}"

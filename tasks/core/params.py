@@ -45,6 +45,7 @@ CLASSIFICATION = TrainParams(model="mlp", epochs=10, patience=5, min_delta=1e-3)
 REGRESSION = TrainParams(model="mlp30", epochs=100, patience=5, min_delta=1e-2)
 DATASETS = {"classification": "fashion-mnist", "regression": "california-housing"}
 COURSE = {"classification": CLASSIFICATION, "regression": REGRESSION}  # each task's course set-up
+MISSING = ("refuse", "impute")  # a user's table's policy for missing feature values (tasks/stages/table.py)
 SCALE_TARGET = ("auto", "yes", "no")  # whether a regressor learns its target standardised (flows/steps/pipeline.py)
 
 # A user's own table: hundreds or thousands of rows where Fashion-MNIST has 60,000, so an epoch is

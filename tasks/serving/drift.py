@@ -2,12 +2,14 @@
 
 Both are Great Expectations suites on small profile frames (as the raw validation):
 - **skew**, a hard failure: the new table must have the training data's feature columns, as
-  numbers, with no missing or infinite values. It names the missing, extra and text columns.
+  numbers (its categorical columns as they come), with no infinite values, and no missing ones
+  unless training imputed them. It names the missing, extra and text columns.
 - **drift**, a warning (a failure with ``strict``): per feature, the new mean in training
   standard deviations from the training mean, the spread against training's, and the share of
-  values outside the training range, each against ``DRIFT``.
+  values outside the training range, each against ``DRIFT``; per categorical column, the rows
+  of a category training never saw (scored as unseen) and how far the categories' shares moved.
 Training's profile comes from the train rows of the raw artifact (the scaler holds their mean
-and std).
+and std; the vocabulary, each category's train rows).
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ import pandas as pd
 from tasks.checks.gx import Check, expect, run_suites
 from tasks.core.errors import DataError, OptionError, values_text
 from tasks.serving.resolve import Trained
-from tasks.stages.scale import column_moments, feature_names
+from tasks.stages.categories import Vocabulary
+from tasks.stages.scale import StandardScaler, column_moments, feature_names
 from tasks.stages.table import read_table_file, table_kind
 from tasks.store.artifacts import sha256_file
-from tasks.store.dataset import DatasetSpec, Frame, read_frame, read_index
+from tasks.store.dataset import DatasetSpec, Frame, read_frame, read_index, read_parquet
 
 IGNORED = ("split", "row_id")  # columns a held-out table may carry that are not features
 
@@ -36,6 +39,7 @@ class DriftTolerance:
     spread: tuple[float, float] = (0.5, 2.0)  # new std / training std
     outside: float = 0.02  # share of values outside the training range
     least_std: float = 0.05  # of a feature's training range: spreads below it count as this (rare pixels)
+    category_shift: float = 0.2  # total variation distance between new and training category shares
 
 
 DRIFT = DriftTolerance()
@@ -75,8 +79,9 @@ def read_new(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame | np.ndarray, 
 
 
 def expected_columns(spec: DatasetSpec) -> list[str]:
-    return list(spec.features) if not spec.is_image else [f"{spec.features[0]}[{i}]" for i in
-                                                         range(int(np.prod(spec.image_shape)))]
+    """The columns a new table must have: the numeric features, then the categorical ones."""
+    return [*spec.features, *spec.categorical] if not spec.is_image else \
+        [f"{spec.features[0]}[{i}]" for i in range(int(np.prod(spec.image_shape)))]
 
 
 def skew_checks(data, given: list[str], spec: DatasetSpec) -> list[Check]:
@@ -88,7 +93,7 @@ def skew_checks(data, given: list[str], spec: DatasetSpec) -> list[Check]:
     wanted = expected_columns(spec)
     ignored = {spec.target, *IGNORED}
     names = sorted(set(wanted) | {c for c in given if c not in ignored}, key=lambda c: (c not in wanted, c))
-    numeric = [c not in given or pd.api.types.is_numeric_dtype(data[c]) for c in names]
+    numeric = [c not in given or c in spec.categorical or pd.api.types.is_numeric_dtype(data[c]) for c in names]
     frame = pd.DataFrame({"trained": [c in wanted for c in names], "given": [c in given for c in names],
                           "numeric": numeric}, index=pd.Index(names, name="column"))
     return [Check("columns", frame, [
@@ -96,10 +101,15 @@ def skew_checks(data, given: list[str], spec: DatasetSpec) -> list[Check]:
         expect("ExpectColumnValuesToBeInSet", column="numeric", value_set=[True])], "column")]
 
 
-def features_of(data, spec: DatasetSpec) -> np.ndarray:
+def features_of(data, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray | None]:
+    """The numeric features (float64) and the categorical columns' values (None where missing)."""
     if isinstance(data, np.ndarray):
-        return data
-    return data[expected_columns(spec)].to_numpy(dtype=np.float64)
+        return data, None
+    from tasks.stages.table import category_text
+
+    text = np.column_stack([category_text(data[c]) for c in spec.categorical]) if spec.categorical else None
+    X = data[list(spec.features)].to_numpy(dtype=np.float64) if spec.features else np.empty((len(data), 0))
+    return X, text
 
 
 @dataclass(frozen=True)
@@ -110,14 +120,40 @@ class TrainingProfile:
     high: np.ndarray
 
 
-def training_profile(found: Trained) -> TrainingProfile:
-    """What training saw, per feature: the train rows' mean, std and range (the scaler saw the
-    same rows; its scale is 1 where a column was constant, which is not that column's spread)."""
+def training_profile(found: Trained, scaler: StandardScaler | None = None) -> TrainingProfile:
+    """What training saw, per numeric feature it kept: the train rows' mean, std and range (the
+    scaler saw the same rows; its scale is 1 where a column was constant, which is not that
+    column's spread), with missing values imputed as the model saw them."""
+    scaler = scaler or StandardScaler.from_arrow(read_parquet(found.scaler.path))
     raw, index = read_frame(found.raw.path), read_index(found.split.path)
     train = np.isin(raw.row_id, index.row_id[index.split == "train"])
-    X = raw.X[train]
+    kept = np.isin(feature_names(raw), scaler_features(found))
+    X = filled(raw.X[train][:, kept], scaler)
     mean, std = column_moments(X)
     return TrainingProfile(mean, std, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
+
+
+def filled(X: np.ndarray, scaler: StandardScaler) -> np.ndarray:
+    """``X`` with its missing values imputed as the model sees them (unchanged without imputing)."""
+    fill = getattr(scaler, "fill_", None)
+    return X if fill is None else np.where(np.isnan(X), fill, X)
+
+
+def category_checks(text: np.ndarray, vocabulary: Vocabulary, judge_shift: bool) -> tuple[list[Check], pd.DataFrame]:
+    """Per categorical column: new rows of categories training never saw, and (``judge_shift``)
+    the total variation distance between the new and the train rows' category shares."""
+    codes = vocabulary.codes(text)
+    rows = []
+    for column, words, seen, code in zip(vocabulary.columns, vocabulary.words, vocabulary.train_rows, codes):
+        new = np.bincount(code, minlength=len(words) + 1) / max(len(code), 1)
+        unseen = sorted(set(np.asarray(text[:, vocabulary.columns.index(column)])[code == 0]) - {None})
+        rows.append({"unseen": int(new[0] * len(code)), "examples": ", ".join(map(repr, unseen[:3])),
+                     "shift": 0.5 * float(np.abs(new - seen / max(seen.sum(), 1)).sum())})
+    profile = pd.DataFrame(rows, index=pd.Index(vocabulary.columns, name="feature"))
+    expectations = [expect("ExpectColumnValuesToBeBetween", column="unseen", max_value=0)]
+    if judge_shift:
+        expectations.append(expect("ExpectColumnValuesToBeBetween", column="shift", max_value=DRIFT.category_shift))
+    return [Check("categories", profile, expectations, "feature")], profile
 
 
 def drift_profile(X: np.ndarray, seen: TrainingProfile, names: list[str]) -> pd.DataFrame:
@@ -162,45 +198,86 @@ def _skew_findings(outcome, file: str, given: list[str], spec: DatasetSpec) -> l
     return [f"{file}: {line}" for line in lines]
 
 
-def _drift_findings(outcome, profile: pd.DataFrame) -> list[str]:
-    said = {"mean_shift": "mean {mean:.4g} is {mean_shift:.2f} training standard deviations from training's "
+def _drift_findings(failure, profile: pd.DataFrame, rows: int = 0) -> list[str]:
+    """The lines for one failed drift expectation: a line per feature it names (five at most)."""
+    said = {"unseen": f"{{unseen}} of {rows} rows hold categories training never saw ({{examples}}): scored as "
+                      "unseen",
+            "shift": f"its categories' shares moved by {{shift:.2f}} (total variation; tolerance "
+                     f"{DRIFT.category_shift})",
+            "mean_shift": "mean {mean:.4g} is {mean_shift:.2f} training standard deviations from training's "
                           f"{{train_mean:.4g}} (tolerance {DRIFT.mean_shift})",
             "spread": f"spread is {{spread:.2f}}x training's (tolerance {DRIFT.spread[0]}..{DRIFT.spread[1]})",
             "outside": f"{{outside:.1%}} of its values lie outside the training range (tolerance {DRIFT.outside:.0%})"}
-    lines = []
-    for failure in outcome.failures:
-        names = failure.index[:5]
-        lines += [f"feature {name}: " + said[failure.column].format(**profile.loc[name].to_dict()) for name in names]
-        if failure.count > len(names):
-            lines.append(f"... and {failure.count - len(names)} more features ({failure.column})")
+    names = failure.index[:5]
+    lines = [f"feature {name}: " + said[failure.column].format(**profile.loc[name].to_dict()) for name in names]
+    if failure.count > len(names):
+        lines.append(f"... and {failure.count - len(names)} more features ({failure.column})")
     return lines
 
 
-def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> tuple[np.ndarray, str]:
+@dataclass(frozen=True)
+class NewRows:
+    """New rows that passed the checks: numeric features, categorical values, the file's identity
+    and, per categorical column, the rows of categories training never saw."""
+
+    X: np.ndarray
+    text: np.ndarray | None
+    identity: str
+    unseen: dict[str, int] | None = None
+
+
+def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewRows:
     """The new rows' features in training's order, after the skew and drift checks (drift is
-    not judged on fewer than ``MIN_DRIFT_ROWS`` rows: their mean and spread say too little)."""
+    not judged on fewer than ``MIN_DRIFT_ROWS`` rows: their mean and spread say too little; a
+    category training never saw is reported at any count)."""
     data, given = read_new(path, found.spec)
     outcome, _ = run_suites("skew", skew_checks(data, given, found.spec))
     if outcome.failures:
         raise SkewError("the new data does not match the training data; nothing was scored:\n"
                         + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, given, found.spec)))
-    X = features_of(data, found.spec)
-    bad = ~np.isfinite(X.astype(float))
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        names = expected_columns(found.spec)
-        raise SkewError(f"{path.name}: {bad.sum()} missing or infinite value(s), e.g. column "
-                        f"{names[cols[0]]!r} at row {rows[0] + 1}; the model cannot score them: nothing was scored")
-    if len(X) < MIN_DRIFT_ROWS:
+    X, text = features_of(data, found.spec)
+    _refuse_unscorable(X, text, found.spec, path.name)
+    scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
+    X = X[:, np.isin(feature_names(Frame(found.spec, X[:0], np.zeros(0), np.zeros(0, np.int64))),
+                     scaler_features(found))]  # without the constant columns training dropped
+    identity = f"{path.name}:{sha256_file(path)}"
+    enough = len(X) >= MIN_DRIFT_ROWS
+    checks, profiles = [], {}
+    if enough:
+        profiles["drift"] = drift_profile(filled(X, scaler), training_profile(found, scaler), scaler_features(found))
+        checks += drift_checks(profiles["drift"])
+    unseen = None
+    if found.vocabulary is not None:
+        category, profiles["categories"] = category_checks(
+            text, Vocabulary.from_arrow(read_parquet(found.vocabulary.path)), enough)
+        checks += category
+        unseen = {str(k): int(v) for k, v in profiles["categories"]["unseen"].items()}
+    if not enough:
         info(f"{path.name}: {len(X)} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
-        return X, f"{path.name}:{sha256_file(path)}"
-    profile = drift_profile(X.astype(float), training_profile(found), feature_names(
-        Frame(found.spec, X[:0], np.zeros(0), np.zeros(0, np.int64))))
-    outcome, _ = run_suites("drift", drift_checks(profile))
-    if outcome.failures:
+    outcome, _ = run_suites("drift", checks) if checks else (None, 0)
+    if outcome is not None and outcome.failures:
         message = f"{path.name} drifted from the training data:\n" + "\n".join(
-            f"  - {line}" for line in _drift_findings(outcome, profile))
+            f"  - {line}" for failure in outcome.failures for line in
+            _drift_findings(failure, profiles[failure.check], len(X)))
         if strict:
             raise DriftError(message + "\n(--strict: nothing was scored)")
         warn(message)
-    return X, f"{path.name}:{sha256_file(path)}"
+    return NewRows(X, text, identity, unseen)
+
+
+def scaler_features(found: Trained) -> list[str]:
+    """The numeric features the model takes, in order (the scaler's: without dropped constants)."""
+    return [str(name) for name in read_parquet(found.scaler.path)["feature"].to_pylist()]
+
+
+def _refuse_unscorable(X: np.ndarray, text: np.ndarray | None, spec: DatasetSpec, file: str) -> None:
+    """Infinite numbers, and missing values where training did not impute them: nothing is scored."""
+    imputing = spec.missing == "impute"
+    bad = np.isinf(X.astype(float)) | (np.isnan(X.astype(float)) & (not imputing))
+    names = list(spec.features)
+    if text is not None and not imputing:
+        bad, names = np.concatenate([bad, text == None], axis=1), [*names, *spec.categorical]  # noqa: E711
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise SkewError(f"{file}: {bad.sum()} missing or infinite value(s), e.g. column "
+                        f"{names[cols[0]]!r} at row {rows[0] + 1}; the model cannot score them: nothing was scored")

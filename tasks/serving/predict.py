@@ -17,8 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.params import INFERENCE_BATCH
 from tasks.core.raw_places import cache_dir
 from tasks.model import files as model_files
-from tasks.serving.drift import check_new_data
+from tasks.serving.drift import NewRows, check_new_data
 from tasks.serving.resolve import Trained, trained
+from tasks.stages.categories import Vocabulary
 from tasks.stages.scale import StandardScaler
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.dataset import Frame, read_parquet
@@ -26,22 +27,34 @@ from tasks.store.lineage import ArtifactRef, RawFile
 from tasks.store.remote import downloaded, is_url
 
 
-def predictions(found: Trained, X: np.ndarray) -> pa.Table:
-    """Scale as training did, score with the model: row, prediction (and class probabilities)."""
+def model_rows(found: Trained, new: NewRows) -> np.ndarray:
+    """New rows as the model takes them: imputed and scaled as training did, then the categorical
+    columns one-hot on training's vocabulary."""
+    X = StandardScaler.from_arrow(read_parquet(found.scaler.path)).transform(new.X)
+    if found.vocabulary is None:
+        return X
+    one_hot, _ = Vocabulary.from_arrow(read_parquet(found.vocabulary.path)).encode(new.text)
+    return np.concatenate([X, one_hot], axis=1)
+
+
+def predictions(found: Trained, new: NewRows) -> pa.Table:
+    """Scale as training did, score with the model: row, prediction (and class probabilities;
+    the label's name too, for labels given as text)."""
     from tasks.model.registry import main_output, model_inputs
 
-    scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
-    rows = np.arange(len(X), dtype=np.int64)
-    frame = Frame(found.spec, scaler.transform(X), np.zeros(len(X)), rows)
+    rows = np.arange(len(new.X), dtype=np.int64)
+    frame = Frame(found.inputs, model_rows(found, new), np.zeros(len(rows)), rows)
     model = model_files.load(found.model.path)
     out = main_output(model.predict(model_inputs(frame, found.model_name), batch_size=INFERENCE_BATCH, verbose=0),
                       found.model_name)
     columns = {"row": rows}
     if found.spec.task == "classification":
         columns["prediction"] = out.argmax(axis=1).astype(np.int64)
+        if found.spec.class_names:
+            columns["label"] = np.asarray(found.spec.class_names, dtype=object)[columns["prediction"]]
         columns.update({f"probability_{k}": out[:, k].astype(np.float32) for k in range(out.shape[1])})
     else:
-        columns["prediction"] = out.reshape(len(X), -1)[:, 0].astype(np.float64)
+        columns["prediction"] = out.reshape(len(rows), -1)[:, 0].astype(np.float64)
     return pa.table(columns)
 
 
@@ -60,13 +73,14 @@ def predict_task(data: str, artifacts: str, model: str = "champion", dataset: st
     store = ArtifactStore(artifacts)
     found = trained(store, model, dataset)
     path = downloaded(data, cache_dir() / "tables") if is_url(data) else Path(data)
-    X, checked = check_new_data(path, found, strict, logger().warning, logger().info)  # before the store is touched
-    run = StageRun(store, "predictions", __name__, parents=[found.model, found.scaler, checked],
+    new = check_new_data(path, found, strict, logger().warning, logger().info)  # before the store is touched
+    fitted = [found.model, found.scaler, *([found.vocabulary] if found.vocabulary else [])]
+    run = StageRun(store, "predictions", __name__, parents=[*fitted, new.identity],
                    params={"model": found.model_name, "strict": strict})
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        run.parents = [found.model, found.scaler, raw_file(checked)]
-        return {"predictions": run.put_table(predictions(found, X))}
+        run.parents = [*fitted, raw_file(new.identity)]
+        return {"predictions": run.put_table(predictions(found, new), unseen=new.unseen)}
 
     ref = run.run(produce)["predictions"]
     logger().info("predictions of model %s on %s: %s", found.model.sha256[:12], path.name, ref.path)

@@ -22,7 +22,9 @@ HEX = re.compile(r"[0-9a-f]+")  # a model is named by a prefix of the sha256 its
 
 @dataclass(frozen=True)
 class Trained:
-    """What scoring needs of one training: the model, its scaler, the data it was trained on."""
+    """What scoring needs of one training: the model, its scaler (and its categorical columns'
+    vocabulary), the data it was trained on; ``spec`` is the raw data's (the columns a new table
+    must have), ``inputs`` the scaled data's (the columns the model takes)."""
 
     model: ArtifactRef
     scaler: ArtifactRef
@@ -30,6 +32,8 @@ class Trained:
     split: ArtifactRef
     model_name: str
     spec: DatasetSpec
+    inputs: DatasetSpec
+    vocabulary: ArtifactRef | None = None
 
 
 def trained(store: ArtifactStore, model: str = "champion", dataset: str | None = None) -> Trained:
@@ -51,20 +55,22 @@ def trained(store: ArtifactStore, model: str = "champion", dataset: str | None =
         record = Lineage.read(matches[0])
         model_ref = store.here(record.artifact)
         scaled = store.here(next(p for p in record.parents if isinstance(p, ArtifactRef) and p.stage == "scaled"))
-        scaler = _scaler_of(store, scaled)
+        scaler = _written_with(store, scaled)["scaler"]
     raw, split = (store.here(next(p for p in store.record(scaled).parents
                                    if isinstance(p, ArtifactRef) and p.stage == stage)) for stage in ("raw", "split"))
-    return Trained(model_ref, scaler, raw, split, store.record(model_ref).model_name,
-                   spec_of(pq.read_schema(raw.path)))
+    spec = spec_of(pq.read_schema(raw.path))
+    vocabulary = _written_with(store, scaled).get("vocabulary") if spec.categorical else None
+    return Trained(model_ref, scaler, raw, split, store.record(model_ref).model_name, spec,
+                   spec_of(pq.read_schema(scaled.path)), vocabulary)
 
 
-
-def _scaler_of(store: ArtifactStore, scaled: ArtifactRef) -> ArtifactRef:
-    """The scaler the scale stage wrote with ``scaled``: the one cache entry that holds both."""
+def _written_with(store: ArtifactStore, scaled: ArtifactRef) -> dict[str, ArtifactRef]:
+    """What the scale stage wrote with ``scaled`` (its scaler, a vocabulary): the one cache entry
+    that holds them all."""
     store.pull_folder("_cache/scaled")
     for entry in sorted((store.root / "_cache" / "scaled").glob("[!.]*.json")):
         refs = json.loads(entry.read_text())
         if refs.get("scaled", {}).get("sha256") == scaled.sha256 and "scaler" in refs:
-            found = {k: v for k, v in refs["scaler"].items() if k != "stat"}
-            return store.here(ArtifactRef(**found))
+            return {name: store.here(ArtifactRef(**{k: v for k, v in ref.items() if k != "stat"}))
+                    for name, ref in refs.items() if name != "scaled"}
     raise DataError(f"{store.root}: no scaler recorded with {scaled.path}: run the training flow again")

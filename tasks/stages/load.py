@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core.errors import DataError, InputError, OptionError
 from tasks.core.raw_places import MIRROR_ENV, cache_dir
-from tasks.stages.table import load_table
+from tasks.stages.table import TableOptions, load_table
 from tasks.store import lineage
 from tasks.store.artifacts import ArtifactRef, ArtifactStore, sha256_file
 from tasks.store.dataset import DatasetSpec, Frame, SplitRule, to_arrow
@@ -250,6 +250,7 @@ class Source:
     path: str | None = None
     target: str | None = None
     task: str = "classification"
+    table: TableOptions = TableOptions()  # how a user's table is read (its columns, missing values)
 
     @functools.cached_property
     def local(self) -> Path:
@@ -261,7 +262,7 @@ class Source:
         if self.path is not None:
             if not self.target:
                 raise DataError("--data needs --target COLUMN (the label or value column)")
-            return load_table(self.local, self.target, self.task)
+            return load_table(self.local, self.target, self.task, self.table)
         if self.dataset not in BUILTIN:
             raise OptionError(f"unknown dataset {self.dataset!r}; built in: {sorted(BUILTIN)}")
         return BUILTIN[self.dataset]()
@@ -278,8 +279,10 @@ class Source:
       retry_condition_fn=no_retry_on(InputError, ValueError, FileNotFoundError))
 def load_task(source: Source, artifacts: str, force: bool = False) -> ArtifactRef:
     """Read the raw files (checksums verified) into the raw Parquet artifact."""
-    run = StageRun(ArtifactStore(artifacts), "raw", __name__, parents=source.identity(),
-                   params=dataclasses.asdict(source))
+    params = dataclasses.asdict(source)
+    if source.table == TableOptions():  # the key of a run without table options stays as it was
+        del params["table"]
+    run = StageRun(ArtifactStore(artifacts), "raw", __name__, parents=source.identity(), params=params)
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         frame, files = source.read()

@@ -37,7 +37,8 @@ def predicted(model_path: str, test: Frame, model_name: str) -> np.ndarray:
 
 
 def class_names(test: Frame, k: int) -> list[str]:
-    return list(CLASS_NAMES.get(test.spec.name, [str(c) for c in range(k)]))
+    """The labels' names: a text label column's, the course dataset's, or the codes themselves."""
+    return list(test.spec.class_names or CLASS_NAMES.get(test.spec.name, [str(c) for c in range(k)]))
 
 
 def confusion(y: np.ndarray, guess: np.ndarray, k: int) -> np.ndarray:

@@ -8,16 +8,20 @@ learned ends in ``_``, and ``transform`` refuses to run before ``fit``.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.core.errors import DataError
+from tasks.stages.categories import UNSEEN, Vocabulary
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, SplitIndex, read_frame, read_index, to_arrow
-from tasks.store.stage import StageRun, reported
+from tasks.store.stage import StageRun, logger, reported
 
 _CHUNK_ROWS = 8_192
 assert _CHUNK_ROWS * 255 ** 2 < 2 ** 31, "_byte_moments sums a chunk's squares in int32"
@@ -86,11 +90,19 @@ class NotFittedError(RuntimeError):
 
 
 class StandardScaler:
-    """(x - mean_) / scale_ per feature; a constant feature gets scale_ 1, as in scikit-learn."""
+    """(x - mean_) / scale_ per feature; a constant feature gets scale_ 1, as in scikit-learn.
+    ``impute``: a missing value is first replaced by its column's median on the fitted rows
+    (``fill_``, as scikit-learn's ``SimpleImputer(strategy="median")``), in ``transform`` too."""
 
-    def fit(self, X: np.ndarray) -> StandardScaler:
+    def fit(self, X: np.ndarray, impute: bool = False) -> StandardScaler:
         if len(X) == 0:
             raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
+        if impute:
+            X = np.asarray(X[:len(X)], np.float64)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: said below
+                self.fill_ = np.nanmedian(X, axis=0)
+            X = np.where(np.isnan(X), self.fill_, X)
         self.mean_, std = column_moments(X)
         self.scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), std, 1.0)
         self.n_samples_seen_ = len(X)
@@ -100,21 +112,26 @@ class StandardScaler:
         if not hasattr(self, "mean_"):
             raise NotFittedError("StandardScaler.transform() called before fit(): fit on the train split first")
         mean, scale = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
+        fill = getattr(self, "fill_", None)
         out = np.empty(X.shape, dtype=np.float32)
         for start in range(0, len(X), _CHUNK_ROWS):  # in place: the same float32 values, no temporaries
             rows = slice(start, start + _CHUNK_ROWS)
-            np.subtract(X[rows], mean, out=out[rows], dtype=np.float32)
+            chunk = X[rows] if fill is None else np.where(np.isnan(X[rows]), fill, X[rows])
+            np.subtract(chunk, mean, out=out[rows], dtype=np.float32)
             np.divide(out[rows], scale, out=out[rows])
         return out
 
     def to_arrow(self, features: list[str]) -> pa.Table:
-        return pa.table({"feature": features, "mean": self.mean_, "scale": self.scale_})
+        fill = {"fill": self.fill_} if getattr(self, "fill_", None) is not None else {}
+        return pa.table({"feature": features, "mean": self.mean_, "scale": self.scale_, **fill})
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> StandardScaler:
         scaler = cls()
         scaler.mean_ = table["mean"].to_numpy()
         scaler.scale_ = table["scale"].to_numpy()
+        if "fill" in table.column_names:
+            scaler.fill_ = table["fill"].to_numpy()
         return scaler
 
 
@@ -140,22 +157,58 @@ class _Rows:
         return self.X[self.position[rows]]
 
 
-def scale(raw: Frame, index: SplitIndex, scale_target: bool = False) -> tuple[Frame, StandardScaler]:
+class Scaled(NamedTuple):
+    frame: Frame
+    scaler: StandardScaler
+    vocabulary: Vocabulary | None = None  # the categorical columns' (one-hot, after the numbers)
+    unseen: dict[str, int] | None = None  # per categorical column: valid and test rows of unseen categories
+
+
+def scale(raw: Frame, index: SplitIndex, scale_target: bool = False) -> Scaled:
     """Join the split index onto the raw rows, fit on train rows only, scale every split.
 
     Rows come out ordered train, valid, test so that each split is one contiguous block.
     ``scale_target``: also measure the target's mean and standard deviation on the train rows
     (as scikit-learn's ``TransformedTargetRegressor`` with a ``StandardScaler`` does), recorded in
     the scaled data's spec; the target values themselves stay in their own units.
+    What a user's table declared is learnt here on the train rows too: the medians that fill
+    missing numbers (``missing="impute"``), which constant features are dropped, and the
+    categorical columns' vocabulary, whose one-hot columns follow the scaled numbers.
     """
     order = np.concatenate([np.flatnonzero(index.split == name) for name in ("train", "valid", "test")])
     row_id, labels = index.row_id[order], index.split[order]
     position = np.searchsorted(raw.row_id, row_id)
     n_train = int(np.count_nonzero(labels == "train"))
-    scaler = StandardScaler().fit(_Rows(raw.X, position[:n_train]))  # train rows only: they come first
+    spec, impute = raw.spec, raw.spec.missing == "impute"
+    X, names = raw.X, feature_names(raw)
+    if spec.drop_constant:  # constant on the train rows (what the model would learn from)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            train = X[position[:n_train]]
+            kept = ~(np.nanmin(train, axis=0) == np.nanmax(train, axis=0))
+        X, names = X[:, kept], [name for name, keep in zip(names, kept) if keep]
+    scaler = StandardScaler().fit(_Rows(X, position[:n_train]), impute)  # train rows only: they come first
+    _refuse_empty_train_columns(scaler, names)
     y = raw.y[position]
-    spec = raw.spec.replace(target_scaling=target_moments(y[:n_train])) if scale_target else raw.spec
-    return Frame(spec, scaler.transform(_Rows(raw.X, position)), y, row_id, labels), scaler
+    if scale_target:
+        spec = spec.replace(target_scaling=target_moments(y[:n_train]))
+    numbers, vocabulary, unseen = scaler.transform(_Rows(X, position)), None, None
+    if spec.categorical:
+        vocabulary = Vocabulary.fit(raw.text[position[:n_train]], spec.categorical, impute)
+        one_hot, counts = vocabulary.encode(raw.text[position])
+        numbers, unseen = np.concatenate([numbers, one_hot], axis=1), dict(zip(spec.categorical, counts))
+    if spec.drop_constant or spec.categorical:
+        encoded = tuple(vocabulary.names()) if vocabulary else ()
+        spec = spec.replace(features=(*names, *encoded), categorical=(), encoded=encoded)
+    return Scaled(Frame(spec, numbers, y, row_id, labels), scaler, vocabulary, unseen)
+
+
+def _refuse_empty_train_columns(scaler: StandardScaler, names: list[str]) -> None:
+    fill = getattr(scaler, "fill_", None)
+    if fill is not None and np.isnan(fill).any():
+        empty = [name for name, value in zip(names, fill) if np.isnan(value)]
+        raise DataError(f"{', '.join(map(repr, empty))}: no value in any train row, so there is no median to "
+                        "impute from (--missing impute); drop the column or fill it")
 
 
 def target_moments(y: np.ndarray) -> tuple[float, float]:
@@ -170,9 +223,17 @@ def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool
                scale_target: bool = False) -> dict[str, ArtifactRef]:
     """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        scaled, scaler = scale(read_frame(raw.path), read_index(index.path), scale_target)
-        return {"scaled": run.put_table(to_arrow(scaled)),
-                "scaler": run.put_table(scaler.to_arrow(feature_names(scaled)), stage="scaler")}
+        scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)
+        numeric = feature_names(scaled)[:len(scaler.mean_)]
+        refs = {"scaled": run.put_table(to_arrow(scaled)),
+                "scaler": run.put_table(scaler.to_arrow(numeric), stage="scaler")}
+        if vocabulary is not None:
+            for column, count in unseen.items():
+                if count:
+                    logger().warning("scale: %s: %d valid/test row(s) hold a category the train rows do not: "
+                                     "encoded as unseen (%s)", column, count, UNSEEN)
+            refs["vocabulary"] = run.put_table(vocabulary.to_arrow(), stage="vocabulary", unseen=unseen)
+        return refs
 
     # the target's scaling enters the key only when asked: the course's runs keep their keys
     params = {"scale_target": True} if scale_target else {}

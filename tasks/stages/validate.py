@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.checks.findings import finding
 from tasks.checks.gx import Check, Failure, expect, run_suites
 from tasks.core.errors import InputError
+from tasks.stages.categories import MAX_CATEGORIES
 from tasks.stages.scale import checked_moments, feature_names
 from tasks.store.artifacts import DATA_DOCS, ArtifactRef, ArtifactStore
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
@@ -136,20 +137,37 @@ def raw_checks(frame: Frame) -> list[Check]:
         if spec.target_range:
             on_target.append(expect("ExpectColumnValuesToBeBetween", column=spec.target,
                                     min_value=spec.target_range[0], max_value=spec.target_range[1]))
+    # missing values: refused, or (--missing impute) allowed where the column has any value at all
+    most_missing = len(frame) - 1 if spec.missing == "impute" else 0
     on_features = [
         expect("ExpectTableRowCountToEqual", value=int(np.prod(spec.feature_shape))),
         expect("ExpectColumnValuesToBeInSet", column="kind", value_set=["u", "i", "f"]),
-        expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=0),
+        expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=most_missing),
         expect("ExpectColumnValuesToBeBetween", column="nonfinite", max_value=0),
         expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="min", column_B="lower", or_equal=True),
         expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="upper", column_B="max", or_equal=True),
         # kept, as scikit-learn's StandardScaler keeps one (scale 1): said and recorded, not refused;
         # but a table where no feature varies at all is refused
         expect("ExpectColumnValuesToBeInSet", column="constant", value_set=[False], severity="warning"),
-        expect("ExpectColumnDistinctValuesToContainSet", column="constant", value_set=[False]),
     ]
-    return [Check("target", target, on_target, "row"),
-            Check("features", feature_profile(frame), on_features, "feature")]
+    if not spec.categorical:  # (a category column varies, or is refused below)
+        on_features.append(expect("ExpectColumnDistinctValuesToContainSet", column="constant", value_set=[False]))
+    checks = [Check("target", target, on_target, "row"),
+              Check("features", feature_profile(frame), on_features, "feature")]
+    if spec.categorical:
+        checks.append(Check("categories", category_profile(frame), [
+            expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=most_missing),
+            expect("ExpectColumnValuesToBeBetween", column="distinct", max_value=MAX_CATEGORIES),
+            expect("ExpectColumnValuesToBeBetween", column="distinct", min_value=2, severity="warning")],
+            "feature"))
+    return checks
+
+
+def category_profile(frame: Frame) -> pd.DataFrame:
+    """One row per categorical column: its missing cells and its distinct values."""
+    text = pd.DataFrame(frame.text, columns=list(frame.spec.categorical))
+    return pd.DataFrame({"nulls": text.isna().sum().to_numpy(), "distinct": text.nunique().to_numpy()},
+                        index=pd.Index(frame.spec.categorical, name="feature"))
 
 
 def split_checks(index: SplitIndex, raw_rows: int) -> list[Check]:
@@ -191,6 +209,8 @@ def class_balance(table: pd.DataFrame) -> pd.DataFrame:
 def scaled_checks(scaled: Frame) -> list[Check]:
     n_train = int(np.count_nonzero(scaled.split == "train"))
     mean, std, nonfinite = checked_moments(scaled.X, n_train)  # train rows come first
+    one_hot = np.isin(feature_names(scaled), scaled.spec.encoded)  # 0 or 1, not standardised
+    mean[one_hot], std[one_hot] = 0.0, 1.0
     profile = pd.DataFrame({
         "mean": mean,
         # a constant train column scales to all zeros (std 0); any other must have std 1

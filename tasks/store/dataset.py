@@ -72,6 +72,11 @@ class DatasetSpec:
     # (mean, scale) of the target on the train rows, when a regressor learns it standardised
     # (set by the scale stage; the stored model answers in the target's own units)
     target_scaling: tuple[float, float] | None = None
+    categorical: tuple[str, ...] = ()  # text feature columns (a Frame's ``text``), one-hot encoded by scaling
+    class_names: tuple[str, ...] | None = None  # a text label column's labels, in the order of codes 0..K-1
+    missing: str = "refuse"  # the declared policy for missing feature values: refuse, or impute (train-only)
+    drop_constant: bool = False  # drop the features that are constant on the train rows when scaling
+    encoded: tuple[str, ...] = ()  # scaled data: the trailing feature columns that are one-hot categories
 
     @property
     def is_image(self) -> bool:
@@ -83,14 +88,16 @@ class DatasetSpec:
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)
-        if fields["target_scaling"] is None:  # written only when set: a spec without it keeps its bytes
-            del fields["target_scaling"]
+        for name, default in _LATER_FIELDS.items():  # written only when set: older specs keep their bytes
+            if fields[name] == default:
+                del fields[name]
         return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DatasetSpec:
         raw = json.loads(text)
-        for key in ("features", "image_shape", "classes", "target_range", "target_scaling"):
+        for key in ("features", "image_shape", "classes", "target_range", "target_scaling", "categorical",
+                    "class_names", "encoded"):
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
         if raw.get("feature_ranges"):
@@ -102,6 +109,10 @@ class DatasetSpec:
         return dataclasses.replace(self, **changes)
 
 
+_LATER_FIELDS = {"target_scaling": None, "categorical": (), "class_names": None, "missing": "refuse",
+                 "drop_constant": False, "encoded": ()}  # as dataclasses.asdict gives their defaults
+
+
 @dataclasses.dataclass
 class Frame:
     """Rows of one dataset in memory: flat features, target, row ids, split labels."""
@@ -111,14 +122,16 @@ class Frame:
     y: np.ndarray
     row_id: np.ndarray
     split: np.ndarray | None = None
+    text: np.ndarray | None = None  # rows x ``spec.categorical``: the text features (None where missing)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, mask_or_index: np.ndarray) -> Frame:
         split = None if self.split is None else self.split[mask_or_index]
+        text = None if self.text is None else self.text[mask_or_index]
         return Frame(self.spec, self.X[mask_or_index], self.y[mask_or_index],
-                     self.row_id[mask_or_index], split)
+                     self.row_id[mask_or_index], split, text)
 
     def part(self, name: str) -> Frame:
         """The rows of one split ("train", "valid" or "test"); a view when they are contiguous."""
@@ -164,6 +177,8 @@ def to_arrow(frame: Frame | SplitIndex) -> pa.Table:
         by_column = np.ascontiguousarray(frame.X.T)
         for name, values in zip(spec.features, by_column):
             columns[name] = pa.array(values)
+        for i, name in enumerate(spec.categorical):
+            columns[name] = pa.array(frame.text[:, i], pa.string())
     fields = [pa.field(name, array.type, metadata={DTYPE_KEY: frame.X.dtype.str.encode()}
                        if name == IMAGE_COLUMN else None) for name, array in columns.items()]
     return pa.table(columns, schema=pa.schema(fields, metadata={SPEC_KEY: spec.to_json().encode()}))
@@ -212,16 +227,19 @@ def spec_of(table: pa.Table | pa.Schema) -> DatasetSpec:
 
 def from_arrow(table: pa.Table) -> Frame:
     spec = spec_of(table)
-    if spec.features[0] not in table.column_names and IMAGE_COLUMN not in table.column_names:
+    if not {*spec.features[:1], *spec.categorical[:1], IMAGE_COLUMN} & set(table.column_names):
         raise ValueError(f"{spec.name}: this table has no feature columns (a split index? read it with read_index)")
     if spec.is_image:
         X = tensor_column(table, IMAGE_COLUMN)
         if X.shape[1] != int(np.prod(spec.image_shape)):
             raise ValueError(f"{spec.name}: images of {X.shape[1]} values, but the spec says {spec.image_shape}")
     else:
-        X = np.column_stack([table[name].to_numpy() for name in spec.features])
+        X = np.column_stack([table[name].to_numpy() for name in spec.features]) if spec.features \
+            else np.empty((table.num_rows, 0))
     split = split_labels(table["split"]) if "split" in table.column_names else None
-    return Frame(spec, X, table[spec.target].to_numpy(), table["row_id"].to_numpy(), split)
+    text = np.column_stack([table[name].to_numpy(zero_copy_only=False) for name in spec.categorical]) \
+        if spec.categorical else None
+    return Frame(spec, X, table[spec.target].to_numpy(), table["row_id"].to_numpy(), split, text)
 
 
 def split_labels(column: pa.ChunkedArray) -> np.ndarray:

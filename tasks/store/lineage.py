@@ -109,6 +109,7 @@ class Lineage:
     validation_seconds: float | None = None
     data_docs: tuple[str, ...] = ()  # a validation report's pages in Great Expectations' Data Docs
     warnings: tuple[str, ...] = ()  # a validation report's findings that did not stop the run
+    unseen: dict[str, int] | None = None  # a vocabulary's: per column, valid/test rows of categories train lacks
     also_produced_by: tuple[Producer, ...] = ()
     schema: int = SCHEMA
 

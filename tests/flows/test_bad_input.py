@@ -140,6 +140,18 @@ def _set(column, row, value):
     return change
 
 
+def _regions(df):
+    df["region"] = np.where(df["Latitude"] > 37.0, "north", "south")
+    return df
+
+
+def _million_ids(df):
+    """A million rows (the table's, repeated) with an identifier in a text column."""
+    df = df.iloc[np.arange(1_000_000) % len(df)].reset_index(drop=True)
+    df["id"] = pd.Series(np.arange(1_000_000)).map("u{:07d}".format)
+    return df
+
+
 def _split_column(values):
     def change(df):
         df["split"] = (values * (len(df) // len(values) + 1))[:len(df)]
@@ -205,10 +217,21 @@ CASES = {
     "every row a duplicate": ("validate-raw", r"no feature varies: every feature column holds one value in every "
                                               r"row \(MedInc is 8.3252",
                               lambda s, t, m: _houses(s, t, lambda df: pd.concat([df.iloc[:1]] * 100))),
-    "text in a number column": ("load", r"bad\.csv: feature column 'AveRooms' holds text where numbers are "
-                                        r"expected: 'seven', 'x' at rows 4, 9",
-                                lambda s, t, m: _houses(s, t, lambda df: _set("AveRooms", 8, "x")(
-                                    _set("AveRooms", 3, "seven")(df)))),
+    "a column of text in some rows and numbers in others": (
+        "load", r"bad\.csv: column 'AveRooms' holds numbers in 598 rows \(.*\) and text in 2 \('seven', 'x' at rows 4, "
+                r"9\); declare it --categorical AveRooms \(every value a category\) or --numeric AveRooms",
+        lambda s, t, m: _houses(s, t, lambda df: _set("AveRooms", 8, "x")(_set("AveRooms", 3, "seven")(df)))),
+    "text in a column declared numeric": (
+        "load", r"bad\.csv: feature column 'region' holds text where numbers are expected: '(north|south)', .* at "
+                r"rows 1, 2, 3",
+        lambda s, t, m: {**_houses(s, t, _regions), "numeric": ["region"]}),
+    "a category column with a million distinct values": (
+        "validate-raw", r"category column 'id' holds 1,000,000 distinct values \(a category column may hold 1,000\): "
+                        r"an identifier rather than a category; drop it, or use it as numbers with --numeric id",
+        lambda s, t, m: _houses(s, t, _million_ids, "ids.parquet")),
+    "a missing category": ("validate-raw", r"region has 1 missing value at row 7; fill or drop them, or pass "
+                                           r"--missing impute",
+                           lambda s, t, m: _houses(s, t, lambda df: _set("region", 6, None)(_regions(df)))),
     "missing value": ("validate-raw", r"Latitude has 1 missing value at row 6",
                       lambda s, t, m: _houses(s, t, _set("Latitude", 5, np.nan))),
     "infinite value": ("validate-raw", r"AveOccup holds infinity at row 3: inf",

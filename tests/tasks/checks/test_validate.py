@@ -96,7 +96,7 @@ def test_a_row_in_two_splits_and_a_lopsided_split_fail(housing, fashion):
 
 def test_unscaled_or_nonfinite_data_fails_after_scaling(housing):
     index = split(housing)
-    scaled, _ = scale(housing, index)
+    scaled, _, *_ = scale(housing, index)
     raw_like = _copy(scaled)
     raw_like.X = housing.X[np.searchsorted(housing.row_id, scaled.row_id)].astype(np.float32)
     with pytest.raises(ScalingFault, match="after scaling, the train mean is not 0 for 'MedInc'"):

@@ -16,6 +16,7 @@ from tasks.stages.evaluate import evaluate_task
 from tasks.stages.load import Source, load_task
 from tasks.stages.scale import scale_task
 from tasks.stages.split import split_task
+from tasks.stages.table import TableOptions
 from tasks.stages.train import train_task
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.lineage import ArtifactRef
@@ -65,9 +66,10 @@ def build_store() -> Callable[..., TrainedStore]:
     whose outputs came from the store's cache returns Prefect's "Cached" state: unwrapped as the flows do)."""
 
     def build(folder: Path, table: Path, target: str, task: str, models: list[TrainParams],
-              gate: bool = True) -> TrainedStore:
+              gate: bool = True, options: TableOptions | None = None) -> TrainedStore:
         artifacts = str(folder)
-        raw = value(load_task.fn(Source(path=str(table), target=target, task=task), artifacts))
+        source = Source(path=str(table), target=target, task=task, table=options or TableOptions())
+        raw = value(load_task.fn(source, artifacts))
         split = value(split_task.fn(raw, artifacts))
         scaled = value(scale_task.fn(raw, split, artifacts))
         built = TrainedStore(ArtifactStore(folder), {"raw": raw, "split": split, **scaled})

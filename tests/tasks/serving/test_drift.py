@@ -55,8 +55,8 @@ def check(found, table: pd.DataFrame, folder: Path, strict: bool = False, name: 
     else:
         table.to_csv(path, index=False)
     said = Said()
-    X, identity = check_new_data(path, found, strict, said.warnings.append, said.notes.append)
-    return X, identity, said
+    new = check_new_data(path, found, strict, said.warnings.append, said.notes.append)
+    return new.X, new.identity, said
 
 
 def features_named(message: str) -> set[str]:

@@ -7,6 +7,7 @@ import pytest
 
 from tasks.core.params import TrainParams
 from tasks.model import files as model_files
+from tasks.serving.drift import NewRows
 from tasks.serving.predict import predictions
 from tasks.serving.resolve import trained
 from tasks.store.dataset import read_parquet
@@ -56,7 +57,7 @@ def own_predict(found, X: np.ndarray):
 def test_a_regressor_s_table_is_row_and_prediction_the_model_s_own_output(housing_models, housing_held_out):
     found = trained(housing_models.store, housing_models.models["mlp30"].sha256)
     X = housing_held_out[list(found.spec.features)].to_numpy(np.float64)
-    table = predictions(found, X)
+    table = predictions(found, NewRows(X, None, "new.csv"))
     assert table.column_names == ["row", "prediction"]
     assert str(table.schema.field("row").type) == "int64" and str(table.schema.field("prediction").type) == "double"
     assert table["row"].to_pylist() == list(range(len(X)))
@@ -70,15 +71,15 @@ def test_rows_are_scored_each_on_its_own(housing_models, housing_held_out):
     """The first ten rows alone get the same predictions as within the whole table, in the order given."""
     found = trained(housing_models.store, housing_models.models["mlp30"].sha256)
     X = housing_held_out[list(found.spec.features)].to_numpy(np.float64)
-    whole = predictions(found, X)["prediction"].to_numpy()
-    reversed_ten = predictions(found, X[9::-1])["prediction"].to_numpy()
+    whole = predictions(found, NewRows(X, None, "new.csv"))["prediction"].to_numpy()
+    reversed_ten = predictions(found, NewRows(X[9::-1], None, "new.csv"))["prediction"].to_numpy()
     np.testing.assert_allclose(reversed_ten, whole[9::-1], rtol=1e-6)
 
 
 def test_a_two_headed_model_s_prediction_is_its_main_head(housing_models, housing_held_out):
     found = trained(housing_models.store, housing_models.models["wide_deep_multi_output"].sha256)
     X = housing_held_out[list(found.spec.features)].to_numpy(np.float64)
-    table = predictions(found, X)
+    table = predictions(found, NewRows(X, None, "new.csv"))
     assert table.column_names == ["row", "prediction"]
     model, scaled = own_predict(found, X)
     columns = list(found.spec.features)
@@ -95,7 +96,7 @@ def test_a_two_headed_model_s_prediction_is_its_main_head(housing_models, housin
 
 def test_a_classifier_s_table_has_the_class_and_probabilities_that_sum_to_one(classifier, fashion_rows):
     new = fashion_rows[1]
-    table = predictions(classifier, new)
+    table = predictions(classifier, NewRows(new, None, "new.csv"))
     assert table.column_names == ["row", "prediction", *(f"probability_{k}" for k in range(10))]
     assert str(table.schema.field("prediction").type) == "int64"
     assert str(table.schema.field("probability_0").type) == "float"

@@ -8,6 +8,7 @@ import pytest
 from tasks.core.errors import DataError
 from tasks.stages import load
 from tasks.stages.load import RawDataError, load_california_housing, load_fashion_mnist, load_table, parse_idx
+from tasks.stages.table import TableOptions
 
 
 def test_fashion_mnist_matches_the_published_figures(fashion):
@@ -81,7 +82,7 @@ def test_user_table_errors_name_the_problem(tmp_path):
         load_table(path, "label", "classification")
     with pytest.raises(DataError, match=r"feature column 'color' holds text where numbers are expected: 'red', 'blue' "
                                         r"at rows 1, 2"):
-        load_table(path, "y", "classification")
+        load_table(path, "y", "classification", TableOptions(numeric=("color",)))  # text, declared numeric
     with pytest.raises(DataError, match="no such file"):
         load_table(tmp_path / "nope.csv", "y", "classification")
 

@@ -29,11 +29,11 @@ def test_transform_before_fit_is_refused():
 
 def test_valid_and_test_rows_never_enter_the_fit(housing):
     index = split(housing)
-    _, scaler = scale(housing, index)
+    _, scaler, *_ = scale(housing, index)
     poisoned = housing.take(np.arange(len(housing)))
     poisoned.X = poisoned.X.copy()
     poisoned.X[index.split != "train"] *= 1_000.0  # wildly different valid/test rows
-    _, scaler_poisoned = scale(poisoned, index)
+    _, scaler_poisoned, *_ = scale(poisoned, index)
     np.testing.assert_array_equal(scaler.mean_, scaler_poisoned.mean_)
     np.testing.assert_array_equal(scaler.scale_, scaler_poisoned.scale_)
     train = housing.X[index.split == "train"]
@@ -41,7 +41,7 @@ def test_valid_and_test_rows_never_enter_the_fit(housing):
 
 
 def test_scaled_rows_come_train_valid_test_with_train_standardised(fashion):
-    scaled, scaler = scale(fashion, split(fashion))
+    scaled, scaler, *_ = scale(fashion, split(fashion))
     assert scaled.X.dtype == np.float32
     assert list(dict.fromkeys(scaled.split)) == ["train", "valid", "test"]
     train = scaled.X[scaled.split == "train"].astype(np.float64)
@@ -66,13 +66,13 @@ def test_the_scaled_check_moments_in_one_pass_equal_the_direct_ones(fashion):
 
 def test_the_target_s_scaling_is_measured_on_train_rows_only_and_the_target_kept(housing):
     index = split(housing)
-    scaled, _ = scale(housing, index, scale_target=True)
+    scaled, _, *_ = scale(housing, index, scale_target=True)
     train_y = housing.y[np.isin(housing.row_id, index.row_id[index.split == "train"])]
     assert scaled.spec.target_scaling == pytest.approx((train_y.mean(), train_y.std()))
     poisoned = housing.take(np.arange(len(housing)))
     poisoned.y = np.where(np.isin(poisoned.row_id, index.row_id[index.split == "train"]), poisoned.y, 1e6)
     assert scale(poisoned, index, scale_target=True)[0].spec.target_scaling == scaled.spec.target_scaling
     np.testing.assert_array_equal(np.sort(scaled.y), np.sort(housing.y))  # the values stay in their own units
-    unscaled, _ = scale(housing, index)
+    unscaled, _, *_ = scale(housing, index)
     assert unscaled.spec.target_scaling is None
     assert "target_scaling" not in unscaled.spec.to_json()  # an unscaled spec keeps its bytes (and its hash)

@@ -1,0 +1,40 @@
+"""The command line's options for a user's own table: which columns are categories or numbers,
+missing values, constant columns. Light, as ``options``: no Prefect, Keras or pandas."""
+from __future__ import annotations
+
+import argparse
+
+from tasks.core.errors import OptionError
+from tasks.core.params import MISSING
+
+
+def add_table_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--categorical", metavar="COL,...", help="with --data: columns to encode as categories "
+                                                              "(default: the columns that hold text)")
+    sub.add_argument("--numeric", metavar="COL,...", help="with --data: columns to use as numbers, not categories")
+    sub.add_argument("--missing", choices=MISSING, default="refuse",
+                     help="with --data: missing feature values are refused, naming them, or imputed (the train "
+                          "rows' median, or most frequent category; predict and export fill the same) "
+                          "(default: %(default)s)")
+    sub.add_argument("--drop-constant", action="store_true",
+                     help="with --data: drop the features that are constant on the train rows (default: keep "
+                          "them, scaled by 1, and warn)")
+
+
+def table_options(args: argparse.Namespace) -> dict:
+    """How the flow reads a user's table (--categorical, --numeric, --missing, --drop-constant)."""
+    def columns(text: str | None) -> list[str] | None:
+        return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+    return {"categorical": columns(args.categorical), "numeric": columns(args.numeric), "missing": args.missing,
+            "drop_constant": args.drop_constant}
+
+
+def check_table_options(args: argparse.Namespace) -> None:
+    """The table options name a user's table's columns: without --data they mean nothing."""
+    given = [flag for flag, value in (("--categorical", getattr(args, "categorical", None)),
+                                      ("--numeric", getattr(args, "numeric", None)),
+                                      ("--missing impute", getattr(args, "missing", "refuse") == "impute"),
+                                      ("--drop-constant", getattr(args, "drop_constant", False))) if value]
+    if given and not getattr(args, "data", None):
+        raise OptionError(f"{', '.join(given)}: for your own table only (give it with --data)")

@@ -1,0 +1,102 @@
+"""Categorical features: a vocabulary per text column, learnt on the train rows only, and the
+one-hot columns the models see.
+
+The vocabulary is Keras's own: a ``keras.layers.StringLookup`` adapted on the train rows' values
+(most frequent first, index 0 for anything unseen), so the exported model encodes a raw row
+with the same layer, the same vocabulary and the same out-of-vocabulary rule as training did.
+One-hot rather than an embedding: a table's categorical columns hold a few to a few hundred
+values, one-hot keeps the scaled data a matrix of numbers that every model of the zoo, the
+search (its scikit-learn estimator too) and the checks take unchanged, and the linear path of
+Wide & Deep learns a weight per category. A column with more distinct values than
+``MAX_CATEGORIES`` is refused at validation: that many one-hot columns, each seen a few times,
+is an identifier rather than a category.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+MAX_CATEGORIES = 1_000
+UNSEEN = "[UNK]"  # StringLookup's out-of-vocabulary token, at index 0
+
+
+def _lookup(words: list[str] | None = None, output_mode: str = "int"):
+    import keras
+
+    return keras.layers.StringLookup(vocabulary=words, num_oov_indices=1, output_mode=output_mode)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Per categorical column: its categories in index order (1..; 0 is unseen), how many train rows
+    held each, and the value that fills a missing cell (the most frequent; only when imputing)."""
+
+    columns: tuple[str, ...]
+    words: tuple[tuple[str, ...], ...]
+    train_rows: tuple[np.ndarray, ...]  # index 0 (unseen) first: 0 on the train rows by construction
+    fills: tuple[str | None, ...]
+
+    @classmethod
+    def fit(cls, text: np.ndarray, columns: tuple[str, ...], impute: bool) -> Vocabulary:
+        """Learn each column's categories from ``text`` (the train rows only)."""
+        words, counts, fills = [], [], []
+        for j in range(len(columns)):
+            values = text[:, j]
+            present = values[values != None].astype(str)  # noqa: E711 (elementwise)
+            layer = _lookup()
+            layer.adapt(present)
+            vocabulary = tuple(map(str, layer.get_vocabulary()[1:]))
+            codes = np.asarray(layer(present))
+            words.append(vocabulary)
+            counts.append(np.bincount(codes, minlength=len(vocabulary) + 1).astype(np.int64))
+            fills.append(vocabulary[0] if impute and vocabulary else None)
+        return cls(tuple(columns), tuple(words), tuple(counts), tuple(fills))
+
+    def codes(self, text: np.ndarray) -> list[np.ndarray]:
+        """Each column's index per row (0: a category the train rows never held); a missing cell
+        is the column's fill value."""
+        out = []
+        for j, words in enumerate(self.words):
+            values = text[:, j].copy()
+            missing = values == None  # noqa: E711 (elementwise)
+            if missing.any():
+                if self.fills[j] is None:
+                    raise ValueError(f"column {self.columns[j]!r} has missing values and no fill (--missing refuse)")
+                values[missing] = self.fills[j]
+            out.append(np.asarray(_lookup(list(words))(values.astype(str))).astype(np.int64))
+        return out
+
+    def encode(self, text: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The one-hot columns (float32, ``names()``'s order) and each column's count of unseen values."""
+        codes = self.codes(text)
+        blocks = [np.eye(len(words) + 1, dtype=np.float32)[c] for words, c in zip(self.words, codes)]
+        return (np.concatenate(blocks, axis=1) if blocks else np.empty((len(text), 0), np.float32),
+                [int(np.count_nonzero(c == 0)) for c in codes])
+
+    def names(self) -> list[str]:
+        """The one-hot columns' names: ``column=category``, the unseen one first."""
+        return [f"{column}={word}" for column, words in zip(self.columns, self.words) for word in (UNSEEN, *words)]
+
+    def layer(self, j: int):
+        """Column ``j``'s one-hot encoder as a Keras layer, for the exported model."""
+        return _lookup(list(self.words[j]), "one_hot")
+
+    def to_arrow(self) -> pa.Table:
+        rows = [(column, i, word, int(count), fill is not None and word == fill)
+                for column, words, counts, fill in zip(self.columns, self.words, self.train_rows, self.fills)
+                for i, (word, count) in enumerate(zip((UNSEEN, *words), counts))]
+        names = ("column", "index", "category", "train_rows", "fill")
+        return pa.table({name: [row[k] for row in rows] for k, name in enumerate(names)},
+                        schema=pa.schema([("column", pa.string()), ("index", pa.int64()), ("category", pa.string()),
+                                          ("train_rows", pa.int64()), ("fill", pa.bool_())]))
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> Vocabulary:
+        frame = table.to_pandas()
+        columns = tuple(dict.fromkeys(frame["column"]))
+        parts = [frame[frame["column"] == c].sort_values("index") for c in columns]
+        return cls(columns, tuple(tuple(p["category"].iloc[1:]) for p in parts),
+                   tuple(p["train_rows"].to_numpy() for p in parts),
+                   tuple(next(iter(p.loc[p["fill"], "category"]), None) for p in parts))
