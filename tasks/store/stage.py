@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -58,6 +59,24 @@ def _behaviour(tree: ast.Module) -> str:
     return ast.dump(tree, include_attributes=False)
 
 
+# CPython 3.11's AST constructor keeps its recursion depth in one per-interpreter counter, so a parse
+# while another thread parses or compiles (a flow's stages side by side on its thread pool, Keras
+# tracing) can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905,
+# fixed in later releases): ours parse one at a time, and a parse that met another thread's is retried.
+_PARSING = threading.Lock()
+
+
+def _parsed(source: bytes) -> ast.Module:
+    for attempt in range(3):
+        try:
+            with _PARSING:
+                return ast.parse(source)
+        except SystemError as error:  # only the counter's mismatch; the source itself parsed before
+            if "recursion depth mismatch" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @cache
 def code_hash(module: str) -> str:
     """sha256 over the code of ``module`` and every project module it imports."""
@@ -68,7 +87,7 @@ def code_hash(module: str) -> str:
         path = _module_file(name)
         if name in seen or path is None:
             continue
-        tree = ast.parse(path.read_bytes())
+        tree = _parsed(path.read_bytes())
         pending.extend(_project_imports(tree))
         seen[name] = hashlib.sha256(_behaviour(tree).encode()).hexdigest()
     return stable_hash(seen)
