@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +30,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from tests.benchmarks.tables import work_folder  # noqa: E402
+
 TARGET = "MedHouseVal"
 
 
@@ -70,10 +70,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="42", help="training seeds, comma-separated (default: %(default)s)")
     parser.add_argument("--work", help="folder for the tables and stores (default: a temporary one)")
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(args.work or scratch)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.work) as work:
         plain, region, rows = tables(work, args.rows)
         seeds, mse = [int(seed) for seed in args.seeds.split(",")], {"plain": [], "region": []}
         print("| seed | plain test MSE | region test MSE | region / plain | wall s (plain, region) |\n"

@@ -17,12 +17,14 @@ Prints one markdown table, and the flow's wall seconds per table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,15 +76,22 @@ def baseline(task: str, table: Path, split_path: str) -> float:
     return float(accuracy_score(y[test], model.fit(X[train], y[train]).predict(X[test])))
 
 
+@contextlib.contextmanager
+def work_folder(given: str | None) -> Iterator[Path]:
+    """The folder for a benchmark's tables and stores: ``given`` (kept), or a temporary one."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(given or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", default=",".join(TABLES), help="comma-separated: " + ", ".join(TABLES))
     parser.add_argument("--work", help="folder for the tables and stores (default: a temporary one)")
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(args.work or scratch)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.work) as work:
         print("| table | rows | flow | test score, flow | baseline | score | target | met | flow wall s |")
         print("|---|---|---|---|---|---|---|---|---|")
         for name in args.tables.split(","):

@@ -190,3 +190,27 @@ def test_cli_help_and_json_summary(housing_csv, tmp_path):
     bad = run("regression", "--data", str(tmp_path / "missing.csv"), "--target", "y",
               "--artifacts", str(tmp_path / "b"))
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_table_with_a_text_column_and_missing_values_runs_with_impute(housing_csv, tmp_path):
+    df = pd.read_csv(housing_csv)
+    df["region"] = np.where(df["Latitude"] > 37.5, "north", "south")
+    df["split"] = np.array(["train", "train", "valid", "test"])[np.arange(len(df)) % 4]
+    df.loc[df.index[df["split"] == "test"][:6], "region"] = "island"  # only test rows hold it
+    df.loc[[0, 5, 10], "AveBedrms"] = np.nan
+    df.to_csv(housing_csv, index=False)
+    with pytest.raises(ValidationFailed, match=r"AveBedrms has 3 missing values .* or pass --missing impute"):
+        regression(epochs=1, data=str(housing_csv), target="MedHouseVal", artifacts=str(tmp_path / "a"))
+    result = regression(epochs=1, data=str(housing_csv), target="MedHouseVal", missing="impute",
+                        artifacts=str(tmp_path / "b"))
+    vocabulary = result["artifacts"]["vocabulary"]  # an artifact with lineage, as the scaler is
+    record = _sidecar(vocabulary)
+    assert record["unseen"] == {"region": 6}
+    assert {p["stage"] for p in record["parents"] if "stage" in p} == {"raw", "split"}
+    categories = pd.read_parquet(vocabulary)["category"].tolist()  # learnt on the train rows: no "island"
+    assert categories[0] == "[UNK]" and sorted(categories[1:]) == ["north", "south"]
+    scaler = pd.read_parquet(result["artifacts"]["scaler"]).set_index("feature")
+    train = df[df["split"] == "train"]
+    assert scaler.loc["AveBedrms", "fill"] == pytest.approx(train["AveBedrms"].median())
+    assert _spec(result["artifacts"]["scaled"]).encoded == tuple(f"region={c}" for c in categories)
+    assert np.isfinite(result["test"]["loss"])
