@@ -190,3 +190,23 @@ def test_a_moved_store_scores_with_its_own_files_and_a_few_rows_skip_drift(train
     result = predict(data=str(new), artifacts=str(moved), strict=True)  # 5 rows: drift is not judged
     assert result["artifacts"]["predictions"].startswith(str(moved)) and result["model"].startswith(str(moved))
     assert len(pd.read_parquet(result["artifacts"]["predictions"])) == 5
+
+
+def test_an_unseen_category_under_strict_exits_2_naming_it_and_writes_nothing(trained, tmp_path):
+    table = trained["table"].assign(region=lambda d: np.where(d["Latitude"] > 37.5, "north", "south"))
+    table.to_parquet(tmp_path / "regions.parquet", index=False)
+    artifacts = str(tmp_path / "artifacts")
+    regression(epochs=1, data=str(tmp_path / "regions.parquet"), target=TARGET, artifacts=artifacts)
+    new = trained["held_out"].drop(columns=[TARGET]).assign(region="north")
+    new.loc[:2, "region"] = "atlantis"
+    new.to_csv(tmp_path / "new.csv", index=False)
+    command = [sys.executable, "-m", "flows", "predict", "--data", str(tmp_path / "new.csv"), "--artifacts", artifacts]
+    refused = subprocess.run([*command, "--strict"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "feature region: 3 of 1000 rows hold categories training never saw ('atlantis'): scored as unseen" \
+        in refused.stderr and "(--strict: nothing was scored)" in refused.stderr
+    assert not (Path(artifacts) / "predictions").exists()
+    scored = subprocess.run([*command, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0 and "never saw ('atlantis')" in scored.stderr  # a warning without --strict
+    predictions = json.loads(scored.stdout.splitlines()[-1])["artifacts"]["predictions"]
+    assert json.loads(Path(predictions).with_suffix(".json").read_text())["unseen"] == {"region": 3}

@@ -15,9 +15,10 @@ from tasks.serving.drift import DriftError, check_new_data
 from tasks.serving.export import export
 from tasks.serving.predict import predictions
 from tasks.serving.resolve import trained
+from tasks.stages.report import class_names
 from tasks.stages.scale import StandardScaler
 from tasks.stages.table import TableOptions
-from tasks.store.dataset import read_parquet
+from tasks.store.dataset import read_frame, read_parquet
 
 TARGET = "MedHouseVal"
 
@@ -105,4 +106,6 @@ def test_a_text_label_column_s_names_are_in_the_predictions(build_store, housing
     new.to_csv(tmp_path / "new.csv", index=False)
     table = predictions(found, check_new_data(tmp_path / "new.csv", found, False, lambda _: None, print))
     assert found.spec.class_names == ("high", "low")
+    scaled = read_frame(built.data["scaled"].path)  # the reports (per class, confusion matrix) name them too
+    assert class_names(scaled.part("test"), 2) == ["high", "low"]
     assert table["label"].to_pylist() == [("high", "low")[k] for k in table["prediction"].to_pylist()]
