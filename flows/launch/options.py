@@ -158,9 +158,10 @@ def parser() -> argparse.ArgumentParser:
                               description="Check a table (or idx images) against the training data's columns "
                                           "and profile, then score it with the dataset's champion or a named "
                                           "model and write the predictions as an artifact. Skew (missing, extra "
-                                          "or text columns, missing values) fails and writes nothing; drift "
-                                          "(means, spreads or ranges unlike training's) warns, or fails with "
-                                          "--strict.")
+                                          "or text columns where training had numbers, missing values training did "
+                                          "not impute) fails and writes nothing; drift (means, spreads or ranges "
+                                          "unlike training's, categories training never saw or in other shares) "
+                                          "warns, or fails with --strict.")
     sub.add_argument("--data", required=True, metavar="PATH", help="new rows: .csv, .parquet, or idx images (.gz)")
     sub.add_argument("--model", default="champion",
                      help="champion, or a model artifact's sha256 prefix (default: %(default)s)")

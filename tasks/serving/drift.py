@@ -28,7 +28,7 @@ from tasks.stages.categories import Vocabulary
 from tasks.stages.scale import StandardScaler, column_moments, feature_names
 from tasks.stages.table import read_table_file, table_kind
 from tasks.store.artifacts import sha256_file
-from tasks.store.dataset import DatasetSpec, Frame, read_frame, read_index, read_parquet
+from tasks.store.dataset import DatasetSpec, read_frame, read_index, read_parquet
 
 IGNORED = ("split", "row_id")  # columns a held-out table may carry that are not features
 
@@ -230,21 +230,24 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     """The new rows' features in training's order, after the skew and drift checks (drift is
     not judged on fewer than ``MIN_DRIFT_ROWS`` rows: their mean and spread say too little; a
     category training never saw is reported at any count)."""
-    data, given = read_new(path, found.spec)
-    outcome, _ = run_suites("skew", skew_checks(data, given, found.spec))
+    kept = scaler_features(found)  # a table's columns training dropped (--drop-constant) are not asked for
+    spec = found.spec if found.spec.is_image else found.spec.replace(features=tuple(kept))
+    data, given = read_new(path, spec)
+    if isinstance(data, pd.DataFrame):
+        given = [c for c in given if c in kept or c not in found.spec.features]
+        data = data[given]
+    outcome, _ = run_suites("skew", skew_checks(data, given, spec))
     if outcome.failures:
         raise SkewError("the new data does not match the training data; nothing was scored:\n"
-                        + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, given, found.spec)))
-    X, text = features_of(data, found.spec)
-    _refuse_unscorable(X, text, found.spec, path.name)
+                        + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, given, spec)))
+    X, text = features_of(data, spec)
+    _refuse_unscorable(X, text, spec, path.name)
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
-    X = X[:, np.isin(feature_names(Frame(found.spec, X[:0], np.zeros(0), np.zeros(0, np.int64))),
-                     scaler_features(found))]  # without the constant columns training dropped
     identity = f"{path.name}:{sha256_file(path)}"
     enough = len(X) >= MIN_DRIFT_ROWS
     checks, profiles = [], {}
     if enough:
-        profiles["drift"] = drift_profile(filled(X, scaler), training_profile(found, scaler), scaler_features(found))
+        profiles["drift"] = drift_profile(filled(X, scaler), training_profile(found, scaler), kept)
         checks += drift_checks(profiles["drift"])
     unseen = None
     if found.vocabulary is not None:

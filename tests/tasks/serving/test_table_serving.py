@@ -109,3 +109,19 @@ def test_a_text_label_column_s_names_are_in_the_predictions(build_store, housing
     scaled = read_frame(built.data["scaled"].path)  # the reports (per class, confusion matrix) name them too
     assert class_names(scaled.part("test"), 2) == ["high", "low"]
     assert table["label"].to_pylist() == [("high", "low")[k] for k in table["prediction"].to_pylist()]
+
+
+def test_a_column_training_dropped_as_constant_is_not_asked_of_new_rows(build_store, housing_rows,
+                                                                        housing_held_out, tmp_path):
+    df = housing_rows.iloc[:1_500].assign(Flag=1.0)  # an extract's flag, the same in every row
+    df.to_csv(tmp_path / "flagged.csv", index=False)
+    built = build_store(tmp_path / "artifacts", tmp_path / "flagged.csv", TARGET, "regression",
+                        [TrainParams("mlp30", epochs=1)], gate=False, options=TableOptions(drop_constant=True))
+    found = trained(built.store, built.models["mlp30"].sha256)
+    assert "Flag" in found.spec.features and "Flag" not in found.inputs.features
+    new = housing_held_out.drop(columns=[TARGET]).iloc[:100]
+    new.to_csv(tmp_path / "without.csv", index=False)
+    new.assign(Flag=0.0).to_csv(tmp_path / "with.csv", index=False)
+    scored = [predictions(found, check_new_data(tmp_path / f"{name}.csv", found, False, lambda _: None, print))
+              for name in ("without", "with")]
+    np.testing.assert_array_equal(scored[0]["prediction"].to_numpy(), scored[1]["prediction"].to_numpy())
