@@ -381,7 +381,8 @@ def test_a_bad_table_through_the_cli_ends_with_one_error_block_or_a_traceback_wi
     run = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "leaked" not in run.stderr
     assert run.stderr.rstrip().endswith("error: bad: the data failed raw validation (1 check):\n"
-                                        "  - Latitude has 1 missing value at row 4; fill or drop them")
+                                        "  - Latitude has 1 missing value at row 4; fill or drop them, or pass "
+                                        "--missing impute")
     debug = subprocess.run([*command, "--debug"], cwd=root, capture_output=True, text=True, timeout=300)
     assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr
 
