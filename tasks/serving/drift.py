@@ -128,15 +128,9 @@ def training_profile(found: Trained, scaler: StandardScaler | None = None) -> Tr
     raw, index = read_frame(found.raw.path), read_index(found.split.path)
     train = np.isin(raw.row_id, index.row_id[index.split == "train"])
     kept = np.isin(feature_names(raw), scaler_features(found))
-    X = filled(raw.X[train][:, kept], scaler)
+    X = scaler.filled(raw.X[train][:, kept])
     mean, std = column_moments(X)
     return TrainingProfile(mean, std, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
-
-
-def filled(X: np.ndarray, scaler: StandardScaler) -> np.ndarray:
-    """``X`` with its missing values imputed as the model sees them (unchanged without imputing)."""
-    fill = getattr(scaler, "fill_", None)
-    return X if fill is None else np.where(np.isnan(X), fill, X)
 
 
 def category_checks(text: np.ndarray, vocabulary: Vocabulary, judge_shift: bool) -> tuple[list[Check], pd.DataFrame]:
@@ -144,9 +138,9 @@ def category_checks(text: np.ndarray, vocabulary: Vocabulary, judge_shift: bool)
     the total variation distance between the new and the train rows' category shares."""
     codes = vocabulary.codes(text)
     rows = []
-    for column, words, seen, code in zip(vocabulary.columns, vocabulary.words, vocabulary.train_rows, codes):
+    for j, (words, seen, code) in enumerate(zip(vocabulary.words, vocabulary.train_rows, codes)):
         new = np.bincount(code, minlength=len(words) + 1) / max(len(code), 1)
-        unseen = sorted(set(np.asarray(text[:, vocabulary.columns.index(column)])[code == 0]) - {None})
+        unseen = sorted(set(text[code == 0, j]) - {None})
         rows.append({"unseen": int(new[0] * len(code)), "examples": ", ".join(map(repr, unseen[:3])),
                      "shift": 0.5 * float(np.abs(new - seen / max(seen.sum(), 1)).sum())})
     profile = pd.DataFrame(rows, index=pd.Index(vocabulary.columns, name="feature"))
@@ -247,7 +241,7 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     enough = len(X) >= MIN_DRIFT_ROWS
     checks, profiles = [], {}
     if enough:
-        profiles["drift"] = drift_profile(filled(X, scaler), training_profile(found, scaler), kept)
+        profiles["drift"] = drift_profile(scaler.filled(X), training_profile(found, scaler), kept)
         checks += drift_checks(profiles["drift"])
     unseen = None
     if found.vocabulary is not None:

@@ -39,7 +39,7 @@ def serving_model(found: Trained):
 
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
     model = model_files.load(found.model.path)
-    if found.vocabulary is not None or found.spec.drop_constant or found.spec.missing == "impute":
+    if _takes_table_inputs(found):
         return _table_serving_model(found, scaler, model)
     shape, columns = found.spec.feature_shape, expected_columns(found.spec)
 
@@ -57,6 +57,12 @@ def serving_model(found: Trained):
     pairs = {key: normalised(key, cols, (len(cols),)) for key, cols in picked.items()}
     return keras.Model({k: p[0] for k, p in pairs.items()}, model({k: p[1] for k, p in pairs.items()}),
                        name="serving")
+
+
+def _takes_table_inputs(found: Trained) -> bool:
+    """Whether the export takes a user's table's raw inputs (text columns, cells to fill, columns
+    training dropped) rather than the scaled data's columns as they are."""
+    return found.vocabulary is not None or found.spec.drop_constant or found.spec.missing == "impute"
 
 
 def _table_serving_model(found: Trained, scaler: StandardScaler, model):
@@ -85,7 +91,7 @@ def _table_serving_model(found: Trained, scaler: StandardScaler, model):
 def signature_inputs(found: Trained) -> tuple[dict[str, list[str]], dict[str, list[int]], dict[str, str]]:
     """The exported model's inputs: their columns, shapes and dtypes, as ``signature.json`` lists them."""
     declared = entry(found.model_name).inputs
-    if found.vocabulary is not None or found.spec.drop_constant or found.spec.missing == "impute":
+    if _takes_table_inputs(found):
         numeric = scaler_features(found)
         text = list(found.spec.categorical)
         return ({"features": numeric, **{c: [c] for c in text}}, {"features": [len(numeric)], **{c: [1] for c in text}},

@@ -38,6 +38,7 @@ class Trained:
 
 def trained(store: ArtifactStore, model: str = "champion", dataset: str | None = None) -> Trained:
     """``champion`` (of ``dataset``, or of the store's one dataset) or a model's hash prefix."""
+    written = None  # what the scale stage wrote with the scaled data, read once when needed
     if model == "champion":
         decision = champion_for(store, dataset)
         model_ref, scaler = decision.model, decision.scaler
@@ -55,11 +56,12 @@ def trained(store: ArtifactStore, model: str = "champion", dataset: str | None =
         record = Lineage.read(matches[0])
         model_ref = store.here(record.artifact)
         scaled = store.here(next(p for p in record.parents if isinstance(p, ArtifactRef) and p.stage == "scaled"))
-        scaler = _written_with(store, scaled)["scaler"]
+        written = _written_with(store, scaled)
+        scaler = written["scaler"]
     raw, split = (store.here(next(p for p in store.record(scaled).parents
                                    if isinstance(p, ArtifactRef) and p.stage == stage)) for stage in ("raw", "split"))
     spec = spec_of(pq.read_schema(raw.path))
-    vocabulary = _written_with(store, scaled).get("vocabulary") if spec.categorical else None
+    vocabulary = (written or _written_with(store, scaled)).get("vocabulary") if spec.categorical else None
     return Trained(model_ref, scaler, raw, split, store.record(model_ref).model_name, spec,
                    spec_of(pq.read_schema(scaled.path)), vocabulary)
 

@@ -102,7 +102,7 @@ class StandardScaler:
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: said below
                 self.fill_ = np.nanmedian(X, axis=0)
-            X = np.where(np.isnan(X), self.fill_, X)
+            X = self.filled(X)
         self.mean_, std = column_moments(X)
         self.scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), std, 1.0)
         self.n_samples_seen_ = len(X)
@@ -112,14 +112,17 @@ class StandardScaler:
         if not hasattr(self, "mean_"):
             raise NotFittedError("StandardScaler.transform() called before fit(): fit on the train split first")
         mean, scale = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
-        fill = getattr(self, "fill_", None)
         out = np.empty(X.shape, dtype=np.float32)
         for start in range(0, len(X), _CHUNK_ROWS):  # in place: the same float32 values, no temporaries
             rows = slice(start, start + _CHUNK_ROWS)
-            chunk = X[rows] if fill is None else np.where(np.isnan(X[rows]), fill, X[rows])
-            np.subtract(chunk, mean, out=out[rows], dtype=np.float32)
+            np.subtract(self.filled(X[rows]), mean, out=out[rows], dtype=np.float32)
             np.divide(out[rows], scale, out=out[rows])
         return out
+
+    def filled(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with its missing values imputed (``X`` itself when this scaler does not impute)."""
+        fill = getattr(self, "fill_", None)
+        return X if fill is None else np.where(np.isnan(X), fill, X)
 
     def to_arrow(self, features: list[str]) -> pa.Table:
         fill = {"fill": self.fill_} if getattr(self, "fill_", None) is not None else {}
