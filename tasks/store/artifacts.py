@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,22 @@ class ArtifactStore(WorkingCopy):
         ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows, lineage)
         remember(ref.path, table)
         return ref
+
+    def put_batches(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], stage: str,
+                    **lineage: Any) -> ArtifactRef:
+        """Write record batches as one Parquet file of row groups (a group per batch), hashing the
+        bytes while they are written: a table larger than memory is held one batch at a time.
+        An exception from ``batches`` (bad input found mid-table) leaves nothing behind."""
+        rows = 0
+        with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
+            sink = _HashingWriter(handle)
+            settings = write_settings(schema.empty_table())
+            settings.pop("row_group_size")
+            with pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, **settings) as writer:
+                for batch in batches:
+                    writer.write_batch(batch, row_group_size=max(1, batch.num_rows))
+                    rows += batch.num_rows
+        return self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", rows, lineage)
 
     def put_file(self, source: str | os.PathLike, stage: str, **lineage: Any) -> ArtifactRef:
         """Copy a finished file (a model, a plot) into the store under its hash."""

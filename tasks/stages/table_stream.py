@@ -1,0 +1,184 @@
+"""A user's table read a batch of rows at a time, for tables larger than memory.
+
+The streamed counterpart of ``load_table`` (tasks/stages/table.py): a CSV through Arrow's
+streaming reader, a Parquet file a row group at a time, each batch put in the raw artifact's
+layout (``row_id``, ``split`` when the table has one, the target, the features as float64)
+and handed on, so the caller writes it as one row group of the artifact and only one batch is
+ever held. The values are those ``load_table`` gives, and what it refuses is refused here too,
+naming the rows by their place in the whole table. Categorical columns and text labels need
+the whole table before the first row is written (their vocabulary, their sorted codes) and are
+refused for now, naming the column.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.core.errors import DataError, OptionError, rows_text, values_text
+from tasks.core.params import MISSING
+from tasks.stages.table import TableOptions, table_kind
+from tasks.store.dataset import SPEC_KEY, SPLITS, DatasetSpec, SplitRule
+
+BATCH_ROWS = 1_000_000  # rows per batch read, and per row group of the raw artifact
+CSV_BLOCK_BYTES = 64 * 2**20  # bytes per block of Arrow's CSV reader (about a million housing rows)
+
+
+class StreamedTable:
+    """A table to stream: its spec, the raw artifact's schema, and ``batches()``."""
+
+    def __init__(self, path: str | os.PathLike, target: str, task: str, options: TableOptions | None = None,
+                 batch_rows: int = BATCH_ROWS, csv_block_bytes: int = CSV_BLOCK_BYTES):
+        self.path, self.options, self.batch_rows = Path(path), options or TableOptions(), batch_rows
+        self.block_bytes = csv_block_bytes
+        self.kind = _kind(self.path)
+        if self.options.missing not in MISSING:
+            raise OptionError(f"--missing {self.options.missing}: use one of {', '.join(MISSING)}")
+        columns = self._header()
+        name = self.path.name
+        if target not in columns:
+            raise DataError(f"{name}: no column {target!r} (the --target); its columns are "
+                            f"{values_text(map(str, columns))}")
+        features = [c for c in columns if c not in (target, "split")]
+        if not features:
+            raise DataError(f"{name}: no feature columns besides the target {target!r}")
+        if self.options.categorical:
+            raise DataError(f"{name}: --categorical {','.join(self.options.categorical)}: a streamed table takes "
+                            "numeric columns only so far (a vocabulary needs the whole table first)")
+        self.target, self.features, self.has_split = target, features, "split" in columns
+        self.spec = DatasetSpec(name=self.path.stem, task=task, target=target, features=tuple(features),
+                                missing=self.options.missing, drop_constant=self.options.drop_constant,
+                                split=SplitRule("given" if self.has_split else "random"))
+        y_type = pa.int64() if task == "classification" else pa.float64()
+        fields = [pa.field("row_id", pa.int64()), *([pa.field("split", pa.string())] if self.has_split else []),
+                  pa.field(target, y_type), *(pa.field(c, pa.float64()) for c in features)]
+        self.schema = pa.schema(fields, metadata={SPEC_KEY: self.spec.to_json().encode()})
+
+    def _header(self) -> list[str]:
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(_readable(self.path, lambda: pq.ParquetFile(self.path).schema_arrow.names))
+        import pyarrow.csv as csv
+
+        reader = _readable(self.path, lambda: csv.open_csv(self.path, read_options=csv.ReadOptions(block_size=2**16)))
+        return list(reader.schema.names)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The table in the raw artifact's layout, ``batch_rows`` rows at a time."""
+        first = 0
+        for batch in self._read():
+            if batch.num_rows == 0:
+                continue
+            yield self._checked(batch, first)
+            first += batch.num_rows
+        if first == 0:
+            raise DataError(f"{self.path.name}: the table has a header but no rows")
+
+    def _read(self) -> Iterator[pa.RecordBatch]:
+        wanted = [*(["split"] if self.has_split else []), self.target, *self.features]
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.batch_rows, columns=wanted)
+            return
+        import pyarrow.csv as csv
+
+        types = {c: pa.float64() for c in (self.target, *self.features)}
+        if self.has_split:
+            types["split"] = pa.string()
+        read = csv.ReadOptions(block_size=self.block_bytes)
+        reader = csv.open_csv(self.path, read_options=read, convert_options=csv.ConvertOptions(column_types=types))
+        done = 0
+        try:
+            for batch in reader:
+                yield from (batch.slice(i, self.batch_rows) for i in range(0, batch.num_rows, self.batch_rows))
+                done += batch.num_rows
+        except pa.ArrowInvalid:  # a cell that is not a number, somewhere after the rows read
+            raise self._text_cells(done) from None
+
+    def _text_cells(self, after: int) -> DataError:
+        """The error that names the first column holding text where numbers are expected, found by
+        reading the rest of the CSV (from row ``after``) as text: the slow path, taken only on bad input."""
+        import pandas as pd
+        import pyarrow.csv as csv
+
+        columns = [self.target, *self.features]
+        read = csv.ReadOptions(block_size=self.block_bytes, skip_rows_after_names=after)
+        convert = csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()), include_columns=columns)
+        first = after
+        for batch in csv.open_csv(self.path, read_options=read, convert_options=convert):
+            for column in columns:
+                values = batch.column(column).to_pandas()
+                text = values.notna().to_numpy() & (values.str.strip() != "").to_numpy()
+                bad = np.flatnonzero(pd.to_numeric(values, errors="coerce").isna().to_numpy() & text)
+                if len(bad):
+                    role = "target" if column == self.target else "feature"
+                    return DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are "
+                                     f"expected: {values_text(values.iloc[bad[:5]])} at {rows_text(bad + first)}; "
+                                     "fix those cells (a streamed table takes numeric columns only so far)")
+            first += batch.num_rows
+        return DataError(f"{self.path.name}: cannot be read as csv after row {after}")
+
+    def _checked(self, batch: pa.RecordBatch, first: int) -> pa.RecordBatch:
+        """One batch in the raw artifact's layout; what cannot be used is refused naming global rows."""
+        name, arrays = self.path.name, [pa.array(np.arange(first, first + batch.num_rows, dtype=np.int64))]
+        if self.has_split:
+            split = batch.column("split").cast(pa.string())
+            bad = np.flatnonzero(~pc.fill_null(pc.is_in(split, pa.array(SPLITS)), False).to_numpy(zero_copy_only=False))
+            if len(bad):
+                raise DataError(f"{name}: column 'split' holds {values_text(sorted(set(split.take(bad).to_pylist())))}"
+                                f" at {rows_text(bad + first)}; use only {', '.join(SPLITS)}")
+            arrays.append(split)
+        arrays.append(self._target(batch, first))
+        arrays.extend(self._number(batch, c, first, "feature") for c in self.features)
+        return pa.record_batch(arrays, schema=self.schema)
+
+    def _number(self, batch: pa.RecordBatch, column: str, first: int, role: str) -> pa.Array:
+        """A column as float64, missing cells NaN; text that is not a number is refused."""
+        values = batch.column(column)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            import pandas as pd
+
+            text = values.to_pandas()
+            numbers = pd.to_numeric(text, errors="coerce")
+            bad = np.flatnonzero(numbers.isna().to_numpy() & text.notna().to_numpy())
+            if len(bad):
+                raise DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are expected: "
+                                f"{values_text(text.iloc[bad[:5]])} at {rows_text(bad + first)}; fix those cells "
+                                "(a streamed table takes numeric columns only so far)")
+            return pa.array(numbers.to_numpy(np.float64))
+        return pc.fill_null(values.cast(pa.float64()), float("nan"))
+
+    def _target(self, batch: pa.RecordBatch, first: int) -> pa.Array:
+        y = self._number(batch, self.target, first, "target")
+        if self.spec.task != "classification":
+            return y
+        values = y.to_numpy(zero_copy_only=False)
+        fractional = np.flatnonzero(~np.isfinite(values) | (values % 1 != 0))
+        if len(fractional):
+            raise DataError(f"{self.path.name}: the label column {self.target!r} holds "
+                            f"{values_text(values[fractional])} at {rows_text(fractional + first)}; "
+                            "classification needs whole labels 0..K-1")
+        return pa.array(values.astype(np.int64))
+
+
+def _kind(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"--data {path}: no such file")
+    kind = table_kind(path)
+    if kind is None:
+        raise DataError(f"--data {path}: expected a .csv or .parquet file")
+    return kind
+
+
+def _readable(path: Path, open_it):
+    try:
+        return open_it()
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{path.name}: cannot be read ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
