@@ -1,0 +1,66 @@
+"""What the data stages compute a row group at a time, for tables larger than memory.
+
+- ``hash_split``: a row's split from a hash of its row number and the seed, so any row group is
+  split on its own, in any order, on any worker, and the same seed gives the same split. The
+  proportions are the course's (test a quarter of the rows, valid a quarter of the rest); unlike
+  the in-memory split it is not stratified by label, which a table of millions of rows does not need.
+- ``Moments``: count, mean and sum of squared deviations per column, merged exactly across row
+  groups (Chan, Golub and LeVeque's pairwise update), so the scaler fitted from the groups'
+  moments is the one fitted on all the train rows at once, to rounding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TEST_SHARE, VALID_SHARE = 0.25, 0.25  # of all rows; of the rows left after test (the course's split)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mixed(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: 64 well-mixed bits from each 64-bit input."""
+    with np.errstate(over="ignore"):
+        z = x * np.uint64(1) + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
+    """"train", "valid" or "test" for each row number, by a seeded hash (see the module's text)."""
+    with np.errstate(over="ignore"):
+        keys = np.asarray(row_id).astype(np.uint64) + np.uint64(seed) * _GOLDEN
+    u = (_mixed(keys) >> np.uint64(11)).astype(np.float64) / 2.0 ** 53  # uniform on [0, 1)
+    return np.where(u < TEST_SHARE, "test", np.where(u < TEST_SHARE + (1 - TEST_SHARE) * VALID_SHARE,
+                                                     "valid", "train")).astype(object)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Per column: rows counted, their mean and their sum of squared deviations from it."""
+
+    count: int
+    mean: np.ndarray
+    squares: np.ndarray
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> Moments:
+        X = np.asarray(X, np.float64)
+        mean = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+        return cls(len(X), mean, np.square(X - mean).sum(axis=0))
+
+    def merged(self, other: Moments) -> Moments:
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        return Moments(count, self.mean + delta * (other.count / count),
+                       self.squares + other.squares + delta ** 2 * (self.count * other.count / count))
+
+    @property
+    def std(self) -> np.ndarray:
+        """The population standard deviation, as scikit-learn's ``StandardScaler`` takes it."""
+        return np.sqrt(self.squares / max(self.count, 1))
