@@ -85,6 +85,11 @@ def checked_moments(X: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray
     return mean, std, nonfinite
 
 
+def kept_scale(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The scale a column is divided by: its std, or 1 where it is constant (scikit-learn's rule)."""
+    return np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+
+
 class NotFittedError(RuntimeError):
     """transform() was called before fit()."""
 
@@ -104,9 +109,15 @@ class StandardScaler:
                 self.fill_ = np.nanmedian(X, axis=0)
             X = self.filled(X)
         self.mean_, std = column_moments(X)
-        self.scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), std, 1.0)
-        self.n_samples_seen_ = len(X)
+        self.scale_, self.n_samples_seen_ = kept_scale(self.mean_, std), len(X)
         return self
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, std: np.ndarray, count: int) -> StandardScaler:
+        """A scaler from moments measured elsewhere (merged over row groups): ``fit``'s rule."""
+        scaler = cls()
+        scaler.mean_, scaler.scale_, scaler.n_samples_seen_ = mean, kept_scale(mean, std), count
+        return scaler
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "mean_"):

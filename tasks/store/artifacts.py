@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -158,12 +159,16 @@ class ArtifactStore(WorkingCopy):
         remember(ref.path, table)
         return ref
 
-    def put_batches(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], stage: str,
-                    **lineage: Any) -> ArtifactRef:
+    def put_batches(self, batches: Iterable[pa.RecordBatch], stage: str, **lineage: Any) -> ArtifactRef:
         """Write record batches as one Parquet file of row groups (a group per batch), hashing the
         bytes while they are written: a table larger than memory is held one batch at a time.
-        An exception from ``batches`` (bad input found mid-table) leaves nothing behind."""
-        rows = 0
+        The first batch's schema is the file's. An exception from ``batches`` (bad input found
+        mid-table) leaves nothing behind."""
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError(f"{stage}: no rows to write")
+        schema, batches, rows = first.schema, itertools.chain([first], batches), 0
         with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
             sink = _HashingWriter(handle)
             settings = write_settings(schema.empty_table())

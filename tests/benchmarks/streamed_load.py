@@ -36,7 +36,7 @@ def main() -> None:
                         "--rows", str(args.rows)], check=True, stdout=subprocess.DEVNULL)
         start = time.perf_counter()
         streamed = StreamedTable(table, TARGET, "regression")
-        ref = ArtifactStore(Path(work) / "store").put_batches(streamed.schema, streamed.batches(), "raw")
+        ref = ArtifactStore(Path(work) / "store").put_batches(streamed.batches(), "raw")
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"| {args.format} | {ref.rows:,} | {table.stat().st_size / 2**20:,.0f} | {seconds:.1f} | "

@@ -34,7 +34,7 @@ def written(df: pd.DataFrame, tmp_path, suffix: str):
 def streamed(path, tmp_path, task: str = "regression"):
     store = ArtifactStore(tmp_path / "store")
     table = StreamedTable(path, TARGET, task, **SMALL)
-    return store, store.put_batches(table.schema, table.batches(), "raw")
+    return store, store.put_batches(table.batches(), "raw")
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

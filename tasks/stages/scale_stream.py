@@ -1,0 +1,111 @@
+"""The scale stage a row group at a time, for tables larger than memory.
+
+Two passes over the raw artifact's row groups, each beside the split index's rows (both are in
+the raw order): the first merges the train rows' moments (``Moments``: the scaler is the one
+fitted on all train rows at once, to rounding) and, for ``--drop-constant``, their ranges; the
+second scales each group and writes the scaled artifact in the in-memory stage's layout (train
+rows, then valid, then test, each split contiguous; one pass over the groups per split), so
+every reader of the scaled data takes it unchanged. The values are those ``scale`` gives.
+A table's categorical columns and ``--missing impute`` (a median is not merged from groups'
+medians) are refused here for now, naming what to do.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core.errors import DataError
+from tasks.stages.scale import StandardScaler
+from tasks.stages.streamed_stats import Moments
+from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
+
+BATCH_ROWS = 1_000_000
+
+
+def batches(path: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """An artifact's columns, ``batch_rows`` rows at a time, read page by page (no read-ahead)."""
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]
+            ) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+    """Two streams of the same rows cut at different places, as pairs of batches of equal length."""
+    a, b = next(left, None), next(right, None)
+    while a is not None and b is not None:
+        n = min(a.num_rows, b.num_rows)
+        yield a.slice(0, n), b.slice(0, n)
+        a = a.slice(n) if a.num_rows > n else next(left, None)
+        b = b.slice(n) if b.num_rows > n else next(right, None)
+    if (a is None) != (b is None):
+        raise ValueError("the raw artifact and its split index hold different numbers of rows")
+
+
+class StreamedScale:
+    """The scale stage over a raw artifact and its split index, neither read whole."""
+
+    def __init__(self, raw_path: str, index_path: str, scale_target: bool = False, batch_rows: int = BATCH_ROWS):
+        self.raw_path, self.index_path, self.batch_rows = raw_path, index_path, batch_rows
+        spec = spec_of(pq.read_schema(raw_path))
+        if spec.categorical:
+            raise DataError(f"{spec.name}: categorical columns {', '.join(spec.categorical)}: a streamed table "
+                            "takes numeric columns only so far (run it in memory: --no-stream)")
+        if spec.missing == "impute":
+            raise DataError(f"{spec.name}: --missing impute is not streamed yet (a median needs every train "
+                            "value at once): run it in memory (--no-stream), or fill the cells")
+        self.raw_spec, self.names = spec, list(spec.features)
+        x, y, n = self._train_moments()
+        if not spec.drop_constant:
+            self.kept[:] = True
+        self.scaler = StandardScaler.from_moments(x.mean[self.kept], x.std[self.kept], n)
+        names = [name for name, keep in zip(self.names, self.kept) if keep]
+        out = spec
+        if scale_target:
+            target = StandardScaler.from_moments(y.mean, y.std, n)
+            out = out.replace(target_scaling=(float(target.mean_[0]), float(target.scale_[0])))
+        if spec.drop_constant:
+            out = out.replace(features=tuple(names), categorical=(), encoded=())
+        self.spec: DatasetSpec = out
+
+    def _pairs(self) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        raw = batches(self.raw_path, ["row_id", self.raw_spec.target, *self.names], self.batch_rows)
+        index = batches(self.index_path, ["split"], self.batch_rows)
+        for rows, labels in aligned(raw, index):
+            yield rows, labels.column(0).to_numpy(zero_copy_only=False)
+
+    def _train_moments(self) -> tuple[Moments, Moments, int]:
+        width = len(self.names)
+        x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
+        low, high = np.full(width, np.inf), np.full(width, -np.inf)
+        for rows, labels in self._pairs():
+            train = labels == "train"
+            X = _features(rows, self.names)[train]
+            x, y = x.merged(Moments.of(X)), y.merged(Moments.of(_target(rows)[train, None]))
+            if len(X):
+                low, high = np.minimum(low, X.min(axis=0)), np.maximum(high, X.max(axis=0))
+        if x.count == 0:
+            raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
+        self.kept = ~(low == high)
+        return x, y, x.count
+
+    def scaled_batches(self) -> Iterator[pa.RecordBatch]:
+        """The scaled artifact's rows, split by split, a group at a time."""
+        for name in SPLITS:
+            for rows, labels in self._pairs():
+                part = np.flatnonzero(labels == name)
+                if len(part) == 0:
+                    continue
+                X = self.scaler.transform(_features(rows, self.names)[part][:, self.kept])
+                frame = Frame(self.spec, X, _target(rows)[part],
+                              rows.column(0).to_numpy()[part], np.full(len(part), name, dtype=object))
+                yield from to_arrow(frame).to_batches()
+
+
+def _features(rows: pa.RecordBatch, names: list[str]) -> np.ndarray:
+    return np.column_stack([rows.column(i + 2).to_numpy(zero_copy_only=False) for i in range(len(names))])
+
+
+def _target(rows: pa.RecordBatch) -> np.ndarray:
+    return rows.column(1).to_numpy(zero_copy_only=False)

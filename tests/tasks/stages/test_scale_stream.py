@@ -1,0 +1,66 @@
+"""The scale stage streamed a row group at a time gives the in-memory stage's scaler (to 1e-9)
+and its scaled artifact, value for value, on real housing rows as a user's table."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.core.errors import DataError
+from tasks.stages.scale import scale
+from tasks.stages.scale_stream import StreamedScale, aligned, batches
+from tasks.stages.split import split
+from tasks.stages.table import TableOptions, load_table
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.dataset import spec_of, to_arrow
+
+TARGET = "MedHouseVal"
+
+
+def stored(housing, tmp_path, options: TableOptions | None = None, constant: bool = False):
+    """3,000 real housing rows loaded and split in memory, both written as artifacts."""
+    df = pd.DataFrame(housing.X[:3_000], columns=list(housing.spec.features))
+    df[TARGET] = housing.y[:3_000]
+    if constant:
+        df["Flag"] = 1.0
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    raw, _ = load_table(tmp_path / "houses.csv", TARGET, "regression", options)
+    index = split(raw)
+    store = ArtifactStore(tmp_path / "store")
+    return raw, index, store.put_table(to_arrow(raw), "raw").path, store.put_table(to_arrow(index), "split").path
+
+
+@pytest.mark.parametrize("drop_constant", [False, True])
+def test_the_streamed_scale_is_the_in_memory_one(housing, tmp_path, drop_constant):
+    raw, index, raw_path, index_path = stored(housing, tmp_path, TableOptions(drop_constant=drop_constant),
+                                              constant=True)
+    streamed = StreamedScale(raw_path, index_path, scale_target=True, batch_rows=250)
+    whole = scale(raw, index, scale_target=True)
+    assert np.allclose(streamed.scaler.mean_, whole.scaler.mean_, rtol=1e-9, atol=1e-12)
+    assert np.allclose(streamed.scaler.scale_, whole.scaler.scale_, rtol=1e-9, atol=0)
+    assert streamed.spec.target_scaling == pytest.approx(whole.frame.spec.target_scaling, rel=1e-9)
+    assert streamed.spec.features == whole.frame.spec.features
+    assert ("Flag" in streamed.spec.features) is not drop_constant
+    ref = ArtifactStore(tmp_path / "store").put_batches(streamed.scaled_batches(), "scaled")
+    got, expected = pq.read_table(ref.path), to_arrow(whole.frame)
+    assert got.column_names == expected.column_names  # the same spec, its target's moments to rounding:
+    assert spec_of(got).replace(target_scaling=whole.frame.spec.target_scaling) == whole.frame.spec
+    for name in got.column_names:  # the same values, rows and order (train, valid, test)
+        assert got[name].to_pylist() == expected[name].to_pylist(), name
+    assert pq.ParquetFile(ref.path).num_row_groups > 3
+
+
+def test_impute_is_refused_by_the_streamed_scale_naming_the_way_out(housing, tmp_path):
+    _, _, raw_path, index_path = stored(housing, tmp_path, TableOptions(missing="impute"))
+    with pytest.raises(DataError, match=r"--missing impute is not streamed yet.*--no-stream"):
+        StreamedScale(raw_path, index_path)
+
+
+def test_aligned_cuts_two_streams_of_the_same_rows_into_equal_pairs(housing, tmp_path):
+    _, _, raw_path, index_path = stored(housing, tmp_path)
+    pairs = list(aligned(batches(raw_path, ["row_id"], 700), batches(index_path, ["row_id"], 450)))
+    assert sum(a.num_rows for a, _ in pairs) == 3_000
+    assert all(a.column(0).equals(b.column(0)) for a, b in pairs)
+    with pytest.raises(ValueError, match="different numbers of rows"):
+        list(aligned(batches(raw_path, ["row_id"], 700), iter([])))
