@@ -27,11 +27,16 @@ def _mixed(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
-    """"train", "valid" or "test" for each row number, by a seeded hash (see the module's text)."""
+def hash_unit(row_id: np.ndarray, seed: int) -> np.ndarray:
+    """A number in [0, 1) for each row number, uniform over rows, fixed by the seed."""
     with np.errstate(over="ignore"):
         keys = np.asarray(row_id).astype(np.uint64) + np.uint64(seed) * _GOLDEN
-    u = (_mixed(keys) >> np.uint64(11)).astype(np.float64) / 2.0 ** 53  # uniform on [0, 1)
+    return (_mixed(keys) >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
+
+
+def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
+    """"train", "valid" or "test" for each row number, by a seeded hash (see the module's text)."""
+    u = hash_unit(row_id, seed)
     return np.where(u < TEST_SHARE, "test", np.where(u < TEST_SHARE + (1 - TEST_SHARE) * VALID_SHARE,
                                                      "valid", "train")).astype(object)
 

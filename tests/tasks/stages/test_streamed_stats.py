@@ -32,3 +32,30 @@ def test_moments_merged_over_row_groups_fit_the_scaler_of_all_train_rows(housing
     assert merged.count == train.sum()
     assert np.allclose(merged.mean, whole.mean_, rtol=0, atol=1e-9 * np.abs(whole.mean_).max())
     assert np.allclose(merged.std, whole.scale_, rtol=1e-9, atol=0)
+
+
+def test_the_streamed_split_index_is_a_hash_split_of_the_raw_rows_group_by_group(housing, tmp_path):
+    import pandas as pd
+
+    from tasks.stages.split_stream import split_batches
+    from tasks.stages.table import load_table
+    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.dataset import read_index, to_arrow
+
+    df = pd.DataFrame(housing.X[:3_000], columns=list(housing.spec.features))
+    df["MedHouseVal"] = housing.y[:3_000]
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    raw, _ = load_table(tmp_path / "houses.csv", "MedHouseVal", "regression")
+    store = ArtifactStore(tmp_path / "store")
+    raw_path = store.put_table(to_arrow(raw), "raw").path
+    index = read_index(store.put_batches(split_batches(raw_path, batch_rows=700), "split").path)
+    assert np.array_equal(index.row_id, raw.row_id) and np.array_equal(index.y, raw.y)
+    assert np.array_equal(index.split, hash_split(raw.row_id, raw.spec.split.test_seed))
+    assert index.spec.split.method == "hash" and index.spec.features == raw.spec.features
+    # a table's own split without valid rows: a quarter of its train rows become valid, by the hash
+    df["split"] = np.where(np.arange(3_000) < 2_400, "train", "test")
+    df.to_parquet(tmp_path / "own.parquet")
+    own, _ = load_table(tmp_path / "own.parquet", "MedHouseVal", "regression")
+    path = store.put_table(to_arrow(own), "raw").path
+    labels = read_index(store.put_batches(split_batches(path, batch_rows=700), "split").path).split
+    assert (labels[2_400:] == "test").all() and 0.2 < np.mean(labels[:2_400] == "valid") < 0.3
