@@ -43,7 +43,7 @@ def _category_finding(failure: Failure, name: str, data: Frame) -> str:
     values = data.text[:, list(data.spec.categorical).index(name)]
     missing = values == None  # noqa: E711 (elementwise)
     if failure.column == "nulls":
-        return _missing_finding(name, missing, data)
+        return _missing_finding(name, missing, data, _total(data, name, "nulls", missing.sum()))
     distinct = len(set(values[~missing]))
     if failure.kwargs.get("max_value") is not None:
         return (f"category column {name!r} holds {distinct:,} distinct values (a category column may hold "
@@ -53,10 +53,10 @@ def _category_finding(failure: Failure, name: str, data: Frame) -> str:
             "column with one value gives a model nothing to learn from")
 
 
-def _missing_finding(label: str, bad: np.ndarray, data: Frame) -> str:
+def _missing_finding(label: str, bad: np.ndarray, data: Frame, total: int) -> str:
     if data.spec.missing == "impute":  # it fails only where nothing is left to learn a fill from
         return f"{label} is missing in every row: there is nothing to impute it from; drop the column"
-    return (f"{label} has {_count(bad, 'missing value')} at {_rows(data.row_id, bad)}; fill or drop them"
+    return (f"{label} has {_count(total, 'missing value')} at {_rows(data.row_id, bad, total)}; fill or drop them"
             + (", or pass --missing impute" if data.spec.split.sizes is None else ""))  # a user's table
 
 
@@ -65,10 +65,11 @@ def _feature_finding(failure: Failure, name: str, data: Frame) -> str:
     values, label = _column(data, name)
     rows = data.row_id
     if column == "nulls":
-        return _missing_finding(label, np.isnan(values), data)
+        return _missing_finding(label, np.isnan(values), data, _total(data, name, column, np.isnan(values).sum()))
     if column == "nonfinite":
         bad = np.isinf(values)
-        return f"{label} holds infinity at {_rows(rows, bad)}: {values_text(values[bad])}"
+        where = _rows(rows, bad, _total(data, name, column, bad.sum()))
+        return f"{label} holds infinity at {where}: {values_text(values[bad])}"
     if column == "constant":
         return (f"{label} is {values_text(values[:1])} in every row: kept, scaled by 1 (as scikit-learn's "
                 "StandardScaler does), though a column with one value gives a model nothing to learn from")
@@ -76,7 +77,8 @@ def _feature_finding(failure: Failure, name: str, data: Frame) -> str:
     lower, upper = ranges.get(name, ranges.get("*", (-np.inf, np.inf)))
     bad = (values < lower) if column == "min" else (values > upper)
     side = "below" if column == "min" else "above"
-    return f"{label} is {side} its known range [{lower:g}, {upper:g}] at {_rows(rows, bad)}: {values_text(values[bad])}"
+    where = _rows(rows, bad, _total(data, name, column, bad.sum()))
+    return f"{label} is {side} its known range [{lower:g}, {upper:g}] at {where}: {values_text(values[bad])}"
 
 
 def _nothing_varies(data: Frame) -> str:
@@ -86,12 +88,17 @@ def _nothing_varies(data: Frame) -> str:
             f"{values_text(values[:1])}, ...); a model has nothing to learn from")
 
 
-def _rows(rows: np.ndarray, bad: np.ndarray) -> str:
-    return rows_text(rows[bad][:5], int(bad.sum()))
+def _total(data, column: str, kind: str, counted: int) -> int:
+    """How many rows break it: as ``counted`` in ``data``, or, for a table validated a row group at
+    a time (``data`` then holds a few example rows), the count its profile reduced."""
+    return int(getattr(data, "totals", {}).get((column, kind), counted))
 
 
-def _count(mask: np.ndarray, what: str) -> str:
-    n = int(mask.sum())
+def _rows(rows: np.ndarray, bad: np.ndarray, total: int) -> str:
+    return rows_text(rows[bad][:5], total)
+
+
+def _count(n: int, what: str) -> str:
     return f"{n} {what}{'s' if n != 1 else ''}"
 
 
@@ -110,7 +117,7 @@ def _row_count(f: Failure, d) -> str:
 
 def _target(kind: str):
     def say(f: Failure, d) -> str:
-        target, rows = d.spec.target, rows_text(f.index[:5], f.count)
+        target, rows = d.spec.target, rows_text(f.index[:5], _total(d, d.spec.target, kind, f.count))
         if kind == "null":
             return f"the target {target!r} is empty at {rows}; fill or drop those rows"
         if kind == "set":

@@ -24,6 +24,7 @@ from tasks.checks.findings import finding
 from tasks.checks.gx import Check, Failure, expect, run_suites
 from tasks.core.errors import InputError
 from tasks.stages.categories import MAX_CATEGORIES
+from tasks.stages.profiles import category_profile, class_balance, class_set, feature_profile
 from tasks.stages.scale import checked_moments, feature_names
 from tasks.store.artifacts import DATA_DOCS, ArtifactRef, ArtifactStore
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
@@ -82,63 +83,40 @@ def run_checks(point: str, data: Frame | SplitIndex, checks: list[Check],
     return report
 
 
-# ---- the frames ------------------------------------------------------------------------
-def feature_profile(frame: Frame) -> pd.DataFrame:
-    """One row per feature: dtype kind, nulls, non-finite values, min, max, allowed range."""
-    X, spec = frame.X, frame.spec
-    names = feature_names(frame)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN: what this asks about
-        clean = X.dtype.kind == "f" and np.isfinite(X.sum(axis=0)).all()
-    if clean:  # no NaN, no inf: no masked copies of X
-        nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
-        lo, hi = X.min(axis=0), X.max(axis=0)
-    elif X.dtype.kind == "f":
-        nan = np.isnan(X).sum(axis=0)
-        nonfinite = np.isinf(X).sum(axis=0)
-        with np.errstate(all="ignore"):
-            finite = np.where(np.isinf(X), np.nan, X)
-            lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
-    else:
-        nan = nonfinite = np.zeros(X.shape[1], dtype=np.int64)
-        lo, hi = X.min(axis=0), X.max(axis=0)
-    ranges = spec.feature_ranges or {}
-    lower = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[0] for n in spec.features]
-    upper = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[1] for n in spec.features]
-    if spec.is_image:  # one range for all pixels
-        lower, upper = lower * X.shape[1], upper * X.shape[1]
-    # a table's feature with one value in every row (not an image's pixel: a border pixel may be)
-    constant = (lo == hi) & (len(X) > 1) & (not spec.is_image)
-    return pd.DataFrame({"kind": X.dtype.kind, "nulls": nan, "nonfinite": nonfinite,
-                         "min": lo.astype(float), "max": hi.astype(float),
-                         "lower": np.asarray(lower, float), "upper": np.asarray(upper, float),
-                         "constant": constant},
-                        index=pd.Index(names, name="feature"))
-
-
-def _class_set(spec: DatasetSpec, y: np.ndarray) -> list[int]:
-    """The allowed labels: the spec's, or every integer from 0 to the largest seen."""
-    if spec.classes is not None:
-        return list(spec.classes)
-    numeric = pd.to_numeric(pd.Series(y), errors="coerce").dropna()
-    return list(range(int(max(numeric.max(), 0)) + 1)) if len(numeric) else [0]
-
-
 def raw_checks(frame: Frame) -> list[Check]:
     spec = frame.spec
     target = pd.DataFrame({spec.target: frame.y}, index=pd.Index(frame.row_id, name="row"))
     rows = expect("ExpectTableRowCountToEqual", value=spec.rows) if spec.rows \
         else expect("ExpectTableRowCountToBeBetween", min_value=MIN_ROWS)
-    on_target = [rows, expect("ExpectColumnValuesToNotBeNull", column=spec.target)]
+    most_missing = len(frame) - 1 if spec.missing == "impute" else 0
+    checks = [Check("target", target, [rows, *target_expectations(spec, class_set(spec, frame.y))], "row"),
+              Check("features", feature_profile(frame), feature_expectations(spec, most_missing), "feature")]
+    if spec.categorical:
+        checks.append(Check("categories", category_profile(frame), [
+            expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=most_missing),
+            expect("ExpectColumnValuesToBeBetween", column="distinct", max_value=MAX_CATEGORIES),
+            expect("ExpectColumnValuesToBeBetween", column="distinct", min_value=2, severity="warning")],
+            "feature"))
+    return checks
+
+
+def target_expectations(spec: DatasetSpec, labels: list[int]) -> list:
+    """What the target's values must be (a frame of one row per data row, or of its suspects)."""
+    on_target = [expect("ExpectColumnValuesToNotBeNull", column=spec.target)]
     if spec.task == "classification":
-        on_target.append(expect("ExpectColumnValuesToBeInSet", column=spec.target, value_set=_class_set(spec, frame.y)))
+        on_target.append(expect("ExpectColumnValuesToBeInSet", column=spec.target, value_set=labels))
     else:
         on_target.append(expect("ExpectColumnValuesToBeInTypeList", column=spec.target,
                                 type_list=["float64", "float32", "int64", "int32"]))
         if spec.target_range:
             on_target.append(expect("ExpectColumnValuesToBeBetween", column=spec.target,
                                     min_value=spec.target_range[0], max_value=spec.target_range[1]))
-    # missing values: refused, or (--missing impute) allowed where the column has any value at all
-    most_missing = len(frame) - 1 if spec.missing == "impute" else 0
+    return on_target
+
+
+def feature_expectations(spec: DatasetSpec, most_missing: int) -> list:
+    """What the feature profile must show. Missing values: refused, or (--missing impute) allowed
+    where the column has any value at all (``most_missing``: the rows less one)."""
     on_features = [
         expect("ExpectTableRowCountToEqual", value=int(np.prod(spec.feature_shape))),
         expect("ExpectColumnValuesToBeInSet", column="kind", value_set=["u", "i", "f"]),
@@ -152,22 +130,7 @@ def raw_checks(frame: Frame) -> list[Check]:
     ]
     if not spec.categorical:  # (a category column varies, or is refused below)
         on_features.append(expect("ExpectColumnDistinctValuesToContainSet", column="constant", value_set=[False]))
-    checks = [Check("target", target, on_target, "row"),
-              Check("features", feature_profile(frame), on_features, "feature")]
-    if spec.categorical:
-        checks.append(Check("categories", category_profile(frame), [
-            expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=most_missing),
-            expect("ExpectColumnValuesToBeBetween", column="distinct", max_value=MAX_CATEGORIES),
-            expect("ExpectColumnValuesToBeBetween", column="distinct", min_value=2, severity="warning")],
-            "feature"))
-    return checks
-
-
-def category_profile(frame: Frame) -> pd.DataFrame:
-    """One row per categorical column: its missing cells and its distinct values."""
-    text = pd.DataFrame(frame.text, columns=list(frame.spec.categorical))
-    return pd.DataFrame({"nulls": text.isna().sum().to_numpy(), "distinct": text.nunique().to_numpy()},
-                        index=pd.Index(frame.spec.categorical, name="feature"))
+    return on_features
 
 
 def split_checks(index: SplitIndex, raw_rows: int) -> list[Check]:
@@ -187,23 +150,6 @@ def split_checks(index: SplitIndex, raw_rows: int) -> list[Check]:
             expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="tolerance", column_B="gap", or_equal=True)],
             "split/class"))
     return checks
-
-
-def class_balance(table: pd.DataFrame) -> pd.DataFrame:
-    """Per split and class: how far the class share strays from its overall share.
-
-    The tolerance is 5 points plus four standard errors of a share in a split that size,
-    so small random splits are not failed for sampling noise.
-    """
-    overall = table["target"].value_counts(normalize=True)
-    rows = []
-    for name, part in table.groupby("split"):
-        share = part["target"].value_counts(normalize=True).reindex(overall.index, fill_value=0.0)
-        n = len(part)
-        for label, p in overall.items():
-            rows.append({"at": f"{name}/{label}", "gap": abs(share[label] - p),
-                         "tolerance": 0.05 + 4 * np.sqrt(p * (1 - p) / n)})
-    return pd.DataFrame(rows).set_index("at")
 
 
 def scaled_checks(scaled: Frame) -> list[Check]:

@@ -6,7 +6,8 @@ import pytest
 
 from tasks.checks.findings import finding
 from tasks.checks.gx import Check, Failure, expect, run_suites_here
-from tasks.stages.validate import feature_profile, raw_checks
+from tasks.stages.profiles import feature_profile
+from tasks.stages.validate import raw_checks
 from tasks.store.dataset import Frame
 
 FIRST_ROW = 1_000  # the housing slice starts here: a finding names raw rows (1-based), not positions
