@@ -111,8 +111,9 @@ def _row_count(f: Failure, d) -> str:
     if "value" in f.kwargs:
         return (f"{d.spec.name} has {f.observed} rows where the original has {f.kwargs['value']}: "
                 "it is not the whole dataset")
-    return (f"the table has {f.observed} row{'s' if f.observed != 1 else ''}; at least {f.kwargs['min_value']} are "
-            "needed to split it into train, valid and test")
+    rows = f"{f.observed} row{'s' if f.observed != 1 else ''}"
+    return (f"the table has {rows}; at least {int(f.kwargs['min_value'])} are needed to split it into train, "
+            "valid and test")
 
 
 def _target(kind: str):
@@ -172,6 +173,10 @@ _SAID: dict[tuple[str, str], Callable[[Failure, Any], str]] = {
     ("features", "expect_table_row_count_to_equal"): _features,
     ("features", "expect_column_values_to_be_in_set"): _features,
     ("split index", "expect_table_row_count_to_equal"): _split("rows"),
+    # a table validated a row group at a time (tasks/stages/validate_stream.py): its counts as one-row frames
+    ("size", "expect_column_values_to_be_between"): lambda f, d: _row_count(f._replace(observed=f.values[0]), d),
+    ("split rows", "expect_column_values_to_be_between"):
+        lambda f, d: f"the split index has {f.values[0]} rows for {int(f.kwargs['min_value'])} raw rows",
     ("split index", "expect_column_values_to_be_unique"): _split("unique"),
     ("split index", "expect_column_values_to_be_in_set"): _split("labels"),
     ("split sizes", "expect_column_values_to_be_between"): _split("empty"),

@@ -64,16 +64,25 @@ def category_profile(frame: Frame) -> pd.DataFrame:
 
 
 def class_balance(table: pd.DataFrame) -> pd.DataFrame:
-    """Per split and class: how far the class share strays from its overall share.
+    """Per split and class: how far the class share strays from its overall share (``table``:
+    a row per data row, its split and target)."""
+    return class_balance_of(table.groupby(["split", "target"]).size())
+
+
+def class_balance_of(counts: pd.Series) -> pd.DataFrame:
+    """``class_balance`` from rows counted per (split, class), however they were counted.
 
     The tolerance is 5 points plus four standard errors of a share in a split that size,
     so small random splits are not failed for sampling noise.
     """
-    overall = table["target"].value_counts(normalize=True)
+    counts = counts[counts > 0]
+    overall = counts.groupby(level=1).sum().sort_values(ascending=False, kind="stable")
+    overall = overall / overall.sum()
     rows = []
-    for name, part in table.groupby("split"):
-        share = part["target"].value_counts(normalize=True).reindex(overall.index, fill_value=0.0)
-        n = len(part)
+    for name, part in counts.groupby(level=0):
+        part = part.droplevel(0)
+        n = part.sum()
+        share = (part / n).reindex(overall.index, fill_value=0.0)
         for label, p in overall.items():
             rows.append({"at": f"{name}/{label}", "gap": abs(share[label] - p),
                          "tolerance": 0.05 + 4 * np.sqrt(p * (1 - p) / n)})

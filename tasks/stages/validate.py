@@ -155,14 +155,20 @@ def split_checks(index: SplitIndex, raw_rows: int) -> list[Check]:
 def scaled_checks(scaled: Frame) -> list[Check]:
     n_train = int(np.count_nonzero(scaled.split == "train"))
     mean, std, nonfinite = checked_moments(scaled.X, n_train)  # train rows come first
-    one_hot = np.isin(feature_names(scaled), scaled.spec.encoded)  # 0 or 1, not standardised
-    mean[one_hot], std[one_hot] = 0.0, 1.0
+    return scaled_profile_checks(scaled.spec, feature_names(scaled), mean, std, nonfinite)
+
+
+def scaled_profile_checks(spec: DatasetSpec, names: list[str], mean: np.ndarray, std: np.ndarray,
+                          nonfinite: np.ndarray) -> list[Check]:
+    """The scaled point's expectations on the train rows' moments and every split's non-finite count."""
+    one_hot = np.isin(names, spec.encoded)  # 0 or 1, not standardised
+    mean, std = np.where(one_hot, 0.0, mean), np.where(one_hot, 1.0, std)
     profile = pd.DataFrame({
         "mean": mean,
         # a constant train column scales to all zeros (std 0); any other must have std 1
         "std_gap": np.minimum(np.abs(std - 1.0), np.abs(std)),
         "nonfinite": nonfinite,
-    }, index=pd.Index(feature_names(scaled), name="feature"))
+    }, index=pd.Index(names, name="feature"))
     return [Check("scaled features", profile, [
         expect("ExpectColumnValuesToBeBetween", column="mean", min_value=-MEAN_TOLERANCE, max_value=MEAN_TOLERANCE),
         expect("ExpectColumnValuesToBeBetween", column="std_gap", max_value=STD_TOLERANCE),

@@ -1,0 +1,177 @@
+"""Validation of a table larger than memory: the same expectations, on profiles reduced over
+row groups.
+
+One scan of an artifact reduces what each validation point asks: for the raw rows, each
+feature's missing and infinite cells and its finite range, and the target's suspect rows (empty,
+a negative label, outside a known range); for the split index, the rows of each split and class;
+for the scaled rows, the train rows' moments. Great Expectations runs the in-memory points'
+expectations on those profiles. A finding names the rows by their place in the whole table: the
+scan keeps the first few rows of each kind of fault per column (with their values) and the
+count of all of them, and the findings say both (``Suspects.totals``), in the in-memory words.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from tasks.checks.gx import Check, expect
+from tasks.stages.profiles import class_balance_of, profile_frame
+from tasks.stages.scale_stream import BATCH_ROWS, batches
+from tasks.stages.streamed_stats import Moments
+from tasks.stages.validate import (
+    MIN_ROWS,
+    Report,
+    ScalingFault,
+    feature_expectations,
+    run_checks,
+    scaled_profile_checks,
+    target_expectations,
+)
+from tasks.store.dataset import SPLITS, Frame, SplitIndex, spec_of
+
+EXAMPLES = 5  # rows kept per column and kind of fault, to name in a finding
+
+
+@dataclasses.dataclass
+class Suspects(Frame):
+    """A few rows of a big table that broke something, and how many rows broke it in all
+    (``totals``: (column, kind) -> rows); findings read both (tasks/checks/findings.py)."""
+
+    totals: dict = dataclasses.field(default_factory=dict)
+
+
+class _Examples:
+    """The first rows of each (column, kind) fault: their global row numbers and values."""
+
+    def __init__(self):
+        self.rows, self.counts = defaultdict(list), defaultdict(int)
+
+    def add(self, column: str, kind: str, bad: np.ndarray, row_id: np.ndarray, values: np.ndarray) -> None:
+        where = np.flatnonzero(bad)
+        if len(where):
+            self.counts[(column, kind)] += len(where)
+            kept = self.rows[(column, kind)]
+            kept.extend(zip(row_id[where[:EXAMPLES - len(kept)]], values[where[:EXAMPLES - len(kept)]]))
+
+
+def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int = BATCH_ROWS) -> Report:
+    """The raw validation point over the raw artifact at ``path``, a row group at a time."""
+    spec = spec_of(pq.read_schema(path))
+    names, width = list(spec.features), len(spec.features)
+    nan, inf = np.zeros(width, np.int64), np.zeros(width, np.int64)
+    lo, hi = np.full(width, np.inf), np.full(width, -np.inf)
+    examples, n, top, first = _Examples(), 0, -1, None
+    ranges = spec.feature_ranges or {}
+    bounds = [ranges.get(c, ranges.get("*", (-np.inf, np.inf))) for c in names]
+    for rows in batches(path, ["row_id", spec.target, *names], batch_rows):
+        row_id, y = rows.column(0).to_numpy(), rows.column(1).to_numpy(zero_copy_only=False)
+        first = (row_id[0], y[0]) if first is None else first
+        n += len(y)
+        for j, column in enumerate(names):
+            values = rows.column(j + 2).to_numpy(zero_copy_only=False)
+            missing, infinite = np.isnan(values), np.isinf(values)
+            nan[j] += missing.sum()
+            inf[j] += infinite.sum()
+            finite = values[~(missing | infinite)]
+            if len(finite):
+                lo[j], hi[j] = min(lo[j], finite.min()), max(hi[j], finite.max())
+            for kind, bad in (("nulls", missing), ("nonfinite", infinite),
+                              ("min", values < bounds[j][0]), ("upper", values > bounds[j][1])):
+                examples.add(column, kind, bad, row_id, values)
+        y_float = y.astype(np.float64)
+        examples.add(spec.target, "null", np.isnan(y_float), row_id, y)
+        if spec.task == "classification":
+            examples.add(spec.target, "set", y_float < 0, row_id, y)
+            top = max(top, int(np.nanmax(y_float)) if len(y) and not np.isnan(y_float).all() else top)
+        elif spec.target_range:
+            outside = (y_float < spec.target_range[0]) | (y_float > spec.target_range[1])
+            examples.add(spec.target, "range", outside, row_id, y)
+    labels = list(spec.classes) if spec.classes is not None else list(range(max(top, 0) + 1))
+    profile = profile_frame(spec, names, "f", nan, inf, lo, hi, n)
+    suspects = _suspects(spec, names, examples, first, lo)
+    target = pd.DataFrame({spec.target: suspects.y}, index=pd.Index(suspects.row_id, name="row"))
+    most_missing = n - 1 if spec.missing == "impute" else 0
+    size = expect("ExpectColumnValuesToBeBetween", column="rows", min_value=MIN_ROWS)
+    checks = [Check("size", pd.DataFrame({"rows": [n]}, index=pd.Index(["table"], name="table")), [size], "table"),
+              Check("target", target, target_expectations(spec, labels), "row"),
+              Check("features", profile, feature_expectations(spec, most_missing), "feature")]
+    return run_checks("raw", suspects, checks, site=site)
+
+
+def _suspects(spec, names: list[str], examples: _Examples, first: tuple, lo: np.ndarray) -> Suspects:
+    """The example rows as a frame: each row holds its fault in its own column and, elsewhere,
+    the column's smallest finite value (which breaks nothing) and the first row's target, so a
+    finding that looks at one column sees only that column's examples. The table's first row
+    leads (the target check needs a row, and a constant column's finding shows its value)."""
+    rows = [(first[0], None, None)] + [(r, v, column) for (column, _), found in examples.rows.items() for r, v in found]
+    X = np.tile(np.where(np.isfinite(lo), lo, 0.0), (len(rows), 1))
+    y = np.full(len(rows), first[1], dtype=np.asarray(first[1]).dtype)
+    for i, (_, value, column) in enumerate(rows):
+        if column == spec.target:
+            y[i] = value
+        elif column is not None:
+            X[i, names.index(column)] = value
+    row_id = np.array([r for r, *_ in rows], dtype=np.int64)
+    return Suspects(spec, X, y, row_id, totals=dict(examples.counts))
+
+
+def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = None,
+                            batch_rows: int = BATCH_ROWS) -> Report:
+    """The split validation point over a split index, a row group at a time: as many rows as the
+    raw table, each once (row numbers rising through the file), labelled train, valid or test;
+    each split's size and, for a classifier, its class balance."""
+    spec = spec_of(pq.read_schema(index_path))
+    counts, n, last, repeated, unknown = defaultdict(int), 0, -1, [], []
+    for rows in batches(index_path, ["row_id", "split", spec.target], batch_rows):
+        row_id = rows.column(0).to_numpy()
+        split = rows.column(1).to_numpy(zero_copy_only=False)
+        n += len(row_id)
+        steps = np.diff(np.concatenate([[last], row_id]))
+        repeated.extend(row_id[steps <= 0][:EXAMPLES - len(repeated)])
+        unknown.extend(split[~np.isin(split, SPLITS)][:EXAMPLES - len(unknown)])
+        last = row_id[-1] if len(row_id) else last
+        y = rows.column(2).to_numpy(zero_copy_only=False) if spec.task == "classification" else np.zeros(len(split))
+        for (name, label), count in pd.Series(y).groupby([split, y]).size().items():
+            counts[(name, label)] += int(count)
+    # the rows that broke something, each repeated row twice (so "unique" sees it), after one good row
+    suspects = pd.DataFrame({"row_id": [-1, *repeated, *repeated, *([-2 - i for i in range(len(unknown))])],
+                             "split": ["train", *["train"] * 2 * len(repeated), *map(str, unknown)]})
+    pairs = pd.Series(counts, dtype=np.int64)
+    sizes = pairs.groupby(level=0).sum().reindex(list(SPLITS), fill_value=0).to_frame("rows").rename_axis("split")
+    expected = spec.split.sizes or {}
+    sizes["expected"] = [expected.get(s, r) for s, r in sizes["rows"].items()]
+    checks = [Check("split index", suspects, [
+                  expect("ExpectColumnValuesToBeUnique", column="row_id"),
+                  expect("ExpectColumnValuesToBeInSet", column="split", value_set=list(SPLITS))], "row"),
+              Check("split rows", pd.DataFrame({"rows": [n]}, index=pd.Index(["index"], name="table")), [
+                  expect("ExpectColumnValuesToBeBetween", column="rows", min_value=raw_rows, max_value=raw_rows)],
+                  "table"),
+              Check("split sizes", sizes, [
+                  expect("ExpectColumnValuesToBeBetween", column="rows", min_value=1),
+                  expect("ExpectColumnPairValuesToBeEqual", column_A="rows", column_B="expected")], "split")]
+    if spec.task == "classification":
+        checks.append(Check("class balance", class_balance_of(pairs), [
+            expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="tolerance", column_B="gap", or_equal=True)],
+            "split/class"))
+    empty = SplitIndex(spec, np.zeros(0), np.zeros(0, np.int64), np.zeros(0, object))
+    return run_checks("split", empty, checks, site=site)
+
+
+def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int = BATCH_ROWS) -> Report:
+    """The scaled validation point: the train rows' mean 0 and std 1 (moments merged over row
+    groups), and no value that is not finite, in any split."""
+    spec = spec_of(pq.read_schema(path))
+    names, width = list(spec.features), len(spec.features)
+    moments, nonfinite = Moments(0, np.zeros(width), np.zeros(width)), np.zeros(width, np.int64)
+    for rows in batches(path, ["split", *names], batch_rows):
+        X = np.column_stack([rows.column(j + 1).to_numpy(zero_copy_only=False) for j in range(width)])
+        nonfinite += (~np.isfinite(X)).sum(axis=0)
+        train = rows.column(0).to_numpy(zero_copy_only=False) == "train"
+        moments = moments.merged(Moments.of(X[train]))
+    checks = scaled_profile_checks(spec, names, moments.mean, moments.std, nonfinite)
+    empty = Frame(spec, np.zeros((0, width), np.float32), np.zeros(0), np.zeros(0, np.int64))
+    return run_checks("scaled", empty, checks, ScalingFault, site)

@@ -1,0 +1,106 @@
+"""Validation of a table streamed a row group at a time: the in-memory expectations on reduced
+profiles, and findings in the in-memory words with the same global rows and counts, on real
+housing rows (faults placed in late row groups)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.stages.scale_stream import StreamedScale
+from tasks.stages.split_stream import split_batches
+from tasks.stages.table import load_table
+from tasks.stages.table_stream import StreamedTable
+from tasks.stages.validate import ScalingFault, ValidationFailed, validate_raw
+from tasks.stages.validate_stream import validate_raw_streamed, validate_scaled_streamed, validate_split_streamed
+from tasks.store.artifacts import ArtifactStore
+
+TARGET = "MedHouseVal"
+GROUP = 400
+
+
+def table(housing, tmp_path, task: str = "regression", change=None):
+    df = pd.DataFrame(housing.X[:3_000], columns=list(housing.spec.features))
+    df[TARGET] = housing.y[:3_000] if task == "regression" else (housing.y[:3_000] > 2).astype(np.int64)
+    if change:
+        change(df)
+    path = tmp_path / "houses.parquet"
+    df.to_parquet(path)
+    return path
+
+
+def streamed_raw(path, tmp_path, task: str = "regression"):
+    store = ArtifactStore(tmp_path / "store")
+    return store, store.put_batches(StreamedTable(path, TARGET, task, batch_rows=GROUP).batches(), "raw")
+
+
+def test_a_clean_table_passes_every_streamed_point(housing, tmp_path):
+    store, raw = streamed_raw(table(housing, tmp_path), tmp_path)
+    report = validate_raw_streamed(raw.path, batch_rows=GROUP)
+    assert report.checks and all(check["success"] for check in report.checks)
+    assert [c for c in report.warnings] == []
+    index = store.put_batches(split_batches(raw.path, batch_rows=GROUP), "split")
+    assert all(c["success"] for c in validate_split_streamed(index.path, raw.rows, batch_rows=GROUP).checks)
+    scaled = store.put_batches(StreamedScale(raw.path, index.path, batch_rows=GROUP).scaled_batches(), "scaled")
+    assert all(c["success"] for c in validate_scaled_streamed(scaled.path, batch_rows=GROUP).checks)
+
+
+def test_faults_in_late_row_groups_are_named_as_the_in_memory_validation_names_them(housing, tmp_path):
+    def faults(df):
+        df.loc[[2_203, 2_650, 2_951, 2_990, 2_991, 2_992, 2_999], "AveBedrms"] = np.nan  # 7, across groups
+        df.loc[2_998, "Population"] = np.inf
+        df.loc[2_997, TARGET] = np.nan
+    path = table(housing, tmp_path, change=faults)
+    _, raw = streamed_raw(path, tmp_path)
+    with pytest.raises(ValidationFailed) as streamed:
+        validate_raw_streamed(raw.path, batch_rows=GROUP)
+    frame, _ = load_table(path, TARGET, "regression")
+    with pytest.raises(ValidationFailed) as in_memory:
+        validate_raw(frame)
+    said = str(streamed.value)
+    assert "AveBedrms has 7 missing values at rows 2204, 2651, 2952, 2991, 2992 and 2 more" in said
+    assert "Population holds infinity at row 2999: inf" in said
+    assert f"the target {TARGET!r} is empty at row 2998" in said
+    assert sorted(said.splitlines()) == sorted(str(in_memory.value).splitlines())
+
+
+def test_a_negative_label_and_a_short_table_are_refused(housing, tmp_path):
+    def negative(df):
+        df.loc[2_777, TARGET] = -1
+    _, raw = streamed_raw(table(housing, tmp_path, "classification", negative), tmp_path, "classification")
+    with pytest.raises(ValidationFailed, match=r"'MedHouseVal' holds -1 at row 2778; labels must be"):
+        validate_raw_streamed(raw.path, batch_rows=GROUP)
+    short = tmp_path / "short.parquet"
+    pd.read_parquet(table(housing, tmp_path)).head(12).to_parquet(short)
+    store = ArtifactStore(tmp_path / "short-store")
+    ref = store.put_batches(StreamedTable(short, TARGET, "regression", batch_rows=5).batches(), "raw")
+    with pytest.raises(ValidationFailed, match="the table has 12 rows; at least 20 are needed"):
+        validate_raw_streamed(ref.path, batch_rows=5)
+
+
+def test_a_split_index_with_a_repeated_row_or_a_stray_label_is_refused(housing, tmp_path):
+    store, raw = streamed_raw(table(housing, tmp_path), tmp_path)
+    index = pq.read_table(store.put_batches(split_batches(raw.path, batch_rows=GROUP), "split").path)
+    row_id, split = index["row_id"].to_numpy().copy(), index["split"].to_pylist()
+    row_id[2_500], split[2_600] = row_id[2_499], "holdout"
+    broken = index.set_column(0, "row_id", pa.array(row_id)).set_column(1, "split", pa.array(split))
+    path = store.put_table(broken, "split")
+    with pytest.raises(ValidationFailed) as found:
+        validate_split_streamed(path.path, raw.rows, batch_rows=GROUP)
+    assert f"rows {row_id[2_499]} are in more than one split" in str(found.value)
+    assert "split labels 'holdout'" in str(found.value)
+    with pytest.raises(ValidationFailed, match="the split index has 3000 rows for 3001 raw rows"):
+        validate_split_streamed(store.put_batches(split_batches(raw.path, batch_rows=GROUP), "split").path, 3_001,
+                                batch_rows=GROUP)
+
+
+def test_a_scaled_column_off_its_train_moments_is_the_scaler_s_fault(housing, tmp_path):
+    store, raw = streamed_raw(table(housing, tmp_path), tmp_path)
+    index = store.put_batches(split_batches(raw.path, batch_rows=GROUP), "split")
+    scaled = pq.read_table(store.put_batches(StreamedScale(raw.path, index.path).scaled_batches(), "scaled").path)
+    doubled = scaled.set_column(scaled.column_names.index("MedInc"), "MedInc",
+                                pa.array(scaled["MedInc"].to_numpy() * 2 + 1))
+    with pytest.raises(ScalingFault, match="MedInc"):
+        validate_scaled_streamed(store.put_table(doubled, "scaled").path, batch_rows=GROUP)
