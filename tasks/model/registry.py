@@ -27,7 +27,7 @@ from tasks.model.architectures import (
     learning_rate_at,
     schedule_of,
 )
-from tasks.store.dataset import Frame
+from tasks.store.dataset import DatasetSpec, Frame
 
 __all__ = ["MODELS", "ModelEntry", "build", "custom_objects", "entry", "hyperparameters", "input_shapes",
            "learning_rate_at", "model_inputs", "model_targets", "n_outputs", "schedule_of"]
@@ -156,11 +156,12 @@ def _check_keras_names(hp: dict[str, Any]) -> None:
                                   f"(e.g. {examples})") from None
 
 
-def n_outputs(frame: Frame) -> int:
-    """Units of the output layer: one value, or one probability per class."""
-    if frame.spec.task == "regression":
+def n_outputs(spec: DatasetSpec, y: np.ndarray | float) -> int:
+    """Units of the output layer: one value, or one probability per class (the spec's, or
+    labels 0 to the largest in ``y``)."""
+    if spec.task == "regression":
         return 1
-    return len(frame.spec.classes) if frame.spec.classes else int(np.max(frame.y)) + 1
+    return len(spec.classes) if spec.classes else int(np.max(y)) + 1
 
 
 def input_columns(model: str, features: tuple[str, ...]) -> dict[str, list[int]] | None:

@@ -27,6 +27,7 @@ from tasks.model import files as model_files
 from tasks.model import registry as models
 from tasks.model.batches import fit_data
 from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
+from tasks.model.streamed_batches import ScaledFile, split_batches
 from tasks.model.target_units import in_target_units, standardised
 from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
@@ -59,7 +60,7 @@ def _epochs_done(log: Path) -> pd.DataFrame:
     return pd.read_csv(log).drop_duplicates("epoch", keep="last").reset_index(drop=True)
 
 
-def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
+def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
           hparams: dict[str, Any] | None = None, watch: Watch | None = None, stop_at: int | None = None,
           steps_per_execution: int = TrainParams.steps_per_execution) -> TrainResult:
     """Fit ``model`` on train, monitor valid; return the best checkpoint and the history.
@@ -80,12 +81,8 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # the shuffles and TensorFlow's ops; the layers get their own seeds
     quiet_false_retracing()
-    train_part, valid_part = scaled.part("train"), scaled.part("valid")
     scaling = scaled.spec.target_scaling  # learn the standardised target (tasks/model/target_units.py)
-    if scaling:
-        train_part, valid_part = (dataclasses.replace(part, y=standardised(part.y, scaling))
-                                  for part in (train_part, valid_part))
-    outputs = models.n_outputs(scaled)
+    outputs = models.n_outputs(scaled.spec, scaled.largest_target if isinstance(scaled, ScaledFile) else scaled.y)
     shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
     net = models.build(model, shapes, outputs, hparams, steps_per_execution, seed)
     hp = models.hyperparameters(model, hparams)
@@ -100,9 +97,8 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
     earlier = before[MONITOR[0]].tolist() if len(before) else []
     callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
     start = time.perf_counter()
-    net.fit(**fit_data((models.model_inputs(train_part, model), models.model_targets(train_part, model)),
-                       (models.model_inputs(valid_part, model), models.model_targets(valid_part, model)),
-                       batch_size), epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
+    net.fit(**_fit_data(scaled, model, batch_size, seed), epochs=stop_at if pause else epochs, callbacks=callbacks,
+            verbose=0)
     seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
     if guard.diverged or not checkpoint.exists():
@@ -116,6 +112,22 @@ def train(scaled: Frame, model: str, workdir: Path, *, epochs: int, batch_size: 
         checkpoint = answered
     return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
                        resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0)
+
+
+def _fit_data(scaled: Frame | ScaledFile, model: str, batch_size: int, seed: int) -> dict[str, Any]:
+    """``fit``'s data arguments: the train and valid rows as arrays, or, for a scaled artifact left
+    on disk (a table larger than memory), as batches read a row group at a time; the target
+    standardised where the spec says (tasks/model/target_units.py)."""
+    scaling = scaled.spec.target_scaling
+
+    def arrays(part: Frame) -> tuple[Any, Any]:
+        part = dataclasses.replace(part, y=standardised(part.y, scaling)) if scaling else part
+        return models.model_inputs(part, model), models.model_targets(part, model)
+
+    if isinstance(scaled, ScaledFile):
+        return {"x": split_batches(scaled, "train", batch_size, arrays, seed, shuffle=True),
+                "validation_data": split_batches(scaled, "valid", batch_size, arrays), "shuffle": False}
+    return fit_data(arrays(scaled.part("train")), arrays(scaled.part("valid")), batch_size)
 
 
 @task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
