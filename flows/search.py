@@ -20,6 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.steps.halving import halving_trials
 from flows.steps.parameters import described
 from flows.steps.pipeline import prepare, score_and_gate, source_for, summary, table_options, value
+from tasks.core.errors import OptionError
 from tasks.core.params import TrainParams, setup, training
 from tasks.search.plan import (
     PLAN_HELP,
@@ -104,7 +105,8 @@ def search(strategy: str = "random", space: str | None = None, n_iter: int = 10,
            min_delta: float | None = None, steps_per_execution: int | None = None, data: str | None = None,
            target: str | None = None, categorical: list[str] | None = None, numeric: list[str] | None = None,
            missing: str = "refuse", drop_constant: bool = False, scale_target: str = "auto",
-           artifacts: str = "artifacts", force: bool = False, workers: int = 1) -> dict[str, Any]:
+           stream: bool | None = None, artifacts: str = "artifacts", force: bool = False,
+           workers: int = 1) -> dict[str, Any]:
     """Search the space over the task's training set-up (the settings given here fix the rest of
     every trial); the best configuration, chosen on the validation loss, is scored once on test."""
     plan = make_plan(strategy, space, n_iter=n_iter, seed=seed, grid_points=grid_points, population=population,
@@ -115,17 +117,21 @@ def search(strategy: str = "random", space: str | None = None, n_iter: int = 10,
                      schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
                      steps_per_execution=steps_per_execution)
     return run_search(plan, train, task, data, target, artifacts, force, workers, scale_target,
-                      table_options(categorical, numeric, missing, drop_constant))
+                      table_options(categorical, numeric, missing, drop_constant), stream)
 
 
 def run_search(plan: SearchPlan, train: TrainParams, task: str = "regression", data: str | None = None,
                target: str | None = None, artifacts: str = "artifacts", force: bool = False,
-               workers: int = 1, scale_target: str = "auto", table: TableOptions | None = None
-               ) -> dict[str, Any]:
+               workers: int = 1, scale_target: str = "auto", table: TableOptions | None = None,
+               stream: bool | None = None) -> dict[str, Any]:
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
     # trial workers start while the data is prepared (scikit-learn's searches bring their own)
     warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 and not plan.sklearn else []
-    prepared = prepare(source_for(task, data, target, table), artifacts, force, scale_target)
+    source = source_for(task, data, target, table, stream)
+    if source.stream:
+        raise OptionError("search: a table streamed a row group at a time (larger than memory, or --stream) is "
+                          "not searched yet; search a sample of it, or pass --no-stream if it fits in memory")
+    prepared = prepare(source, artifacts, force, scale_target)
     scaled = prepared["scaled"]
     if plan.sklearn:
         rows, refs = _sklearn_trials(plan, scaled, train, task, artifacts, force, workers), {}

@@ -28,7 +28,7 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
         patience: int | None = None, min_delta: float | None = None, steps_per_execution: int | None = None,
         data: str | None = None, target: str | None = None, categorical: list[str] | None = None,
         numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
-        scale_target: str = "auto",
+        scale_target: str = "auto", stream: bool | None = None,
         artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train each model on one prepared dataset with the same budget (empty settings: the task's
     course set-up, or the table set-up for ``data``) and compare them."""
@@ -36,7 +36,7 @@ def zoo(task: str = "classification", models: list[str] | None = None, epochs: i
                       batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, depth=depth,
                       width=width, activation=activation, initializer=initializer, schedule=schedule, seed=seed,
                       patience=patience, min_delta=min_delta, steps_per_execution=steps_per_execution)
-    source = source_for(task, data, target, table_options(categorical, numeric, missing, drop_constant))
+    source = source_for(task, data, target, table_options(categorical, numeric, missing, drop_constant), stream)
     data_refs = prepare(source, artifacts, force, scale_target)
     trained, tests, champion = {}, {}, {}
     for name in models or models_for(task):

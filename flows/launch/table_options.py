@@ -16,6 +16,9 @@ def add_table_options(sub: argparse.ArgumentParser) -> None:
                      help="with --data: missing feature values are refused, naming them, or imputed (the train "
                           "rows' median, or most frequent category; predict and export fill the same) "
                           "(default: %(default)s)")
+    sub.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                     help="read, check, split, scale, train and score the table a row group at a time, never whole "
+                          "in memory (default: when its values would take over 1 GiB; --no-stream: never)")
     sub.add_argument("--drop-constant", action="store_true",
                      help="with --data: drop the features that are constant on the train rows (default: keep "
                           "them, scaled by 1, and warn)")
@@ -27,7 +30,7 @@ def table_options(args: argparse.Namespace) -> dict:
         return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
     return {"categorical": columns(args.categorical), "numeric": columns(args.numeric), "missing": args.missing,
-            "drop_constant": args.drop_constant}
+            "drop_constant": args.drop_constant, "stream": args.stream}
 
 
 def check_table_options(args: argparse.Namespace) -> None:

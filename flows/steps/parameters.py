@@ -25,6 +25,8 @@ DATA_HELP = {
     "drop_constant": "with data: drop the features constant on the train rows (default: keep them, scaled by 1)",
     "scale_target": "regression: learn the target standardised on the train rows (the model still answers in "
                     "the target's units): auto (yes for your own table, no for the course's housing), yes or no",
+    "stream": "read, check, split, scale, train and score the table a row group at a time, never whole in "
+              "memory: true, false, or empty (when its values would take over 1 GiB)",
     "artifacts": "the artifact store: a folder (relative to the worker's working directory), an absolute path, "
                  "or a URL such as s3://bucket/prefix",
     "force": "re-run every stage, ignoring the cache",

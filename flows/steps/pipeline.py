@@ -6,6 +6,7 @@ Every evaluated model (the zoo's each, a search's retrained best) gets the repor
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from prefect.runtime import flow_run
@@ -19,19 +20,24 @@ from tasks.stages.load import Source, load_task
 from tasks.stages.report import report_task
 from tasks.stages.scale import scale_task
 from tasks.stages.split import split_task
+from tasks.stages.streamed import streams
 from tasks.stages.table import TableOptions
 from tasks.stages.train import train_task
 from tasks.stages.validate import validate_raw_task, validate_scaled_task, validate_split_task
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 
 
-def source_for(task: str, data: str | None, target: str | None, table: TableOptions | None = None) -> Source:
-    """A user table when ``data`` is given (read as ``table`` says), else the course's dataset for the task."""
+def source_for(task: str, data: str | None, target: str | None, table: TableOptions | None = None,
+               stream: bool | None = None) -> Source:
+    """A user table when ``data`` is given (read as ``table`` says), else the course's dataset for the task;
+    streamed a row group at a time as ``stream`` says, or, left empty, when the table is large
+    (tasks/stages/streamed.py)."""
     table = table or TableOptions()
     if not data and table != TableOptions():
         raise OptionError("categorical, numeric, missing and drop_constant are for your own table (data)")
-    return Source(path=data, target=target, task=task, table=table) if data else \
+    source = Source(path=data, target=target, task=task, table=table) if data else \
         Source(dataset=DATASETS[task], task=task)
+    return dataclasses.replace(source, stream=streams(source.local if data else None, stream))
 
 
 def table_options(categorical: list[str] | None = None, numeric: list[str] | None = None,

@@ -98,7 +98,7 @@ def split_batches(scaled: ScaledFile, split: str, batch_size: int, to_batch: Cal
             for start in range(0, len(order), WINDOW_GROUPS):
                 window = [left] if left is not None else []
                 window += list(scaled.frames(split, order[start:start + WINDOW_GROUPS]))
-                rows = _joined(window)
+                rows = joined(window)
                 if shuffle:
                     rows = rows.take(rng.permutation(len(rows)))
                 full = len(rows) // batch_size * batch_size
@@ -111,7 +111,8 @@ def split_batches(scaled: ScaledFile, split: str, batch_size: int, to_batch: Cal
     return SplitBatches()
 
 
-def _joined(frames: list[Frame]) -> Frame:
+def joined(frames: list[Frame]) -> Frame:
+    """Frames of the same data as one (their rows in turn)."""
     if len(frames) == 1:
         return frames[0]
     first = frames[0]

@@ -12,8 +12,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.params import INFERENCE_BATCH
 from tasks.model import files as model_files
 from tasks.model.registry import model_inputs, model_targets
+from tasks.model.streamed_batches import ScaledFile, split_batches
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
-from tasks.store.dataset import Frame, read_frame, read_parquet, spec_of
+from tasks.store.dataset import Frame, is_streamed, read_frame, read_parquet, spec_of
 from tasks.store.lineage import Evaluation
 from tasks.store.publish import publish_table
 from tasks.store.stage import StageRun, logger, reported
@@ -29,6 +30,15 @@ def evaluate(model_path: Path, test: Frame, model_name: str) -> dict[str, float]
     return {name: float(value) for name, value in scores.items()}
 
 
+def evaluate_streamed(model_path: Path, scaled: ScaledFile, model_name: str) -> tuple[dict[str, float], int]:
+    """``evaluate`` on the test rows of a scaled artifact left on disk, a row group at a time
+    (Keras averages each metric over the batches by their rows, as over one array); and the rows."""
+    batches = split_batches(scaled, "test", INFERENCE_BATCH,
+                            lambda part: (model_inputs(part, model_name), model_targets(part, model_name)))
+    scores = model_files.load(model_path).evaluate(batches, verbose=0, return_dict=True)
+    return {name: float(value) for name, value in scores.items()}, batches.rows
+
+
 def read_metrics(ref: ArtifactRef) -> dict[str, float]:
     table = read_parquet(ref.path).to_pydict()
     return dict(zip(table["metric"], table["value"]))
@@ -39,10 +49,14 @@ def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force
                   ) -> tuple[ArtifactRef, dict[str, float]]:
     """Score the model on the test rows once; publish the metrics as a Prefect table."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        test = read_frame(scaled.path, filters=[("split", "=", "test")])
-        scores = evaluate(Path(model.path), test, ArtifactStore.record(model).model_name)
+        name = ArtifactStore.record(model).model_name
+        if is_streamed(scaled):
+            scores, rows = evaluate_streamed(Path(model.path), ScaledFile(scaled.path), name)
+        else:
+            test = read_frame(scaled.path, filters=[("split", "=", "test")])
+            scores, rows = evaluate(Path(model.path), test, name), len(test)
         table = pa.table({"metric": list(scores), "value": list(scores.values())})
-        return {"metrics": run.put_table(table, evaluation=Evaluation(test=scores, test_rows=len(test)))}
+        return {"metrics": run.put_table(table, evaluation=Evaluation(test=scores, test_rows=rows))}
 
     run = StageRun(ArtifactStore(artifacts), "metrics", __name__, parents=[model, scaled])
     ref = run.run(produce, force)["metrics"]

@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core.errors import DataError, InputError, OptionError
 from tasks.core.raw_places import MIRROR_ENV, cache_dir
+from tasks.stages import streamed
 from tasks.stages.table import TableOptions, load_table
 from tasks.store import lineage
 from tasks.store.artifacts import ArtifactRef, ArtifactStore, sha256_file
@@ -251,6 +252,7 @@ class Source:
     target: str | None = None
     task: str = "classification"
     table: TableOptions = TableOptions()  # how a user's table is read (its columns, missing values)
+    stream: bool = False  # every stage a row group at a time (tasks/stages/streamed.py)
 
     @functools.cached_property
     def local(self) -> Path:
@@ -282,9 +284,13 @@ def load_task(source: Source, artifacts: str, force: bool = False) -> ArtifactRe
     params = dataclasses.asdict(source)
     if source.table == TableOptions():  # the key of a run without table options stays as it was
         del params["table"]
+    if not source.stream:
+        del params["stream"]
     run = StageRun(ArtifactStore(artifacts), "raw", __name__, parents=source.identity(), params=params)
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        if source.stream:
+            return {"raw": streamed.put_raw(run, source)}
         frame, files = source.read()
         # the sidecar names the verified raw files themselves
         run.parents = [lineage.RawFile(*f.split(":")) for f in files]

@@ -19,9 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.params import INFERENCE_BATCH
 from tasks.model import files as model_files
 from tasks.model.registry import main_output, model_inputs
+from tasks.model.streamed_batches import ScaledFile, joined
 from tasks.stages.scale import StandardScaler
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
-from tasks.store.dataset import Frame, read_frame, read_parquet
+from tasks.store.dataset import Frame, is_streamed, read_frame, read_parquet
 from tasks.store.publish import publish_table
 from tasks.store.stage import StageRun, reported
 
@@ -132,14 +133,33 @@ def regression_png(test: Frame, values: np.ndarray, path: Path, title: str) -> P
     return path
 
 
+REPORT_ROWS = 100_000  # the test rows a streamed table's report pictures (its metrics take every row)
+
+
+def shown_test_rows(scaled: ArtifactRef) -> tuple[Frame, int]:
+    """The test rows the report shows, and how many test rows there are: all of them, or, for a
+    table larger than memory, its first ``REPORT_ROWS`` (the evaluate stage scores every row)."""
+    if not is_streamed(scaled):
+        test = read_frame(scaled.path, filters=[("split", "=", "test")])
+        return test, len(test)
+    stored, parts, held = ScaledFile(scaled.path), [], 0
+    for part in stored.frames("test"):
+        parts.append(part.take(slice(0, REPORT_ROWS - held)))
+        held += len(parts[-1])
+        if held >= REPORT_ROWS:
+            break
+    return joined(parts), stored.rows("test")
+
+
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(model: ArtifactRef, scaled: ArtifactRef, scaler: ArtifactRef, artifacts: str, force: bool = False
                 ) -> dict[str, ArtifactRef]:
     """Pictures and per-class scores of the model on the test rows, as artifacts."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        test = read_frame(scaled.path, filters=[("split", "=", "test")])
+        test, rows = shown_test_rows(scaled)
         name = ArtifactStore.record(model).model_name
-        out, title = predicted(model.path, test, name), f"{test.spec.name}: {name}, {len(test)} test rows"
+        shown = f"{len(test)} test rows" if len(test) == rows else f"the first {len(test):,} of {rows:,} test rows"
+        out, title = predicted(model.path, test, name), f"{test.spec.name}: {name}, {shown}"
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)
             if test.spec.task == "regression":

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.errors import DataError
 from tasks.stages.categories import UNSEEN, Vocabulary
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
-from tasks.store.dataset import Frame, SplitIndex, read_frame, read_index, to_arrow
+from tasks.store.dataset import Frame, SplitIndex, is_streamed, read_frame, read_index, to_arrow
 from tasks.store.stage import StageRun, logger, reported
 
 _CHUNK_ROWS = 8_192
@@ -237,6 +237,12 @@ def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool
                scale_target: bool = False) -> dict[str, ArtifactRef]:
     """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
+        if is_streamed(raw):  # a row group at a time (tasks/stages/scale_stream.py)
+            from tasks.stages.scale_stream import StreamedScale
+
+            fitted = StreamedScale(raw.path, index.path, scale_target)
+            return {"scaled": run.put_batches(fitted.scaled_batches()),
+                    "scaler": run.put_table(fitted.scaler.to_arrow(list(fitted.spec.features)), stage="scaler")}
         scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)
         numeric = feature_names(scaled)[:len(scaler.mean_)]
         refs = {"scaled": run.put_table(to_arrow(scaled)),

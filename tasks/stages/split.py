@@ -11,6 +11,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.stages import streamed
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import DatasetSpec, Frame, SplitIndex, read_parquet, spec_of, split_labels, to_arrow
 from tasks.store.stage import StageRun, reported
@@ -66,11 +67,16 @@ def split_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> Artifac
 
         schema = pq.read_schema(raw.path)
         spec = spec_of(schema)  # the features stay in raw: read only what the split needs
-        table = read_parquet(raw.path, [c for c in ("row_id", "split", spec.target) if c in schema.names])
-        y = table[spec.target].to_numpy()
-        own = split_labels(table["split"]) if "split" in table.column_names else None
-        index = SplitIndex(spec, y, table["row_id"].to_numpy(), assign_splits(spec, y, own))
-        return {"split": run.put_table(to_arrow(index))}
+
+        def in_memory():
+            table = read_parquet(raw.path, [c for c in ("row_id", "split", spec.target) if c in schema.names])
+            y = table[spec.target].to_numpy()
+            own = split_labels(table["split"]) if "split" in table.column_names else None
+            return to_arrow(SplitIndex(spec, y, table["row_id"].to_numpy(), assign_splits(spec, y, own)))
+
+        if spec.streamed:
+            return {"split": run.put_batches(streamed.index_batches(raw.path, raw.rows, in_memory))}
+        return {"split": run.put_table(in_memory())}
 
     run = StageRun(ArtifactStore(artifacts), "split", __name__, parents=[raw])
     return reported(run.run(produce, force)["split"], run)

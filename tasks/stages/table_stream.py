@@ -52,7 +52,7 @@ class StreamedTable:
         self.target, self.features, self.has_split = target, features, "split" in columns
         self.spec = DatasetSpec(name=self.path.stem, task=task, target=target, features=tuple(features),
                                 missing=self.options.missing, drop_constant=self.options.drop_constant,
-                                split=SplitRule("given" if self.has_split else "random"))
+                                split=SplitRule("given" if self.has_split else "random"), streamed=True)
         y_type = pa.int64() if task == "classification" else pa.float64()
         fields = [pa.field("row_id", pa.int64()), *([pa.field("split", pa.string())] if self.has_split else []),
                   pa.field(target, y_type), *(pa.field(c, pa.float64()) for c in features)]
@@ -95,9 +95,9 @@ class StreamedTable:
         if self.has_split:
             types["split"] = pa.string()
         read = csv.ReadOptions(block_size=self.block_bytes)
-        reader = csv.open_csv(self.path, read_options=read, convert_options=csv.ConvertOptions(column_types=types))
         done = 0
-        try:
+        try:  # (opening reads the first block)
+            reader = csv.open_csv(self.path, read_options=read, convert_options=csv.ConvertOptions(column_types=types))
             for batch in reader:
                 yield from (batch.slice(i, self.batch_rows) for i in range(0, batch.num_rows, self.batch_rows))
                 done += batch.num_rows

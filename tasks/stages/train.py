@@ -32,7 +32,7 @@ from tasks.model.target_units import in_target_units, standardised
 from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
 from tasks.store.artifacts import TENSORBOARD, ArtifactRef, ArtifactStore
-from tasks.store.dataset import Frame, read_frame
+from tasks.store.dataset import Frame, is_streamed, read_frame
 from tasks.store.lineage import Training
 from tasks.store.stage import StageRun, logger, no_retry_on, reported
 
@@ -147,7 +147,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
     run = dataclasses.replace(training, params={**training.params, "budget": pause}) if pause else training
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        frame = read_frame(scaled.path)  # whole file, no copy; train() takes views of train and valid
+        # whole file, no copy, train() taking views of train and valid; or left on disk, a table larger than memory
+        frame = ScaledFile(scaled.path) if is_streamed(scaled) else read_frame(scaled.path)
         backup = f".train/{training.cache_key}"  # in the bucket too, for a URL store: any host resumes it
         workdir = store.root / backup
         if force and pause is None:

@@ -27,7 +27,7 @@ from tasks.stages.categories import MAX_CATEGORIES
 from tasks.stages.profiles import category_profile, class_balance, class_set, feature_profile
 from tasks.stages.scale import checked_moments, feature_names
 from tasks.store.artifacts import DATA_DOCS, ArtifactRef, ArtifactStore
-from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, read_frame, read_index
+from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, is_streamed, read_frame, read_index
 from tasks.store.stage import StageRun, logger, reported
 
 MIN_ROWS = 20
@@ -223,17 +223,30 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
 
 @task(name="validate-raw", cache_policy=NO_CACHE)
 def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
-    return _validated("raw", raw, [raw], artifacts, lambda site: validate_raw(read_frame(raw.path), site), force)
+    if is_streamed(raw):
+        from tasks.stages.validate_stream import validate_raw_streamed as check
+    else:
+        def check(path: str, site: str | None) -> Report:
+            return validate_raw(read_frame(path), site)
+    return _validated("raw", raw, [raw], artifacts, lambda site: check(raw.path, site), force)
 
 
 @task(name="validate-split", cache_policy=NO_CACHE)
 def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
                         ) -> ArtifactRef:
-    return _validated("split", index, [index, raw], artifacts,
-                      lambda site: validate_split(read_index(index.path), raw.rows, site), force)
+    if is_streamed(index):
+        from tasks.stages.validate_stream import validate_split_streamed as check
+    else:
+        def check(path: str, rows: int, site: str | None) -> Report:
+            return validate_split(read_index(path), rows, site)
+    return _validated("split", index, [index, raw], artifacts, lambda site: check(index.path, raw.rows, site), force)
 
 
 @task(name="validate-scaled", cache_policy=NO_CACHE)
 def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
-    return _validated("scaled", scaled, [scaled], artifacts,
-                      lambda site: validate_scaled(read_frame(scaled.path), site), force)
+    if is_streamed(scaled):
+        from tasks.stages.validate_stream import validate_scaled_streamed as check
+    else:
+        def check(path: str, site: str | None) -> Report:
+            return validate_scaled(read_frame(path), site)
+    return _validated("scaled", scaled, [scaled], artifacts, lambda site: check(scaled.path, site), force)

@@ -77,6 +77,7 @@ class DatasetSpec:
     missing: str = "refuse"  # the declared policy for missing feature values: refuse, or impute (train-only)
     drop_constant: bool = False  # drop the features that are constant on the train rows when scaling
     encoded: tuple[str, ...] = ()  # scaled data: the trailing feature columns that are one-hot categories
+    streamed: bool = False  # read and written a row group at a time by every stage (a table larger than memory)
 
     @property
     def is_image(self) -> bool:
@@ -110,7 +111,7 @@ class DatasetSpec:
 
 
 _LATER_FIELDS = {"target_scaling": None, "categorical": (), "class_names": None, "missing": "refuse",
-                 "drop_constant": False, "encoded": ()}  # as dataclasses.asdict gives their defaults
+                 "drop_constant": False, "encoded": (), "streamed": False}  # as dataclasses.asdict gives their defaults
 
 
 @dataclasses.dataclass
@@ -249,6 +250,11 @@ def split_labels(column: pa.ChunkedArray) -> np.ndarray:
         return column.to_numpy(zero_copy_only=False)
     encoded = column.combine_chunks().dictionary_encode()
     return np.array(encoded.dictionary.to_pylist(), dtype=object)[encoded.indices.to_numpy()]
+
+
+def is_streamed(ref_or_path) -> bool:
+    """Whether an artifact's stages run a row group at a time (its spec says, from the load on)."""
+    return spec_of(pq.read_schema(getattr(ref_or_path, "path", ref_or_path))).streamed
 
 
 def read_index(path: str) -> SplitIndex:

@@ -138,6 +138,9 @@ class StageRun:
     def put_table(self, table: pa.Table, stage: str | None = None, **extra: Any) -> ArtifactRef:
         return self.store.put_table(table, stage or self.stage, **self._lineage(extra))
 
+    def put_batches(self, batches, stage: str | None = None, **extra: Any) -> ArtifactRef:
+        return self.store.put_batches(batches, stage or self.stage, **self._lineage(extra))
+
     def put_file(self, path: Path, stage: str | None = None, **extra: Any) -> ArtifactRef:
         return self.store.put_file(path, stage or self.stage, **self._lineage(extra))
 

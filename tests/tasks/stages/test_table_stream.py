@@ -46,9 +46,10 @@ def test_a_streamed_table_is_the_in_memory_load_as_row_groups(houses, tmp_path, 
     got = pq.read_table(ref.path)
     assert pq.ParquetFile(ref.path).num_row_groups >= 3_000 // SMALL["batch_rows"]
     assert ref.rows == 3_000
-    assert got.schema.equals(to_arrow(frame).schema, check_metadata=True)
+    assert got.schema.equals(to_arrow(frame).schema, check_metadata=False)
     back = from_arrow(got)
-    assert back.spec == frame.spec and np.array_equal(back.row_id, frame.row_id) and np.array_equal(back.y, frame.y)
+    assert back.spec == frame.spec.replace(streamed=True)
+    assert np.array_equal(back.row_id, frame.row_id) and np.array_equal(back.y, frame.y)
     assert np.array_equal(back.X, frame.X, equal_nan=True)
     assert np.isnan(back.X[2_990, list(frame.spec.features).index("AveBedrms")])
 
@@ -78,3 +79,10 @@ def test_a_bad_split_value_and_a_missing_target_are_named(houses, tmp_path):
         streamed(written(houses, tmp_path, ".csv"), tmp_path)
     with pytest.raises(DataError, match="no column 'price'"):
         StreamedTable(written(houses, tmp_path, ".csv"), "price", "regression")
+
+
+def test_text_in_the_first_block_of_a_csv_is_refused_too(houses, tmp_path):
+    houses["HouseAge"] = houses["HouseAge"].astype(str)
+    houses.loc[4, "HouseAge"] = "new"
+    with pytest.raises(DataError, match=r"'HouseAge' holds text where numbers are expected: 'new' at row 5"):
+        list(StreamedTable(written(houses, tmp_path, ".csv"), TARGET, "regression").batches())

@@ -1,0 +1,71 @@
+"""The data stages' streamed bodies, for a table larger than memory.
+
+A table is streamed when asked (``--stream``) or, by default, when its values would take more
+than ``STREAM_BYTES`` in memory (a Parquet file's rows x columns x 8 bytes, a CSV's size); the
+course's datasets are streamed only when asked. The load records the choice in the spec
+(``DatasetSpec.streamed``), so every later stage reads it from its input and takes the same
+path; the artifacts keep their stage names, layouts and lineage, and only their row groups
+differ. The stage tasks call these functions in place of their in-memory bodies.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core.errors import DataError
+from tasks.stages.scale_stream import BATCH_ROWS, StreamedScale
+from tasks.stages.split_stream import split_batches
+from tasks.stages.table import table_kind
+from tasks.stages.table_stream import StreamedTable
+from tasks.store.artifacts import ArtifactRef
+from tasks.store.dataset import Frame, to_arrow
+from tasks.store.lineage import RawFile
+
+STREAM_BYTES = 2**30
+SPLIT_IN_MEMORY_ROWS = 5_000_000  # up to here, the course's seeded split (it holds every row id and target)
+
+
+def streams(path: str | Path | None, stream: bool | None) -> bool:
+    """Whether a flow's table is streamed: as asked, else by its size (see the module's text)."""
+    if stream is not None or path is None:
+        return bool(stream)
+    path = Path(path)
+    if not path.is_file():
+        return False  # the load names the missing file
+    if table_kind(path) == "parquet":
+        meta = pq.ParquetFile(path).metadata
+        return meta.num_rows * meta.num_columns * 8 > STREAM_BYTES
+    return path.stat().st_size > STREAM_BYTES
+
+
+def put_raw(run, source) -> ArtifactRef:
+    """The raw artifact of a streamed ``Source`` (tasks/stages/load.py): a user's table a batch at a
+    time, never whole in memory; the course's datasets (small) read whole, written as row groups."""
+    if source.path is None:
+        frame, files = source.read()
+        run.parents = [RawFile(*f.split(":")) for f in files]
+        spec = frame.spec.replace(streamed=True)
+        table = to_arrow(Frame(spec, frame.X, frame.y, frame.row_id, frame.split, frame.text))
+        return run.put_batches(table.to_batches(max_chunksize=BATCH_ROWS))
+    if not source.target:
+        raise DataError("--data needs --target COLUMN (the label or value column)")
+    run.parents = [RawFile(*f.split(":")) for f in source.identity()]
+    return run.put_batches(StreamedTable(source.local, source.target, source.task, source.table).batches())
+
+
+def index_batches(raw_path: str, rows: int, in_memory) -> Iterator[pa.RecordBatch]:
+    """The split index: the in-memory split's (``in_memory()``, a table) up to
+    ``SPLIT_IN_MEMORY_ROWS`` rows, so the course's data keeps the course's split; past that,
+    the seeded hash split, a row group at a time."""
+    if rows <= SPLIT_IN_MEMORY_ROWS:
+        yield from in_memory().to_batches(max_chunksize=BATCH_ROWS)
+    else:
+        yield from split_batches(raw_path)
+
+
+def scaled(raw_path: str, index_path: str, scale_target: bool) -> StreamedScale:
+    """The fitted streamed scale stage (its scaler, spec and ``scaled_batches``)."""
+    return StreamedScale(raw_path, index_path, scale_target)

@@ -1,0 +1,57 @@
+"""A flow streamed a row group at a time (tables larger than memory), through Prefect: on the
+course's housing, forced with stream=True, the same split and scaler as in memory, a trained
+and scored model with its lineage; bad input in a user's table stopped at load naming its row."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from flows.regression import regression
+from tasks.core.errors import DataError
+from tasks.stages import streamed
+from tasks.store.dataset import spec_of
+
+pytestmark = pytest.mark.slow  # whole flows: the full suite, not the fast lane
+
+
+def test_the_streamed_regression_flow_keeps_the_course_s_split_and_scaler(tmp_path):
+    runs = {name: regression(model="mlp30", epochs=2, stream=name == "streamed", artifacts=str(tmp_path / name))
+            for name in ("streamed", "in-memory")}
+    paths = {name: run["artifacts"] for name, run in runs.items()}
+    assert spec_of(pq.read_schema(paths["streamed"]["raw"])).streamed
+    assert not spec_of(pq.read_schema(paths["in-memory"]["raw"])).streamed
+    assert pq.ParquetFile(paths["streamed"]["scaled"]).metadata.num_row_groups >= 3  # a group per split at least
+    split = {name: pd.read_parquet(p["split"]).set_index("row_id")["split"] for name, p in paths.items()}
+    assert split["streamed"].sort_index().equals(split["in-memory"].sort_index())
+    scalers = {name: pd.read_parquet(p["scaler"]) for name, p in paths.items()}
+    for column in ("mean", "scale"):
+        assert np.allclose(scalers["streamed"][column], scalers["in-memory"][column], rtol=1e-9, atol=0)
+    losses = {name: run["test"]["loss"] for name, run in runs.items()}
+    assert 0 < losses["streamed"] < 1.0 and abs(losses["streamed"] - losses["in-memory"]) < 0.15
+    metrics = json.loads(Path(paths["streamed"]["metrics"]).with_suffix(".json").read_text())
+    assert metrics["evaluation"]["test_rows"] == 5_160  # every test row scored
+    for stage, path in paths["streamed"].items():
+        assert Path(path).with_suffix(".json").is_file(), stage
+
+
+def test_text_in_a_streamed_table_s_last_rows_stops_the_flow_at_load(housing_csv, tmp_path):
+    df = pd.read_csv(housing_csv)
+    df["HouseAge"] = df["HouseAge"].astype(str)
+    df.loc[2_998, "HouseAge"] = "old"
+    df.to_csv(housing_csv, index=False)
+    with pytest.raises(DataError, match=r"'HouseAge' holds text where numbers are expected: 'old' at row 2999"):
+        regression(data=str(housing_csv), target="MedHouseVal", epochs=1, stream=True,
+                   artifacts=str(tmp_path / "a"))
+    assert not list((tmp_path / "a").rglob("*.parquet"))
+
+
+def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold(housing_csv, monkeypatch):
+    assert not streamed.streams(housing_csv, None)
+    monkeypatch.setattr(streamed, "STREAM_BYTES", housing_csv.stat().st_size - 1)
+    assert streamed.streams(housing_csv, None) and not streamed.streams(housing_csv, False)
+    assert streamed.streams(None, True) and not streamed.streams(None, None)  # the course's: only when asked
