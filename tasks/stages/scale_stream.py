@@ -3,11 +3,11 @@
 Two passes over the raw artifact's row groups, each beside the split index's rows (both are in
 the raw order): the first merges the train rows' moments (``Moments``: the scaler is the one
 fitted on all train rows at once, to rounding) and, for ``--drop-constant``, their ranges; the
-second scales each group and writes the scaled artifact in the in-memory stage's layout (train
-rows, then valid, then test, each split contiguous; one pass over the groups per split), so
-every reader of the scaled data takes it unchanged. The values are those ``scale`` gives.
-A table's categorical columns and ``--missing impute`` (a median is not merged from groups'
-medians) are refused here for now, naming what to do.
+second scales each group and writes its train, valid and test rows as row groups of their own,
+so that a reader of one split (``tasks/model/streamed_batches.py``) reads only that split's
+groups. The values are those ``scale`` gives; only the rows' order differs (the in-memory stage
+puts each split in one block). A table's categorical columns and ``--missing impute`` (a median
+is not merged from groups' medians) are refused here for now, naming what to do.
 """
 from __future__ import annotations
 
@@ -19,15 +19,8 @@ import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
 from tasks.stages.scale import StandardScaler
-from tasks.stages.streamed_stats import Moments
+from tasks.stages.streamed_stats import BATCH_ROWS, Moments, batches
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
-
-BATCH_ROWS = 1_000_000
-
-
-def batches(path: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """An artifact's columns, ``batch_rows`` rows at a time, read page by page (no read-ahead)."""
-    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
 
 
 def aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]
@@ -91,16 +84,16 @@ class StreamedScale:
         return x, y, x.count
 
     def scaled_batches(self) -> Iterator[pa.RecordBatch]:
-        """The scaled artifact's rows, split by split, a group at a time."""
-        for name in SPLITS:
-            for rows, labels in self._pairs():
+        """The scaled artifact's rows in one pass: each raw group's train, valid and test rows as
+        groups of their own (so a reader of one split reads only its groups)."""
+        for rows, labels in self._pairs():
+            X, y, row_id = _features(rows, self.names)[:, self.kept], _target(rows), rows.column(0).to_numpy()
+            for name in SPLITS:
                 part = np.flatnonzero(labels == name)
-                if len(part) == 0:
-                    continue
-                X = self.scaler.transform(_features(rows, self.names)[part][:, self.kept])
-                frame = Frame(self.spec, X, _target(rows)[part],
-                              rows.column(0).to_numpy()[part], np.full(len(part), name, dtype=object))
-                yield from to_arrow(frame).to_batches()
+                if len(part):
+                    frame = Frame(self.spec, self.scaler.transform(X[part]), y[part], row_id[part],
+                                  np.full(len(part), name, dtype=object))
+                    yield from to_arrow(frame).to_batches()
 
 
 def _features(rows: pa.RecordBatch, names: list[str]) -> np.ndarray:

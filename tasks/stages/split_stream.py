@@ -15,8 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.stages.scale_stream import BATCH_ROWS, batches
-from tasks.stages.streamed_stats import VALID_SHARE, hash_split, hash_unit
+from tasks.stages.streamed_stats import BATCH_ROWS, VALID_SHARE, batches, hash_split, hash_unit
 from tasks.store.dataset import SplitIndex, SplitRule, spec_of, to_arrow
 
 

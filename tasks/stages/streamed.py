@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
-from tasks.stages.scale_stream import BATCH_ROWS, StreamedScale
+from tasks.stages.scale_stream import StreamedScale
 from tasks.stages.split_stream import split_batches
+from tasks.stages.streamed_stats import BATCH_ROWS
 from tasks.stages.table import table_kind
 from tasks.stages.table_stream import StreamedTable
 from tasks.store.artifacts import ArtifactRef

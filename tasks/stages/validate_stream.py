@@ -20,8 +20,7 @@ import pyarrow.parquet as pq
 
 from tasks.checks.gx import Check, expect
 from tasks.stages.profiles import class_balance_of, profile_frame
-from tasks.stages.scale_stream import BATCH_ROWS, batches
-from tasks.stages.streamed_stats import Moments
+from tasks.stages.streamed_stats import BATCH_ROWS, Moments, batches
 from tasks.stages.validate import (
     MIN_ROWS,
     Report,
