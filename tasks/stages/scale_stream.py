@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
 from tasks.stages.scale import StandardScaler
-from tasks.stages.streamed_stats import BATCH_ROWS, Moments, batches
+from tasks.stages.streamed_stats import Moments, batches
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
 
 
@@ -39,7 +39,7 @@ def aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]
 class StreamedScale:
     """The scale stage over a raw artifact and its split index, neither read whole."""
 
-    def __init__(self, raw_path: str, index_path: str, scale_target: bool = False, batch_rows: int = BATCH_ROWS):
+    def __init__(self, raw_path: str, index_path: str, scale_target: bool = False, batch_rows: int | None = None):
         self.raw_path, self.index_path, self.batch_rows = raw_path, index_path, batch_rows
         spec = spec_of(pq.read_schema(raw_path))
         if spec.categorical:

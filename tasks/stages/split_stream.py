@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.stages.streamed_stats import BATCH_ROWS, VALID_SHARE, batches, hash_split, hash_unit
+from tasks.stages.streamed_stats import VALID_SHARE, batches, hash_split, hash_unit
 from tasks.store.dataset import SplitIndex, SplitRule, spec_of, to_arrow
 
 
-def split_batches(raw_path: str, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+def split_batches(raw_path: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """The split index of the raw artifact at ``raw_path``, in its row order, a group at a time."""
     raw_spec = spec_of(pq.read_schema(raw_path))
     own = raw_spec.split.method == "given"

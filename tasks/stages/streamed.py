@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from tasks.core.errors import DataError
 from tasks.stages.scale_stream import StreamedScale
 from tasks.stages.split_stream import split_batches
-from tasks.stages.streamed_stats import BATCH_ROWS
+from tasks.stages.streamed_stats import rows_per_batch
 from tasks.stages.table import table_kind
 from tasks.stages.table_stream import StreamedTable
 from tasks.store.artifacts import ArtifactRef
@@ -50,7 +50,7 @@ def put_raw(run, source) -> ArtifactRef:
         run.parents = [RawFile(*f.split(":")) for f in files]
         spec = frame.spec.replace(streamed=True)
         table = to_arrow(Frame(spec, frame.X, frame.y, frame.row_id, frame.split, frame.text))
-        return run.put_batches(table.to_batches(max_chunksize=BATCH_ROWS))
+        return run.put_batches(table.to_batches(max_chunksize=rows_per_batch()))
     if not source.target:
         raise DataError("--data needs --target COLUMN (the label or value column)")
     run.parents = [RawFile(*f.split(":")) for f in source.identity()]
@@ -62,7 +62,7 @@ def index_batches(raw_path: str, rows: int, in_memory) -> Iterator[pa.RecordBatc
     ``SPLIT_IN_MEMORY_ROWS`` rows, so the course's data keeps the course's split; past that,
     the seeded hash split, a row group at a time."""
     if rows <= SPLIT_IN_MEMORY_ROWS:
-        yield from in_memory().to_batches(max_chunksize=BATCH_ROWS)
+        yield from in_memory().to_batches(max_chunksize=rows_per_batch())
     else:
         yield from split_batches(raw_path)
 

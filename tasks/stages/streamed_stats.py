@@ -22,11 +22,18 @@ TEST_SHARE, VALID_SHARE = 0.25, 0.25  # of all rows; of the rows left after test
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def batches(path: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+def rows_per_batch(given: int | None = None) -> int:
+    """``given``, or ``BATCH_ROWS`` as the module holds it when called (a test lowers it to give a
+    small table many row groups)."""
+    return given or BATCH_ROWS
+
+
+def batches(path: str, columns: list[str], batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """An artifact's columns, ``batch_rows`` rows at a time, read page by page. (Arrow's default,
     ``pre_buffer``, reads whole row groups of every column ahead: a 20,000,000-row table's read
     then held 1.6 GB where page by page holds 0.4 GB.)"""
-    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    yield from parquet.iter_batches(batch_size=rows_per_batch(batch_rows), columns=columns)
 
 
 def _mixed(x: np.ndarray) -> np.ndarray:

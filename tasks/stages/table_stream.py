@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from tasks.core.errors import DataError, OptionError, rows_text, values_text
 from tasks.core.params import MISSING
-from tasks.stages.streamed_stats import BATCH_ROWS, batches
+from tasks.stages.streamed_stats import batches, rows_per_batch
 from tasks.stages.table import TableOptions, table_kind
 from tasks.store.dataset import SPEC_KEY, SPLITS, DatasetSpec, SplitRule
 
@@ -32,8 +32,8 @@ class StreamedTable:
     """A table to stream: its spec, the raw artifact's schema, and ``batches()``."""
 
     def __init__(self, path: str | os.PathLike, target: str, task: str, options: TableOptions | None = None,
-                 batch_rows: int = BATCH_ROWS, csv_block_bytes: int = CSV_BLOCK_BYTES):
-        self.path, self.options, self.batch_rows = Path(path), options or TableOptions(), batch_rows
+                 batch_rows: int | None = None, csv_block_bytes: int = CSV_BLOCK_BYTES):
+        self.path, self.options, self.batch_rows = Path(path), options or TableOptions(), rows_per_batch(batch_rows)
         self.block_bytes = csv_block_bytes
         self.kind = _kind(self.path)
         if self.options.missing not in MISSING:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from tasks.checks.gx import Check, expect
 from tasks.stages.profiles import class_balance_of, profile_frame
-from tasks.stages.streamed_stats import BATCH_ROWS, Moments, batches
+from tasks.stages.streamed_stats import Moments, batches
 from tasks.stages.validate import (
     MIN_ROWS,
     Report,
@@ -57,7 +57,7 @@ class _Examples:
             kept.extend(zip(row_id[where[:EXAMPLES - len(kept)]], values[where[:EXAMPLES - len(kept)]]))
 
 
-def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int = BATCH_ROWS) -> Report:
+def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | None = None) -> Report:
     """The raw validation point over the raw artifact at ``path``, a row group at a time."""
     spec = spec_of(pq.read_schema(path))
     names, width = list(spec.features), len(spec.features)
@@ -119,7 +119,7 @@ def _suspects(spec, names: list[str], examples: _Examples, first: tuple, lo: np.
 
 
 def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = None,
-                            batch_rows: int = BATCH_ROWS) -> Report:
+                            batch_rows: int | None = None) -> Report:
     """The split validation point over a split index, a row group at a time: as many rows as the
     raw table, each once (row numbers rising through the file), labelled train, valid or test;
     each split's size and, for a classifier, its class balance."""
@@ -160,7 +160,7 @@ def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = N
     return run_checks("split", empty, checks, site=site)
 
 
-def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int = BATCH_ROWS) -> Report:
+def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int | None = None) -> Report:
     """The scaled validation point: the train rows' mean 0 and std 1 (moments merged over row
     groups), and no value that is not finite, in any split."""
     spec = spec_of(pq.read_schema(path))

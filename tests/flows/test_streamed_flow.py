@@ -39,15 +39,29 @@ def test_the_streamed_regression_flow_keeps_the_course_s_split_and_scaler(tmp_pa
         assert Path(path).with_suffix(".json").is_file(), stage
 
 
-def test_text_in_a_streamed_table_s_last_rows_stops_the_flow_at_load(housing_csv, tmp_path):
+@pytest.mark.parametrize("fault, stage, said", [
+    ("text", "load", r"'HouseAge' holds text where numbers are expected: 'old' at row 2999"),
+    ("missing", "validate-raw", r"AveBedrms has 1 missing value at row 2991")])
+def test_bad_input_in_the_last_row_group_stops_the_flow_at_its_step_naming_the_row(housing_csv, tmp_path,
+                                                                                 monkeypatch, fault, stage, said):
+    from tasks.stages import streamed_stats
+    from tasks.stages.validate import ValidationFailed
+
+    monkeypatch.setattr(streamed_stats, "BATCH_ROWS", 400)  # the 3,000 rows as 8 row groups
     df = pd.read_csv(housing_csv)
-    df["HouseAge"] = df["HouseAge"].astype(str)
-    df.loc[2_998, "HouseAge"] = "old"
+    if fault == "text":
+        df["HouseAge"] = df["HouseAge"].astype(str)
+        df.loc[2_998, "HouseAge"] = "old"
+    else:
+        df.loc[2_990, "AveBedrms"] = np.nan
     df.to_csv(housing_csv, index=False)
-    with pytest.raises(DataError, match=r"'HouseAge' holds text where numbers are expected: 'old' at row 2999"):
+    with pytest.raises(DataError if fault == "text" else ValidationFailed, match=said):
         regression(data=str(housing_csv), target="MedHouseVal", epochs=1, stream=True,
                    artifacts=str(tmp_path / "a"))
-    assert not list((tmp_path / "a").rglob("*.parquet"))
+    written = {p.parent.name for p in (tmp_path / "a").rglob("*.parquet")}
+    assert written == (set() if stage == "load" else {"raw", "validation-raw"})  # nothing past the step
+    if stage != "load":
+        assert pq.ParquetFile(next((tmp_path / "a" / "raw").glob("*.parquet"))).metadata.num_row_groups == 8
 
 
 def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold(housing_csv, monkeypatch):
