@@ -26,9 +26,10 @@ from tasks.core.errors import DataError, OptionError, values_text
 from tasks.serving.resolve import Trained
 from tasks.stages.categories import Vocabulary
 from tasks.stages.scale import StandardScaler, column_moments, feature_names
+from tasks.stages.scale_stream import StreamedScale
 from tasks.stages.table import read_table_file, table_kind
 from tasks.store.artifacts import sha256_file
-from tasks.store.dataset import DatasetSpec, read_frame, read_index, read_parquet
+from tasks.store.dataset import DatasetSpec, is_streamed, read_frame, read_index, read_parquet
 
 IGNORED = ("split", "row_id")  # columns a held-out table may carry that are not features
 
@@ -125,6 +126,11 @@ def training_profile(found: Trained, scaler: StandardScaler | None = None) -> Tr
     scaler saw the same rows; its scale is 1 where a column was constant, which is not that
     column's spread), with missing values imputed as the model saw them."""
     scaler = scaler or StandardScaler.from_arrow(read_parquet(found.scaler.path))
+    if is_streamed(found.raw):  # a table larger than memory: the train rows' moments merged over row groups
+        seen = StreamedScale(found.raw.path, found.split.path)
+        kept = np.isin(seen.names, scaler_features(found))
+        return TrainingProfile(seen.train_moments.mean[kept], seen.train_moments.std[kept], seen.low[kept],
+                               seen.high[kept])
     raw, index = read_frame(found.raw.path), read_index(found.split.path)
     train = np.isin(raw.row_id, index.row_id[index.split == "train"])
     kept = np.isin(feature_names(raw), scaler_features(found))

@@ -50,6 +50,7 @@ class StreamedScale:
                             "value at once): run it in memory (--no-stream), or fill the cells")
         self.raw_spec, self.names = spec, list(spec.features)
         x, y, n = self._train_moments()
+        self.train_moments = x  # every raw feature's, as are ``low`` and ``high`` (predict's drift profile)
         if not spec.drop_constant:
             self.kept[:] = True
         self.scaler = StandardScaler.from_moments(x.mean[self.kept], x.std[self.kept], n)
@@ -80,7 +81,7 @@ class StreamedScale:
                 low, high = np.minimum(low, X.min(axis=0)), np.maximum(high, X.max(axis=0))
         if x.count == 0:
             raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
-        self.kept = ~(low == high)
+        self.kept, self.low, self.high = ~(low == high), low, high
         return x, y, x.count
 
     def scaled_batches(self) -> Iterator[pa.RecordBatch]:

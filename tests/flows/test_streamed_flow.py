@@ -69,3 +69,24 @@ def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold
     monkeypatch.setattr(streamed, "STREAM_BYTES", housing_csv.stat().st_size - 1)
     assert streamed.streams(housing_csv, None) and not streamed.streams(housing_csv, False)
     assert streamed.streams(None, True) and not streamed.streams(None, None)  # the course's: only when asked
+
+
+def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv, tmp_path):
+    from flows.predict import predict
+    from tasks.serving.drift import training_profile
+    from tasks.serving.resolve import trained
+    from tasks.store.artifacts import ArtifactStore
+
+    table = pd.read_csv(housing_csv)
+    table.iloc[:2_500].to_csv(housing_csv, index=False)
+    artifacts = str(tmp_path / "a")
+    regression(data=str(housing_csv), target="MedHouseVal", epochs=2, stream=True, artifacts=artifacts)
+    new = tmp_path / "new.csv"
+    table.iloc[2_500:].drop(columns="MedHouseVal").to_csv(new, index=False)
+    scored = pd.read_parquet(predict(data=str(new), artifacts=artifacts)["artifacts"]["predictions"])
+    assert len(scored) == 500 and np.isfinite(scored["prediction"]).all()
+    found = trained(ArtifactStore(artifacts), "champion")
+    seen = training_profile(found)  # merged over row groups: the train rows' own moments
+    train = pd.read_parquet(found.split.path).query("split == 'train'")["row_id"]
+    rows = table.iloc[:2_500].drop(columns="MedHouseVal").iloc[train.to_numpy()]
+    assert np.allclose(seen.mean, rows.mean().to_numpy(), rtol=1e-9) and np.allclose(seen.low, rows.min().to_numpy())
