@@ -127,7 +127,7 @@ def run_search(plan: SearchPlan, train: TrainParams, task: str = "regression", d
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
     # trial workers start while the data is prepared (scikit-learn's searches bring their own)
     warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 and not plan.sklearn else []
-    source = source_for(task, data, target, table, stream)
+    source = source_for(task, data, target, table, bool(stream))  # a search streams only when asked
     if source.stream:
         raise OptionError("search: a table streamed a row group at a time (larger than memory, or --stream) is "
                           "not searched yet; search a sample of it, or pass --no-stream if it fits in memory")

@@ -37,7 +37,7 @@ def source_for(task: str, data: str | None, target: str | None, table: TableOpti
         raise OptionError("categorical, numeric, missing and drop_constant are for your own table (data)")
     source = Source(path=data, target=target, task=task, table=table) if data else \
         Source(dataset=DATASETS[task], task=task)
-    return dataclasses.replace(source, stream=streams(source.local if data else None, stream))
+    return dataclasses.replace(source, stream=streams(source, stream))
 
 
 def table_options(categorical: list[str] | None = None, numeric: list[str] | None = None,

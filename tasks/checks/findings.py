@@ -174,7 +174,9 @@ _SAID: dict[tuple[str, str], Callable[[Failure, Any], str]] = {
     ("features", "expect_column_values_to_be_in_set"): _features,
     ("split index", "expect_table_row_count_to_equal"): _split("rows"),
     # a table validated a row group at a time (tasks/stages/validate_stream.py): its counts as one-row frames
-    ("size", "expect_column_values_to_be_between"): lambda f, d: _row_count(f._replace(observed=f.values[0]), d),
+    ("size", "expect_column_values_to_be_between"): lambda f, d: _row_count(f._replace(
+        observed=f.values[0], kwargs={"value": int(f.kwargs["max_value"])} if f.kwargs.get("max_value") else f.kwargs),
+        d),
     ("split rows", "expect_column_values_to_be_between"):
         lambda f, d: f"the split index has {f.values[0]} rows for {int(f.kwargs['min_value'])} raw rows",
     ("split index", "expect_column_values_to_be_unique"): _split("unique"),

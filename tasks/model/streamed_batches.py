@@ -3,8 +3,9 @@
 ``split_batches`` gives a ``keras.utils.PyDataset`` (Keras's own interface for data that is not
 held in arrays), so ``fit``, ``evaluate`` and every callback, the backup and resume included, run
 as they do on arrays. Each epoch reads the split's row groups in a seeded order (a new order per
-epoch), ``WINDOW_GROUPS`` groups at a time, and shuffles the rows of that window (the bounded
-shuffle buffer): the same seed gives the same batches. Unshuffled (validation, test), the rows
+epoch, told by ``epoch_callback``: a resumed training replays the orders of an uninterrupted one),
+``WINDOW_GROUPS`` groups at a time, and shuffles the rows of that window (the bounded shuffle
+buffer): the same seed gives the same batches. Unshuffled (validation, test), the rows
 come in the file's order. Memory: a window of groups and a batch, whatever the table's size.
 
 Keras asks for the batches of an epoch in order (one worker, no multiprocessing, ``shuffle=False``
@@ -86,8 +87,11 @@ def split_batches(scaled: ScaledFile, split: str, batch_size: int, to_batch: Cal
             self._next += 1
             return next(self._epoch)
 
+        def set_epoch(self, epoch: int) -> None:
+            """The epoch Keras starts (its index from 0, a resumed training's too): its order of groups and rows."""
+            self.epoch, self._epoch = epoch, None
+
         def on_epoch_end(self) -> None:
-            self.epoch += 1
             self._epoch = None
 
         def _batches(self) -> Iterator[tuple[Any, Any]]:
@@ -109,6 +113,13 @@ def split_batches(scaled: ScaledFile, split: str, batch_size: int, to_batch: Cal
                 yield to_batch(left)
 
     return SplitBatches()
+
+
+def epoch_callback(batches):
+    """A Keras callback that tells ``batches`` (made by ``split_batches``) each epoch's index."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: batches.set_epoch(epoch))
 
 
 def joined(frames: list[Frame]) -> Frame:

@@ -66,17 +66,19 @@ def category_profile(frame: Frame) -> pd.DataFrame:
 def class_balance(table: pd.DataFrame) -> pd.DataFrame:
     """Per split and class: how far the class share strays from its overall share (``table``:
     a row per data row, its split and target)."""
-    return class_balance_of(table.groupby(["split", "target"]).size())
+    return class_balance_of(table.groupby(["split", "target"]).size(), list(table["target"].value_counts().index))
 
 
-def class_balance_of(counts: pd.Series) -> pd.DataFrame:
+def class_balance_of(counts: pd.Series, order: list | None = None) -> pd.DataFrame:
     """``class_balance`` from rows counted per (split, class), however they were counted.
 
     The tolerance is 5 points plus four standard errors of a share in a split that size,
-    so small random splits are not failed for sampling noise.
+    so small random splits are not failed for sampling noise. ``order``: the classes' order in
+    the frame (default: most rows first).
     """
     counts = counts[counts > 0]
-    overall = counts.groupby(level=1).sum().sort_values(ascending=False, kind="stable")
+    overall = counts.groupby(level=1).sum()
+    overall = (overall.reindex(order) if order is not None else overall.sort_values(ascending=False, kind="stable"))
     overall = overall / overall.sum()
     rows = []
     for name, part in counts.groupby(level=0):

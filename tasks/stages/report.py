@@ -138,17 +138,17 @@ REPORT_ROWS = 100_000  # the test rows a streamed table's report pictures (its m
 
 def shown_test_rows(scaled: ArtifactRef) -> tuple[Frame, int]:
     """The test rows the report shows, and how many test rows there are: all of them, or, for a
-    table larger than memory, its first ``REPORT_ROWS`` (the evaluate stage scores every row)."""
+    table larger than memory, about ``REPORT_ROWS`` taken as the same share of each row group (so
+    a table sorted by date or label is pictured across its whole length). The evaluate stage
+    scores every row."""
     if not is_streamed(scaled):
         test = read_frame(scaled.path, filters=[("split", "=", "test")])
         return test, len(test)
-    stored, parts, held = ScaledFile(scaled.path), [], 0
-    for part in stored.frames("test"):
-        parts.append(part.take(slice(0, REPORT_ROWS - held)))
-        held += len(parts[-1])
-        if held >= REPORT_ROWS:
-            break
-    return joined(parts), stored.rows("test")
+    stored = ScaledFile(scaled.path)
+    total = stored.rows("test")
+    share = min(1.0, REPORT_ROWS / max(total, 1))
+    parts = [part.take(slice(0, int(np.ceil(len(part) * share)))) for part in stored.frames("test")]
+    return joined(parts), total
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -158,7 +158,7 @@ def report_task(model: ArtifactRef, scaled: ArtifactRef, scaler: ArtifactRef, ar
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         test, rows = shown_test_rows(scaled)
         name = ArtifactStore.record(model).model_name
-        shown = f"{len(test)} test rows" if len(test) == rows else f"the first {len(test):,} of {rows:,} test rows"
+        shown = f"{len(test)} test rows" if len(test) == rows else f"{len(test):,} of {rows:,} test rows"
         out, title = predicted(model.path, test, name), f"{test.spec.name}: {name}, {shown}"
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)

@@ -65,9 +65,11 @@ class StreamedScale:
 
     def _pairs(self) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         raw = batches(self.raw_path, ["row_id", self.raw_spec.target, *self.names], self.batch_rows)
-        index = batches(self.index_path, ["split"], self.batch_rows)
+        index = batches(self.index_path, ["row_id", "split"], self.batch_rows)
         for rows, labels in aligned(raw, index):
-            yield rows, labels.column(0).to_numpy(zero_copy_only=False)
+            if not rows.column(0).equals(labels.column(0)):  # paired by position: the same rows, or a fault
+                raise ValueError(f"the split index of {self.raw_spec.name} does not list the raw rows in their order")
+            yield rows, labels.column(1).to_numpy(zero_copy_only=False)
 
     def _train_moments(self) -> tuple[Moments, Moments, int]:
         width = len(self.names)

@@ -12,12 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.stages import streamed
+from tasks.stages.streamed_stats import TEST_SHARE, VALID_SHARE
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import DatasetSpec, Frame, SplitIndex, read_parquet, spec_of, split_labels, to_arrow
 from tasks.store.stage import StageRun, reported
 
 
-def _random_halves(index: np.ndarray, y: np.ndarray, seed: int, stratify: bool, test_size=0.25):
+def _random_halves(index: np.ndarray, y: np.ndarray, seed: int, stratify: bool, test_size: float):
     from sklearn.model_selection import train_test_split
 
     counts = np.unique(y, return_counts=True)[1]
@@ -34,7 +35,7 @@ def assign_splits(spec: DatasetSpec, y: np.ndarray, own: np.ndarray | None) -> n
     index = np.arange(len(y))
     labels = np.empty(len(y), dtype=object)
     if method == "random":
-        rest, test = _random_halves(index, y, rule.test_seed, stratify)
+        rest, test = _random_halves(index, y, rule.test_seed, stratify, TEST_SHARE)
         labels[test] = "test"
     elif method in ("head", "given"):
         if own is None:
@@ -48,7 +49,7 @@ def assign_splits(spec: DatasetSpec, y: np.ndarray, own: np.ndarray | None) -> n
     if method == "head":
         valid, rest = rest[: rule.valid_size], rest[rule.valid_size:]
     else:
-        rest, valid = _random_halves(rest, y[rest], rule.valid_seed, stratify)
+        rest, valid = _random_halves(rest, y[rest], rule.valid_seed, stratify, VALID_SHARE)
     labels[rest] = "train"
     labels[valid] = "valid"
     return labels

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.core.errors import DataError
+from tasks.core.errors import DataError, OptionError
 from tasks.stages.scale_stream import StreamedScale
 from tasks.stages.split_stream import split_batches
 from tasks.stages.streamed_stats import rows_per_batch
@@ -24,19 +24,28 @@ from tasks.stages.table_stream import StreamedTable
 from tasks.store.artifacts import ArtifactRef
 from tasks.store.dataset import Frame, to_arrow
 from tasks.store.lineage import RawFile
+from tasks.store.remote import is_url
 
 STREAM_BYTES = 2**30
 SPLIT_IN_MEMORY_ROWS = 5_000_000  # up to here, the course's seeded split (it holds every row id and target)
 
 
-def streams(path: str | Path | None, stream: bool | None) -> bool:
-    """Whether a flow's table is streamed: as asked, else by its size (see the module's text)."""
-    if stream is not None or path is None:
-        return bool(stream)
-    path = Path(path)
+def streams(source, stream: bool | None) -> bool:
+    """Whether a flow's ``Source`` (tasks/stages/load.py) is streamed: as asked (``stream``), else
+    by its size, for a local table whose columns a stream takes (see the module's text). A table
+    named by a URL, or one read with --categorical or --missing impute, is streamed only when asked."""
+    if stream is not None:
+        return stream
+    if source.path is None or is_url(source.path) or source.table.categorical or source.table.missing == "impute":
+        return False
+    path = Path(source.path)
     if not path.is_file():
         return False  # the load names the missing file
     if table_kind(path) == "parquet":
+        schema = pq.read_schema(path)
+        if any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in schema
+               if f.name not in ("split", source.target) or source.task == "classification"):
+            return False  # text columns (or text labels) are read in memory
         meta = pq.ParquetFile(path).metadata
         return meta.num_rows * meta.num_columns * 8 > STREAM_BYTES
     return path.stat().st_size > STREAM_BYTES
@@ -47,6 +56,9 @@ def put_raw(run, source) -> ArtifactRef:
     time, never whole in memory; the course's datasets (small) read whole, written as row groups."""
     if source.path is None:
         frame, files = source.read()
+        if frame.spec.is_image:
+            raise OptionError(f"--stream: {frame.spec.name} is images, which are not streamed (they fit in memory); "
+                              "run it without --stream")
         run.parents = [RawFile(*f.split(":")) for f in files]
         spec = frame.spec.replace(streamed=True)
         table = to_arrow(Frame(spec, frame.X, frame.y, frame.row_id, frame.split, frame.text))

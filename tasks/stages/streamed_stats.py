@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 BATCH_ROWS = 262_144  # rows a streamed stage holds at a time, and per row group of what it writes
-TEST_SHARE, VALID_SHARE = 0.25, 0.25  # of all rows; of the rows left after test (the course's split)
+TEST_SHARE, VALID_SHARE = 0.25, 0.25  # of all rows; of the rows left after test (the course's; split.py's too)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 

@@ -180,7 +180,12 @@ def _target(df, target: str, task: str, path: Path) -> tuple[np.ndarray, tuple[s
             raise DataError(f"{path.name}: the label column {target!r} holds non-whole values "
                             f"{values_text(y[fractional])} at {rows_text(fractional)}; classification needs "
                             "labels 0..K-1 (for a numeric target use the regression flow)")
-        if len(finite) and finite.min() >= 1 and set(np.unique(finite)) == set(range(1, int(finite.max()) + 1)):
-            raise DataError(f"{path.name}: the labels in {target!r} run 1..{int(finite.max())}; the models need "
-                            f"0..{int(finite.max()) - 1}: subtract 1 from the column")
+        refuse_one_based(set(np.unique(finite).tolist()), target, path)
     return y, None
+
+
+def refuse_one_based(labels: set, target: str, path: Path) -> None:
+    """Refuse labels 1..K (every one of them present, none 0): a classifier's are 0..K-1."""
+    if labels and min(labels) >= 1 and labels == set(range(1, int(max(labels)) + 1)):
+        raise DataError(f"{path.name}: the labels in {target!r} run 1..{int(max(labels))}; the models need "
+                        f"0..{int(max(labels)) - 1}: subtract 1 from the column")

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from tasks.core.errors import DataError, OptionError, rows_text, values_text
 from tasks.core.params import MISSING
 from tasks.stages.streamed_stats import batches, rows_per_batch
-from tasks.stages.table import TableOptions, table_kind
+from tasks.stages.table import TableOptions, refuse_one_based, table_kind
 from tasks.store.dataset import SPEC_KEY, SPLITS, DatasetSpec, SplitRule
 
 CSV_BLOCK_BYTES = 16 * 2**20  # bytes per block of Arrow's CSV reader (about 100,000 housing rows)
@@ -74,7 +74,7 @@ class StreamedTable:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The table in the raw artifact's layout, ``batch_rows`` rows at a time."""
-        first = 0
+        first, self._labels = 0, set()
         for batch in self._read():
             if batch.num_rows == 0:
                 continue
@@ -82,6 +82,8 @@ class StreamedTable:
             first += batch.num_rows
         if first == 0:
             raise DataError(f"{self.path.name}: the table has a header but no rows")
+        if self.spec.task == "classification":  # (before the artifact is published: nothing is written)
+            refuse_one_based(self._labels, self.target, self.path)
 
     def _read(self) -> Iterator[pa.RecordBatch]:
         wanted = [*(["split"] if self.has_split else []), self.target, *self.features]
@@ -133,7 +135,8 @@ class StreamedTable:
             split = batch.column("split").cast(pa.string())
             bad = np.flatnonzero(~pc.fill_null(pc.is_in(split, pa.array(SPLITS)), False).to_numpy(zero_copy_only=False))
             if len(bad):
-                raise DataError(f"{name}: column 'split' holds {values_text(sorted(set(split.take(bad).to_pylist())))}"
+                found = sorted(set(map(str, split.take(bad).to_pylist())))  # an empty cell reads 'None', as in memory
+                raise DataError(f"{name}: column 'split' holds {values_text(found)}"
                                 f" at {rows_text(bad + first)}; use only {', '.join(SPLITS)}")
             arrays.append(split)
         arrays.append(self._target(batch, first))
@@ -166,6 +169,7 @@ class StreamedTable:
             raise DataError(f"{self.path.name}: the label column {self.target!r} holds "
                             f"{values_text(values[fractional])} at {rows_text(fractional + first)}; "
                             "classification needs whole labels 0..K-1")
+        self._labels |= set(np.unique(values).astype(np.int64).tolist())
         return pa.array(values.astype(np.int64))
 
 

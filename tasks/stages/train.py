@@ -27,7 +27,7 @@ from tasks.model import files as model_files
 from tasks.model import registry as models
 from tasks.model.batches import fit_data
 from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
-from tasks.model.streamed_batches import ScaledFile, split_batches
+from tasks.model.streamed_batches import ScaledFile, epoch_callback, split_batches
 from tasks.model.target_units import in_target_units, standardised
 from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
@@ -97,8 +97,10 @@ def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int,
     earlier = before[MONITOR[0]].tolist() if len(before) else []
     callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
     start = time.perf_counter()
-    net.fit(**_fit_data(scaled, model, batch_size, seed), epochs=stop_at if pause else epochs, callbacks=callbacks,
-            verbose=0)
+    data = _fit_data(scaled, model, batch_size, seed)
+    if isinstance(scaled, ScaledFile):  # its shuffle follows Keras's epoch index
+        callbacks = [epoch_callback(data["x"]), *callbacks]
+    net.fit(**data, epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
     if guard.diverged or not checkpoint.exists():

@@ -63,12 +63,15 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
     names, width = list(spec.features), len(spec.features)
     nan, inf = np.zeros(width, np.int64), np.zeros(width, np.int64)
     lo, hi = np.full(width, np.inf), np.full(width, -np.inf)
-    examples, n, top, first = _Examples(), 0, -1, None
+    examples, n, top, good = _Examples(), 0, -1, None
     ranges = spec.feature_ranges or {}
     bounds = [ranges.get(c, ranges.get("*", (-np.inf, np.inf))) for c in names]
     for rows in batches(path, ["row_id", spec.target, *names], batch_rows):
         row_id, y = rows.column(0).to_numpy(), rows.column(1).to_numpy(zero_copy_only=False)
-        first = (row_id[0], y[0]) if first is None else first
+        fine = _target_passes(spec, y.astype(np.float64))
+        if good is None and (fine.any() or n == 0):  # a row whose target breaks nothing (else the first)
+            k = int(np.argmax(fine)) if fine.any() else 0
+            good = (row_id[k], y[k])
         n += len(y)
         for j, column in enumerate(names):
             values = rows.column(j + 2).to_numpy(zero_copy_only=False)
@@ -91,24 +94,37 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
             examples.add(spec.target, "range", outside, row_id, y)
     labels = list(spec.classes) if spec.classes is not None else list(range(max(top, 0) + 1))
     profile = profile_frame(spec, names, "f", nan, inf, lo, hi, n)
-    suspects = _suspects(spec, names, examples, first, lo)
+    neutral = np.clip(np.where(np.isfinite(lo), lo, 0.0), [b[0] for b in bounds], [b[1] for b in bounds])
+    suspects = _suspects(spec, names, examples, good, neutral)
     target = pd.DataFrame({spec.target: suspects.y}, index=pd.Index(suspects.row_id, name="row"))
     most_missing = n - 1 if spec.missing == "impute" else 0
-    size = expect("ExpectColumnValuesToBeBetween", column="rows", min_value=MIN_ROWS)
+    size = expect("ExpectColumnValuesToBeBetween", column="rows", min_value=spec.rows, max_value=spec.rows) \
+        if spec.rows else expect("ExpectColumnValuesToBeBetween", column="rows", min_value=MIN_ROWS)
     checks = [Check("size", pd.DataFrame({"rows": [n]}, index=pd.Index(["table"], name="table")), [size], "table"),
               Check("target", target, target_expectations(spec, labels), "row"),
               Check("features", profile, feature_expectations(spec, most_missing), "feature")]
     return run_checks("raw", suspects, checks, site=site)
 
 
-def _suspects(spec, names: list[str], examples: _Examples, first: tuple, lo: np.ndarray) -> Suspects:
+def _target_passes(spec, y: np.ndarray) -> np.ndarray:
+    """Which targets break none of the target's expectations (for the example rows' filler)."""
+    fine = ~np.isnan(y)
+    if spec.task == "classification":
+        fine &= y >= 0
+    elif spec.target_range:
+        fine &= (y >= spec.target_range[0]) & (y <= spec.target_range[1])
+    return fine
+
+
+def _suspects(spec, names: list[str], examples: _Examples, good: tuple, neutral: np.ndarray) -> Suspects:
     """The example rows as a frame: each row holds its fault in its own column and, elsewhere,
-    the column's smallest finite value (which breaks nothing) and the first row's target, so a
-    finding that looks at one column sees only that column's examples. The table's first row
-    leads (the target check needs a row, and a constant column's finding shows its value)."""
-    rows = [(first[0], None, None)] + [(r, v, column) for (column, _), found in examples.rows.items() for r, v in found]
-    X = np.tile(np.where(np.isfinite(lo), lo, 0.0), (len(rows), 1))
-    y = np.full(len(rows), first[1], dtype=np.asarray(first[1]).dtype)
+    values that break nothing (a target that passes, each column's smallest finite value within
+    its range), so a finding that looks at one column sees only that column's examples. A row
+    that breaks nothing leads (the target check needs a row, and a constant column's finding shows
+    its value)."""
+    rows = [(good[0], None, None)] + [(r, v, column) for (column, _), found in examples.rows.items() for r, v in found]
+    X = np.tile(neutral, (len(rows), 1))
+    y = np.full(len(rows), good[1], dtype=np.asarray(good[1]).dtype)
     for i, (_, value, column) in enumerate(rows):
         if column == spec.target:
             y[i] = value

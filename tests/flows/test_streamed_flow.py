@@ -3,6 +3,7 @@ course's housing, forced with stream=True, the same split and scaler as in memor
 and scored model with its lineage; bad input in a user's table stopped at load naming its row."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -65,10 +66,17 @@ def test_bad_input_in_the_last_row_group_stops_the_flow_at_its_step_naming_the_r
 
 
 def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold(housing_csv, monkeypatch):
-    assert not streamed.streams(housing_csv, None)
+    from tasks.stages.load import Source
+    from tasks.stages.table import TableOptions
+
+    table = Source(path=str(housing_csv), target="MedHouseVal", task="regression")
+    assert not streamed.streams(table, None)
     monkeypatch.setattr(streamed, "STREAM_BYTES", housing_csv.stat().st_size - 1)
-    assert streamed.streams(housing_csv, None) and not streamed.streams(housing_csv, False)
-    assert streamed.streams(None, True) and not streamed.streams(None, None)  # the course's: only when asked
+    assert streamed.streams(table, None) and not streamed.streams(table, False)
+    # what a stream does not take yet is read in memory unless asked
+    assert not streamed.streams(dataclasses.replace(table, table=TableOptions(missing="impute")), None)
+    course = Source(dataset="california-housing", task="regression")
+    assert streamed.streams(course, True) and not streamed.streams(course, None)  # the course's: only when asked
 
 
 def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv, tmp_path):
@@ -90,3 +98,28 @@ def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv,
     train = pd.read_parquet(found.split.path).query("split == 'train'")["row_id"]
     rows = table.iloc[:2_500].drop(columns="MedHouseVal").iloc[train.to_numpy()]
     assert np.allclose(seen.mean, rows.mean().to_numpy(), rtol=1e-9) and np.allclose(seen.low, rows.min().to_numpy())
+
+
+def test_a_streamed_classifier_on_a_user_table_of_pixels_and_images_refused(fashion_table, tmp_path):
+    from flows.classification import classification
+    from tasks.core.errors import OptionError
+
+    result = classification(data=str(fashion_table), target="label", epochs=2, stream=True,
+                            artifacts=str(tmp_path / "a"))
+    assert result["test"]["accuracy"] > 0.5  # ten classes from 2,400 rows in 2 epochs
+    metrics = json.loads(Path(result["artifacts"]["metrics"]).with_suffix(".json").read_text())
+    assert metrics["evaluation"]["test_rows"] == 600
+    with pytest.raises(OptionError, match="--stream: fashion-mnist is images, which are not streamed"):
+        classification(epochs=1, stream=True, artifacts=str(tmp_path / "b"))
+    assert not list((tmp_path / "b").rglob("*.parquet"))
+
+
+def test_past_the_in_memory_split_s_rows_the_flow_splits_by_the_seeded_hash(housing_csv, tmp_path, monkeypatch):
+    monkeypatch.setattr(streamed, "SPLIT_IN_MEMORY_ROWS", 1_000)  # the 3,000-row table counts as large
+    runs = [regression(data=str(housing_csv), target="MedHouseVal", epochs=1, stream=True,
+                       artifacts=str(tmp_path / name)) for name in ("a", "b")]
+    index = pq.read_table(runs[0]["artifacts"]["split"])
+    assert spec_of(index).split.method == "hash"
+    assert pq.read_table(runs[1]["artifacts"]["split"])["split"].equals(index["split"])  # same seed, same split
+    shares = pd.Series(index["split"].to_pylist()).value_counts(normalize=True)
+    assert abs(shares["test"] - 0.25) < 0.04 and np.isfinite(runs[0]["test"]["loss"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tasks.model.registry import model_inputs, model_targets
 from tasks.model.streamed_batches import ScaledFile, split_batches
@@ -35,10 +36,9 @@ def targets(frame):
     return model_inputs(frame, "mlp30"), model_targets(frame, "mlp30")
 
 
-def epoch(batches) -> np.ndarray:
-    out = np.concatenate([batches[i][1] for i in range(len(batches))])
-    batches.on_epoch_end()
-    return out
+def epoch(batches, index: int = 0) -> np.ndarray:
+    batches.set_epoch(index)
+    return np.concatenate([batches[i][1] for i in range(len(batches))])
 
 
 def test_an_epoch_holds_every_train_row_once_in_a_seeded_order_that_changes_per_epoch(housing, tmp_path):
@@ -46,7 +46,7 @@ def test_an_epoch_holds_every_train_row_once_in_a_seeded_order_that_changes_per_
     assert len(scaled.groups["train"]) > 3
     train_y = read_frame(scaled.path, filters=[("split", "=", "train")]).y
     batches = split_batches(scaled, "train", 64, targets, seed=3, shuffle=True)
-    first, second = epoch(batches), epoch(batches)
+    first, second = epoch(batches, 0), epoch(batches, 1)
     assert len(batches) == int(np.ceil(len(train_y) / 64)) and batches[0][0].shape == (64, 8)
     assert np.array_equal(np.sort(first), np.sort(train_y.astype(np.float32)))
     assert np.array_equal(np.sort(second), np.sort(first)) and not np.array_equal(first, second)
@@ -71,3 +71,16 @@ def test_train_fits_from_the_row_groups_through_keras_fit(housing, tmp_path):
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     in_memory = train(read_frame(scaled.path), "mlp30", tmp_path / "work-memory", epochs=3, batch_size=32, seed=1)
     assert abs(history["val_loss"].iloc[-1] - in_memory.history["val_loss"].iloc[-1]) < 0.15
+
+
+def test_a_crashed_training_from_the_stream_resumes_with_the_uninterrupted_orders(housing, tmp_path):
+    from tasks.model.callbacks import InjectedCrash, Watch
+
+    scaled = scaled_file(housing, tmp_path)
+    args = dict(epochs=4, batch_size=64, seed=2)
+    with pytest.raises(InjectedCrash):
+        train(scaled, "mlp30", tmp_path / "resumed", watch=Watch(crash_at_epoch=3), **args)
+    resumed = train(scaled, "mlp30", tmp_path / "resumed", **args)
+    straight = train(scaled, "mlp30", tmp_path / "straight", **args)
+    assert resumed.resumed_at == 3 and list(resumed.history["epoch"]) == [1, 2, 3, 4]
+    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=0, atol=1e-6)

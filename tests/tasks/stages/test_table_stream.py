@@ -97,3 +97,14 @@ def test_what_is_not_streamed_yet_is_refused_before_a_row_is_read(houses, tmp_pa
         StreamedTable(path, TARGET, "regression", TableOptions(missing="impute"))
     with pytest.raises(DataError, match="--categorical HouseAge: a streamed table takes numeric columns only"):
         StreamedTable(path, TARGET, "regression", TableOptions(categorical=("HouseAge",)))
+
+
+def test_labels_one_to_k_and_an_empty_split_cell_are_refused_as_in_memory(houses, tmp_path):
+    houses[TARGET] = (houses[TARGET] > 2).astype(np.int64) + 1  # 1..2
+    with pytest.raises(DataError, match=r"the labels in 'MedHouseVal' run 1..2; the models need 0..1"):
+        streamed(written(houses, tmp_path, ".parquet"), tmp_path, "classification")
+    assert not list((tmp_path / "store").rglob("*.parquet"))
+    houses[TARGET] -= 1
+    houses["split"] = pd.Series(["train"] * 2_999 + [None], dtype=object)
+    with pytest.raises(DataError, match=r"column 'split' holds 'None' at row 3000"):
+        streamed(written(houses, tmp_path, ".parquet"), tmp_path, "classification")

@@ -104,3 +104,19 @@ def test_a_scaled_column_off_its_train_moments_is_the_scaler_s_fault(housing, tm
                                 pa.array(scaled["MedInc"].to_numpy() * 2 + 1))
     with pytest.raises(ScalingFault, match="MedInc"):
         validate_scaled_streamed(store.put_table(doubled, "scaled").path, batch_rows=GROUP)
+
+
+def test_a_fault_in_the_first_row_is_named_once_and_no_good_row_with_it(housing, tmp_path):
+    def faults(df):
+        df.loc[0, TARGET] = np.nan
+        df.loc[150, "AveBedrms"] = np.nan
+    path = table(housing, tmp_path, change=faults)
+    _, raw = streamed_raw(path, tmp_path)
+    with pytest.raises(ValidationFailed) as streamed:
+        validate_raw_streamed(raw.path, batch_rows=GROUP)
+    frame, _ = load_table(path, TARGET, "regression")
+    with pytest.raises(ValidationFailed) as in_memory:
+        validate_raw(frame)
+    assert f"the target {TARGET!r} is empty at row 1;" in str(streamed.value)
+    assert "AveBedrms has 1 missing value at row 151" in str(streamed.value)
+    assert sorted(str(streamed.value).splitlines()) == sorted(str(in_memory.value).splitlines())
