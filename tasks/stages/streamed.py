@@ -42,11 +42,13 @@ def streams(source, stream: bool | None) -> bool:
     if not path.is_file():
         return False  # the load names the missing file
     if table_kind(path) == "parquet":
-        schema = pq.read_schema(path)
-        if any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in schema
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError):
+            return False  # the load names what is wrong with the file
+        if any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in meta.schema.to_arrow_schema()
                if f.name not in ("split", source.target) or source.task == "classification"):
             return False  # text columns (or text labels) are read in memory
-        meta = pq.ParquetFile(path).metadata
         return meta.num_rows * meta.num_columns * 8 > STREAM_BYTES
     return path.stat().st_size > STREAM_BYTES
 
