@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.checks.gx import Check, expect
@@ -75,15 +76,20 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
         n += len(y)
         for j, column in enumerate(names):
             values = rows.column(j + 2).to_numpy(zero_copy_only=False)
-            missing, infinite = np.isnan(values), np.isinf(values)
-            nan[j] += missing.sum()
-            inf[j] += infinite.sum()
-            finite = values[~(missing | infinite)]
-            if len(finite):
-                lo[j], hi[j] = min(lo[j], finite.min()), max(hi[j], finite.max())
-            for kind, bad in (("nulls", missing), ("nonfinite", infinite),
-                              ("min", values < bounds[j][0]), ("upper", values > bounds[j][1])):
-                examples.add(column, kind, bad, row_id, values)
+            low, high = values.min(initial=np.inf), values.max(initial=-np.inf)
+            if not (np.isfinite(low) and np.isfinite(high)):  # NaN or inf somewhere: count and keep examples
+                missing, infinite = np.isnan(values), np.isinf(values)
+                nan[j] += missing.sum()
+                inf[j] += infinite.sum()
+                examples.add(column, "nulls", missing, row_id, values)
+                examples.add(column, "nonfinite", infinite, row_id, values)
+                finite = values[~(missing | infinite)]
+                low, high = finite.min(initial=np.inf), finite.max(initial=-np.inf)
+            lo[j], hi[j] = min(lo[j], low), max(hi[j], high)
+            if low < bounds[j][0]:
+                examples.add(column, "min", values < bounds[j][0], row_id, values)
+            if high > bounds[j][1]:
+                examples.add(column, "upper", values > bounds[j][1], row_id, values)
         y_float = y.astype(np.float64)
         examples.add(spec.target, "null", np.isnan(y_float), row_id, y)
         if spec.task == "classification":
@@ -143,15 +149,18 @@ def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = N
     counts, n, last, repeated, unknown = defaultdict(int), 0, -1, [], []
     for rows in batches(index_path, ["row_id", "split", spec.target], batch_rows):
         row_id = rows.column(0).to_numpy()
-        split = rows.column(1).to_numpy(zero_copy_only=False)
         n += len(row_id)
         steps = np.diff(np.concatenate([[last], row_id]))
         repeated.extend(row_id[steps <= 0][:EXAMPLES - len(repeated)])
-        unknown.extend(split[~np.isin(split, SPLITS)][:EXAMPLES - len(unknown)])
         last = row_id[-1] if len(row_id) else last
-        y = rows.column(2).to_numpy(zero_copy_only=False) if spec.task == "classification" else np.zeros(len(split))
-        for (name, label), count in pd.Series(y).groupby([split, y]).size().items():
-            counts[(name, label)] += int(count)
+        labels = rows.column(2) if spec.task == "classification" else pa.nulls(len(row_id), pa.int64())
+        keys = pa.table({"split": rows.column(1), "y": labels})
+        grouped = keys.group_by(["split", "y"]).aggregate([([], "count_all")])
+        for row in grouped.to_pylist():
+            split, label = row["split"], row["y"]
+            counts[(split, 0 if label is None else label)] += row["count_all"]
+            if split not in SPLITS and len(unknown) < EXAMPLES:
+                unknown.append(split)
     # the rows that broke something, each repeated row twice (so "unique" sees it), after one good row
     suspects = pd.DataFrame({"row_id": [-1, *repeated, *repeated, *([-2 - i for i in range(len(unknown))])],
                              "split": ["train", *["train"] * 2 * len(repeated), *map(str, unknown)]})

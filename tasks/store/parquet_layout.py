@@ -10,7 +10,12 @@ from tasks.store.dataset import SPEC_KEY, spec_of, tensor_dtype
 
 
 def write_settings(table: pa.Table) -> dict[str, Any]:
-    """``pyarrow.parquet.write_table`` settings for a pipeline table (the store writes with them)."""
+    """``pyarrow.parquet.write_table`` settings for a pipeline table (the store writes with them).
+    A streamed table's (read again by every later stage, a row group at a time) trade size for
+    speed: LZ4, and a dictionary for the split column only (row ids and targets rarely repeat)."""
+    if SPEC_KEY in (table.schema.metadata or {}) and spec_of(table).streamed:
+        return {"compression": "lz4", "use_dictionary": [n for n in table.column_names if n == "split"],
+                "write_statistics": _small_columns(table), "row_group_size": row_group_rows(table)}
     return {"compression": _compression(table), "use_dictionary": _repeating_columns(table),
             "write_statistics": _small_columns(table), "row_group_size": row_group_rows(table)}
 
