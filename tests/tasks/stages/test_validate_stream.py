@@ -36,6 +36,18 @@ def streamed_raw(path, tmp_path, task: str = "regression"):
     return store, store.put_batches(StreamedTable(path, TARGET, task, batch_rows=GROUP).batches(), "raw")
 
 
+def findings(housing, tmp_path, faults) -> tuple[str, str]:
+    """What the streamed raw validation and the in-memory one say of the same faulty table."""
+    path = table(housing, tmp_path, change=faults)
+    _, raw = streamed_raw(path, tmp_path)
+    with pytest.raises(ValidationFailed) as streamed:
+        validate_raw_streamed(raw.path, batch_rows=GROUP)
+    frame, _ = load_table(path, TARGET, "regression")
+    with pytest.raises(ValidationFailed) as in_memory:
+        validate_raw(frame)
+    return str(streamed.value), str(in_memory.value)
+
+
 def test_a_clean_table_passes_every_streamed_point(housing, tmp_path):
     store, raw = streamed_raw(table(housing, tmp_path), tmp_path)
     report = validate_raw_streamed(raw.path, batch_rows=GROUP)
@@ -52,18 +64,11 @@ def test_faults_in_late_row_groups_are_named_as_the_in_memory_validation_names_t
         df.loc[[2_203, 2_650, 2_951, 2_990, 2_991, 2_992, 2_999], "AveBedrms"] = np.nan  # 7, across groups
         df.loc[2_998, "Population"] = np.inf
         df.loc[2_997, TARGET] = np.nan
-    path = table(housing, tmp_path, change=faults)
-    _, raw = streamed_raw(path, tmp_path)
-    with pytest.raises(ValidationFailed) as streamed:
-        validate_raw_streamed(raw.path, batch_rows=GROUP)
-    frame, _ = load_table(path, TARGET, "regression")
-    with pytest.raises(ValidationFailed) as in_memory:
-        validate_raw(frame)
-    said = str(streamed.value)
+    said, in_memory = findings(housing, tmp_path, faults)
     assert "AveBedrms has 7 missing values at rows 2204, 2651, 2952, 2991, 2992 and 2 more" in said
     assert "Population holds infinity at row 2999: inf" in said
     assert f"the target {TARGET!r} is empty at row 2998" in said
-    assert sorted(said.splitlines()) == sorted(str(in_memory.value).splitlines())
+    assert sorted(said.splitlines()) == sorted(in_memory.splitlines())
 
 
 def test_a_negative_label_and_a_short_table_are_refused(housing, tmp_path):
@@ -110,13 +115,7 @@ def test_a_fault_in_the_first_row_is_named_once_and_no_good_row_with_it(housing,
     def faults(df):
         df.loc[0, TARGET] = np.nan
         df.loc[150, "AveBedrms"] = np.nan
-    path = table(housing, tmp_path, change=faults)
-    _, raw = streamed_raw(path, tmp_path)
-    with pytest.raises(ValidationFailed) as streamed:
-        validate_raw_streamed(raw.path, batch_rows=GROUP)
-    frame, _ = load_table(path, TARGET, "regression")
-    with pytest.raises(ValidationFailed) as in_memory:
-        validate_raw(frame)
-    assert f"the target {TARGET!r} is empty at row 1;" in str(streamed.value)
-    assert "AveBedrms has 1 missing value at row 151" in str(streamed.value)
-    assert sorted(str(streamed.value).splitlines()) == sorted(str(in_memory.value).splitlines())
+    said, in_memory = findings(housing, tmp_path, faults)
+    assert f"the target {TARGET!r} is empty at row 1;" in said
+    assert "AveBedrms has 1 missing value at row 151" in said
+    assert sorted(said.splitlines()) == sorted(in_memory.splitlines())
