@@ -73,8 +73,7 @@ def _feature_finding(failure: Failure, name: str, data: Frame) -> str:
     if column == "constant":
         return (f"{label} is {values_text(values[:1])} in every row: kept, scaled by 1 (as scikit-learn's "
                 "StandardScaler does), though a column with one value gives a model nothing to learn from")
-    ranges = data.spec.feature_ranges or {}
-    lower, upper = ranges.get(name, ranges.get("*", (-np.inf, np.inf)))
+    lower, upper = data.spec.feature_range(name)
     bad = (values < lower) if column == "min" else (values > upper)
     side = "below" if column == "min" else "above"
     where = _rows(rows, bad, _total(data, name, column, bad.sum()))

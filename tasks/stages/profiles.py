@@ -34,9 +34,8 @@ def profile_frame(spec: DatasetSpec, names: list[str], kind: str, nan: np.ndarra
                   lo: np.ndarray, hi: np.ndarray, rows: int) -> pd.DataFrame:
     """The feature profile from its counts and extremes, however they were reduced (a whole
     frame, or row groups merged)."""
-    ranges = spec.feature_ranges or {}
-    lower = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[0] for n in spec.features]
-    upper = [ranges.get(n, ranges.get("*", (-np.inf, np.inf)))[1] for n in spec.features]
+    lower = [spec.feature_range(n)[0] for n in spec.features]
+    upper = [spec.feature_range(n)[1] for n in spec.features]
     if spec.is_image:  # one range for all pixels
         lower, upper = lower * len(names), upper * len(names)
     # a table's feature with one value in every row (not an image's pixel: a border pixel may be)

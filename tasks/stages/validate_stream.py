@@ -65,8 +65,7 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
     nan, inf = np.zeros(width, np.int64), np.zeros(width, np.int64)
     lo, hi = np.full(width, np.inf), np.full(width, -np.inf)
     examples, n, top, good = _Examples(), 0, -1, None
-    ranges = spec.feature_ranges or {}
-    bounds = [ranges.get(c, ranges.get("*", (-np.inf, np.inf))) for c in names]
+    bounds = [spec.feature_range(c) for c in names]
     for rows in batches(path, ["row_id", spec.target, *names], batch_rows):
         row_id, y = rows.column(0).to_numpy(), rows.column(1).to_numpy(zero_copy_only=False)
         fine = _target_passes(spec, y.astype(np.float64))

@@ -87,6 +87,10 @@ class DatasetSpec:
     def feature_shape(self) -> tuple[int, ...]:
         return self.image_shape or (len(self.features),)
 
+    def feature_range(self, name: str) -> tuple[float, float]:
+        """A feature's known (low, high): its own, the one for all ("*"), or none (infinite)."""
+        return (self.feature_ranges or {}).get(name, (self.feature_ranges or {}).get("*", (-np.inf, np.inf)))
+
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)
         for name, default in _LATER_FIELDS.items():  # written only when set: older specs keep their bytes
