@@ -18,12 +18,12 @@ from tasks.serving.champion import champion_task
 from tasks.stages.evaluate import evaluate_task
 from tasks.stages.load import Source, load_task
 from tasks.stages.report import report_task
-from tasks.stages.scale import scale_task
+from tasks.stages.scale_task import scale_task
 from tasks.stages.split import split_task
 from tasks.stages.streamed import streams
 from tasks.stages.table import TableOptions
 from tasks.stages.train import train_task
-from tasks.stages.validate import validate_raw_task, validate_scaled_task, validate_split_task
+from tasks.stages.validate_tasks import validate_raw_task, validate_scaled_task, validate_split_task
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 
 

@@ -14,14 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.core.errors import DataError
-from tasks.stages.categories import UNSEEN, Vocabulary
-from tasks.store.artifacts import ArtifactRef, ArtifactStore
-from tasks.store.dataset import Frame, SplitIndex, is_streamed, read_frame, read_index, to_arrow
-from tasks.store.stage import StageRun, logger, reported
+from tasks.stages.categories import Vocabulary
+from tasks.store.dataset import Frame, SplitIndex
 
 _CHUNK_ROWS = 8_192
 assert _CHUNK_ROWS * 255 ** 2 < 2 ** 31, "_byte_moments sums a chunk's squares in int32"
@@ -230,32 +226,3 @@ def target_moments(y: np.ndarray) -> tuple[float, float]:
     constant target gets scale 1 by the same rule)."""
     fitted = StandardScaler().fit(np.asarray(y, np.float64).reshape(-1, 1))
     return float(fitted.mean_[0]), float(fitted.scale_[0])
-
-
-@task(name="scale", cache_policy=NO_CACHE)
-def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool = False,
-               scale_target: bool = False) -> dict[str, ArtifactRef]:
-    """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
-    def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        if is_streamed(raw):  # a row group at a time (tasks/stages/scale_stream.py)
-            from tasks.stages.scale_stream import StreamedScale
-
-            fitted = StreamedScale(raw.path, index.path, scale_target)
-            return {"scaled": run.put_batches(fitted.scaled_batches()),
-                    "scaler": run.put_table(fitted.scaler.to_arrow(list(fitted.spec.features)), stage="scaler")}
-        scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)
-        numeric = feature_names(scaled)[:len(scaler.mean_)]
-        refs = {"scaled": run.put_table(to_arrow(scaled)),
-                "scaler": run.put_table(scaler.to_arrow(numeric), stage="scaler")}
-        if vocabulary is not None:
-            for column, count in unseen.items():
-                if count:
-                    logger().warning("scale: %s: %d valid/test row(s) hold a category the train rows do not: "
-                                     "encoded as unseen (%s)", column, count, UNSEEN)
-            refs["vocabulary"] = run.put_table(vocabulary.to_arrow(), stage="vocabulary", unseen=unseen)
-        return refs
-
-    # the target's scaling enters the key only when asked: the course's runs keep their keys
-    params = {"scale_target": True} if scale_target else {}
-    run = StageRun(ArtifactStore(artifacts), "scaled", __name__, parents=[raw, index], params=params)
-    return reported(run.run(produce, force), run)

@@ -10,15 +10,11 @@ row, split or class). The suites run in ``tasks.checks.gx`` (in a helper process
 """
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.checks.findings import finding
 from tasks.checks.gx import Check, Failure, expect, run_suites
@@ -26,9 +22,7 @@ from tasks.core.errors import InputError
 from tasks.stages.categories import MAX_CATEGORIES
 from tasks.stages.profiles import category_profile, class_balance, class_set, feature_profile
 from tasks.stages.scale import checked_moments, feature_names
-from tasks.store.artifacts import DATA_DOCS, ArtifactRef, ArtifactStore
-from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex, is_streamed, read_frame, read_index
-from tasks.store.stage import StageRun, logger, reported
+from tasks.store.dataset import SPLITS, DatasetSpec, Frame, SplitIndex
 
 MIN_ROWS = 20
 MEAN_TOLERANCE = 1e-3
@@ -185,68 +179,3 @@ def validate_split(index: SplitIndex, raw_rows: int, site: str | None = None) ->
 
 def validate_scaled(scaled: Frame, site: str | None = None) -> Report:
     return run_checks("scaled", scaled, scaled_checks(scaled), ScalingFault, site)  # the scaler's fault
-
-
-# ---- the Prefect tasks -----------------------------------------------------------------
-def data_docs_site(artifacts: str) -> str | None:
-    """This flow run's Data Docs folder (none outside a flow run: nothing to name it after), in the
-    store's folder, or, for a store named by a URL, in this host's working copy of it."""
-    from prefect.runtime import flow_run
-
-    return str(ArtifactStore(artifacts).root.resolve() / DATA_DOCS / str(flow_run.id)) if flow_run.id else None
-
-
-def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], artifacts: str,
-               check: Callable[[str | None], Report], force: bool) -> ArtifactRef:
-    """Run a validation point once per input; write its report; pass the input on."""
-    def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        try:
-            report = check(data_docs_site(artifacts))
-        except CheckFailed as failed:  # the report keeps Great Expectations' result; nothing is cached
-            pages = failed.report.pages
-            run.put_table(failed.report.table(), validation_seconds=failed.report.seconds, data_docs=tuple(pages))
-            logger().error("validation %s failed:\n%s%s", point, "\n".join(f"  - {f.line}" for f in failed.failures),
-                           "".join(f"\n  Data Docs: {page}" for page in pages))
-            raise
-        for warning in report.warnings:
-            logger().warning("validation %s: %s", point, warning)
-        passed = sum(check["success"] for check in report.checks)
-        logger().info("validation %s: %s expectations passed in %.2f s", point,
-                      f"{passed} of {len(report.checks)}" if passed < len(report.checks) else passed, report.seconds)
-        return {"report": run.put_table(report.table(), validation_seconds=report.seconds,
-                                        data_docs=tuple(report.pages), warnings=tuple(report.warnings))}
-
-    run = StageRun(ArtifactStore(artifacts), f"validation-{point}", __name__, parents=parents)
-    run.run(produce, force)
-    return reported(dataclasses.replace(subject), run)  # a new value: the graph draws validate -> next
-
-
-@task(name="validate-raw", cache_policy=NO_CACHE)
-def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
-    if is_streamed(raw):
-        from tasks.stages.validate_stream import validate_raw_streamed as check
-    else:
-        def check(path: str, site: str | None) -> Report:
-            return validate_raw(read_frame(path), site)
-    return _validated("raw", raw, [raw], artifacts, lambda site: check(raw.path, site), force)
-
-
-@task(name="validate-split", cache_policy=NO_CACHE)
-def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
-                        ) -> ArtifactRef:
-    if is_streamed(index):
-        from tasks.stages.validate_stream import validate_split_streamed as check
-    else:
-        def check(path: str, rows: int, site: str | None) -> Report:
-            return validate_split(read_index(path), rows, site)
-    return _validated("split", index, [index, raw], artifacts, lambda site: check(index.path, raw.rows, site), force)
-
-
-@task(name="validate-scaled", cache_policy=NO_CACHE)
-def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
-    if is_streamed(scaled):
-        from tasks.stages.validate_stream import validate_scaled_streamed as check
-    else:
-        def check(path: str, site: str | None) -> Report:
-            return validate_scaled(read_frame(path), site)
-    return _validated("scaled", scaled, [scaled], artifacts, lambda site: check(scaled.path, site), force)

@@ -14,7 +14,7 @@ from tasks.core.params import TrainParams
 from tasks.serving.champion import champion_task
 from tasks.stages.evaluate import evaluate_task
 from tasks.stages.load import Source, load_task
-from tasks.stages.scale import scale_task
+from tasks.stages.scale_task import scale_task
 from tasks.stages.split import split_task
 from tasks.stages.table import TableOptions
 from tasks.stages.train import train_task
