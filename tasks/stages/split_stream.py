@@ -40,6 +40,5 @@ def split_batches(raw_path: str, batch_rows: int | None = None) -> Iterator[pa.R
         yield from to_arrow(index).to_batches()
 
 
-def _names_valid(raw_path: str, batch_rows: int) -> bool:
+def _names_valid(raw_path: str, batch_rows: int | None) -> bool:
     return any(pc.any(pc.equal(b.column(0), "valid")).as_py() for b in batches(raw_path, ["split"], batch_rows))
-

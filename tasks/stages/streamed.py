@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError, OptionError
-from tasks.stages.scale_stream import StreamedScale
 from tasks.stages.split_stream import split_batches
 from tasks.stages.streamed_stats import rows_per_batch
 from tasks.stages.table import table_kind
@@ -79,8 +78,3 @@ def index_batches(raw_path: str, rows: int, in_memory) -> Iterator[pa.RecordBatc
         yield from in_memory().to_batches(max_chunksize=rows_per_batch())
     else:
         yield from split_batches(raw_path)
-
-
-def scaled(raw_path: str, index_path: str, scale_target: bool) -> StreamedScale:
-    """The fitted streamed scale stage (its scaler, spec and ``scaled_batches``)."""
-    return StreamedScale(raw_path, index_path, scale_target)
