@@ -15,11 +15,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
 from tasks.stages.scale import StandardScaler
-from tasks.stages.streamed_stats import Moments, batches
+from tasks.stages.streamed_stats import Moments, batches, rows_of
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
 
 
@@ -63,20 +64,20 @@ class StreamedScale:
             out = out.replace(features=tuple(names), categorical=(), encoded=())
         self.spec: DatasetSpec = out
 
-    def _pairs(self) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    def _pairs(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
         raw = batches(self.raw_path, ["row_id", self.raw_spec.target, *self.names], self.batch_rows)
         index = batches(self.index_path, ["row_id", "split"], self.batch_rows)
         for rows, labels in aligned(raw, index):
             if not rows.column(0).equals(labels.column(0)):  # paired by position: the same rows, or a fault
                 raise ValueError(f"the split index of {self.raw_spec.name} does not list the raw rows in their order")
-            yield rows, labels.column(1).to_numpy(zero_copy_only=False)
+            yield rows, labels.column(1)
 
     def _train_moments(self) -> tuple[Moments, Moments, int]:
         width = len(self.names)
         x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
         low, high = np.full(width, np.inf), np.full(width, -np.inf)
         for rows, labels in self._pairs():
-            train = labels == "train"
+            train = rows_of(labels, "train")
             X = _features(rows, self.names)[train]
             x, y = x.merged(Moments.of(X)), y.merged(Moments.of(_target(rows)[train, None]))
             if len(X):
@@ -88,15 +89,22 @@ class StreamedScale:
 
     def scaled_batches(self) -> Iterator[pa.RecordBatch]:
         """The scaled artifact's rows in one pass: each raw group's train, valid and test rows as
-        groups of their own (so a reader of one split reads only its groups)."""
+        groups of their own (so a reader of one split reads only its groups). Scaled a column at a
+        time into a column-major block (``to_arrow`` then takes its columns without a copy) with
+        ``StandardScaler.transform``'s float32 arithmetic, so the values are the same."""
+        mean, scale = self.scaler.mean_.astype(np.float32), self.scaler.scale_.astype(np.float32)
+        kept = np.flatnonzero(self.kept)
         for rows, labels in self._pairs():
-            X, y, row_id = _features(rows, self.names)[:, self.kept], _target(rows), rows.column(0).to_numpy()
+            X = np.empty((rows.num_rows, len(kept)), np.float32, order="F")
+            for k, j in enumerate(kept):
+                np.subtract(rows.column(int(j) + 2).to_numpy(zero_copy_only=False), mean[k], out=X[:, k],
+                            dtype=np.float32)
+                np.divide(X[:, k], scale[k], out=X[:, k])
+            whole = to_arrow(Frame(self.spec, X, _target(rows), rows.column(0).to_numpy(), labels))
             for name in SPLITS:
-                part = np.flatnonzero(labels == name)
-                if len(part):
-                    frame = Frame(self.spec, self.scaler.transform(X[part]), y[part], row_id[part],
-                                  np.full(len(part), name, dtype=object))
-                    yield from to_arrow(frame).to_batches()
+                part = whole.filter(pc.equal(labels, name))
+                if part.num_rows:
+                    yield from part.to_batches()
 
 
 def _features(rows: pa.RecordBatch, names: list[str]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The split stage a row group at a time, for tables larger than memory.
 
 The in-memory split (``tasks/stages/split.py``) draws the course's seeded permutation over all
-rows at once; a table too large for that is split by ``hash_split`` instead: each row's split
+rows at once; a table too large for that is split by ``hash_labels`` instead: each row's split
 from a hash of its row number and the split seed (the spec's ``test_seed``), the same seed
 giving the same split, row group by row group. The index's spec records the rule
 (``SplitRule("hash")``). A table's own ``split`` column is kept as it is; where it names no
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.stages.streamed_stats import VALID_SHARE, batches, hash_split, hash_unit
+from tasks.stages.streamed_stats import VALID_SHARE, batches, hash_labels, hash_unit
 from tasks.store.dataset import SplitIndex, SplitRule, spec_of, to_arrow
 
 
@@ -35,7 +35,7 @@ def split_batches(raw_path: str, batch_rows: int | None = None) -> Iterator[pa.R
                 moved = (labels == "train") & (hash_unit(row_id, rule.valid_seed) < VALID_SHARE)
                 labels[moved] = "valid"
         else:
-            labels = hash_split(row_id, rule.test_seed)
+            labels = hash_labels(row_id, rule.test_seed)
         index = SplitIndex(spec, rows.column(raw_spec.target).to_numpy(zero_copy_only=False), row_id, labels)
         yield from to_arrow(index).to_batches()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 BATCH_ROWS = 262_144  # rows a streamed stage holds at a time, and per row group of what it writes
@@ -36,6 +37,11 @@ def batches(path: str, columns: list[str], batch_rows: int | None = None) -> Ite
     yield from parquet.iter_batches(batch_size=rows_per_batch(batch_rows), columns=columns)
 
 
+def rows_of(labels: pa.Array, split: str) -> np.ndarray:
+    """Which of a group's rows a split's labels name (compared in Arrow: no Python string per row)."""
+    return pc.equal(labels, split).to_numpy(zero_copy_only=False)
+
+
 def _mixed(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: 64 well-mixed bits from each 64-bit input."""
     with np.errstate(over="ignore"):
@@ -52,11 +58,17 @@ def hash_unit(row_id: np.ndarray, seed: int) -> np.ndarray:
     return (_mixed(keys) >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
 
 
-def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
-    """"train", "valid" or "test" for each row number, by a seeded hash (see the module's text)."""
+def hash_labels(row_id: np.ndarray, seed: int) -> pa.StringArray:
+    """"train", "valid" or "test" for each row number, by a seeded hash (see the module's text), as
+    Arrow text (taken from three names by a code per row: no Python string per row)."""
     u = hash_unit(row_id, seed)
-    return np.where(u < TEST_SHARE, "test", np.where(u < TEST_SHARE + (1 - TEST_SHARE) * VALID_SHARE,
-                                                     "valid", "train")).astype(object)
+    codes = (u >= TEST_SHARE).astype(np.int8) + (u >= TEST_SHARE + (1 - TEST_SHARE) * VALID_SHARE)
+    return pa.array(["test", "valid", "train"]).take(pa.array(codes))
+
+
+def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
+    """``hash_labels`` as a numpy array of text."""
+    return hash_labels(row_id, seed).to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True)

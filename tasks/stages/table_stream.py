@@ -157,7 +157,8 @@ class StreamedTable:
                                 f"{values_text(text.iloc[bad[:5]])} at {rows_text(bad + first)}; fix those cells "
                                 "(a streamed table takes numeric columns only so far)")
             return pa.array(numbers.to_numpy(np.float64))
-        return pc.fill_null(values.cast(pa.float64()), float("nan"))
+        values = values.cast(pa.float64())
+        return pc.fill_null(values, float("nan")) if values.null_count else values
 
     def _target(self, batch: pa.RecordBatch, first: int) -> pa.Array:
         y = self._number(batch, self.target, first, "target")

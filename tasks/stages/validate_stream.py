@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from tasks.checks.gx import Check, expect
 from tasks.stages.profiles import class_balance_of, profile_frame
-from tasks.stages.streamed_stats import Moments, batches
+from tasks.stages.streamed_stats import Moments, batches, rows_of
 from tasks.stages.validate import (
     MIN_ROWS,
     Report,
@@ -193,7 +193,7 @@ def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int
     for rows in batches(path, ["split", *names], batch_rows):
         X = np.column_stack([rows.column(j + 1).to_numpy(zero_copy_only=False) for j in range(width)])
         nonfinite += (~np.isfinite(X)).sum(axis=0)
-        train = rows.column(0).to_numpy(zero_copy_only=False) == "train"
+        train = rows_of(rows.column(0), "train")
         moments = moments.merged(Moments.of(X[train]))
     checks = scaled_profile_checks(spec, names, moments.mean, moments.std, nonfinite)
     empty = Frame(spec, np.zeros((0, width), np.float32), np.zeros(0), np.zeros(0, np.int64))

@@ -40,6 +40,7 @@ from tasks.store.lineage import ArtifactRef, Lineage, LineageError, RawFile, par
 from tasks.store.locks import held
 from tasks.store.parquet_layout import write_settings
 from tasks.store.provenance import git_version, library_versions, run_context
+from tasks.store.read_ahead import read_ahead
 from tasks.store.remote import Remote, WorkingCopy, is_url
 
 _CHUNK = 1 << 20
@@ -163,8 +164,9 @@ class ArtifactStore(WorkingCopy):
         """Write record batches as one Parquet file of row groups (a group per batch), hashing the
         bytes while they are written: a table larger than memory is held one batch at a time.
         The first batch's schema is the file's. An exception from ``batches`` (bad input found
-        mid-table) leaves nothing behind."""
-        batches = iter(batches)
+        mid-table) leaves nothing behind. The batches are produced a few ahead on a thread of their
+        own (``read_ahead``), so that computing the next overlaps writing the last."""
+        batches = read_ahead(iter(batches))
         first = next(batches, None)
         if first is None:
             raise ValueError(f"{stage}: no rows to write")

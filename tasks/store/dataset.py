@@ -126,7 +126,7 @@ class Frame:
     X: np.ndarray
     y: np.ndarray
     row_id: np.ndarray
-    split: np.ndarray | None = None
+    split: np.ndarray | pa.Array | None = None  # Arrow text where a streamed stage builds it
     text: np.ndarray | None = None  # rows x ``spec.categorical``: the text features (None where missing)
 
     def __len__(self) -> int:
@@ -160,7 +160,7 @@ class SplitIndex:
     spec: DatasetSpec
     y: np.ndarray
     row_id: np.ndarray
-    split: np.ndarray
+    split: np.ndarray | pa.Array
 
     def __len__(self) -> int:
         return len(self.y)
@@ -171,7 +171,7 @@ def to_arrow(frame: Frame | SplitIndex) -> pa.Table:
     spec = frame.spec
     columns: dict[str, pa.Array] = {"row_id": pa.array(frame.row_id, pa.int64())}
     if frame.split is not None:
-        columns["split"] = pa.array(frame.split, pa.string())
+        columns["split"] = frame.split if isinstance(frame.split, pa.Array) else pa.array(frame.split, pa.string())
     columns[spec.target] = pa.array(frame.y)
     if isinstance(frame, SplitIndex):
         return pa.table(columns, schema=pa.schema([pa.field(n, a.type) for n, a in columns.items()],
