@@ -118,8 +118,7 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
     scaling = {"scale_target": args.scale_target} if hasattr(args, "scale_target") else {}
     with server.api():
         return flow(model=args.model, **training_options(args), data=args.data, target=args.target, **scaling,
-                    **table_options(args),
-                    artifacts=args.artifacts, force=args.force)
+                    **table_options(args), workers=args.workers, artifacts=args.artifacts, force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:

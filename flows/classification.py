@@ -21,7 +21,8 @@ def classification(model: str | None = None, epochs: int | None = None,
                    steps_per_execution: int = CLASSIFICATION.steps_per_execution, data: str | None = None,
                    target: str | None = None, categorical: list[str] | None = None,
                    numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
-                   stream: bool | None = None, artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
+                   stream: bool | None = None, workers: int = 1, artifacts: str = "artifacts",
+                   force: bool = False) -> dict[str, Any]:
     """Train and test a classifier on Fashion-MNIST (or ``data``): the course's
     set-up, or the table set-up for ``data``."""
     train = training(setup("classification", data), model=model, epochs=epochs, batch_size=batch_size,
@@ -29,4 +30,5 @@ def classification(model: str | None = None, epochs: int | None = None,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
                      steps_per_execution=steps_per_execution)
     table = table_options(categorical, numeric, missing, drop_constant)
-    return run_pipeline(source_for("classification", data, target, table, stream), train, artifacts, force)
+    return run_pipeline(source_for("classification", data, target, table, stream), train, artifacts, force,
+                        workers=workers)

@@ -20,8 +20,8 @@ def regression(model: str | None = None, epochs: int | None = None,
                min_delta: float | None = None, steps_per_execution: int = REGRESSION.steps_per_execution,
                data: str | None = None, target: str | None = None, categorical: list[str] | None = None,
                numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
-               scale_target: str = "auto", stream: bool | None = None, artifacts: str = "artifacts",
-               force: bool = False) -> dict[str, Any]:
+               scale_target: str = "auto", stream: bool | None = None, workers: int = 1,
+               artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
     """Train and test a regressor on California housing (or ``data``): the course's
     set-up, or the table set-up for ``data``."""
     train = training(setup("regression", data), model=model, epochs=epochs, batch_size=batch_size,
@@ -29,4 +29,5 @@ def regression(model: str | None = None, epochs: int | None = None,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
                      steps_per_execution=steps_per_execution)
     table = table_options(categorical, numeric, missing, drop_constant)
-    return run_pipeline(source_for("regression", data, target, table, stream), train, artifacts, force, scale_target)
+    return run_pipeline(source_for("regression", data, target, table, stream), train, artifacts, force, scale_target,
+                        workers)

@@ -124,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
                                   description=f"Run the {name} flow: load, validate, split, scale, train, "
                                               f"evaluate. Default data: {DATASET[name]}.")
         _training_options(sub, course, "model name in the registry (see `zoo --list`)")
+        sub.add_argument("--workers", type=int, default=1,
+                         help="a streamed table's checks and the scaler's moments read in this many parts side by "
+                              "side, on threads of this process (default: %(default)s)")
     sub = commands.add_parser("zoo", help="train several models on one dataset and compare them",
                               description="Train a set of registry models with the same budget; write a "
                                           "comparison table and a plot of their validation curves.")
@@ -236,7 +239,8 @@ def check_options(args: argparse.Namespace) -> None:
 
     positive = {"--epochs": getattr(args, "epochs", None), "--batch-size": getattr(args, "batch_size", None),
                 "--depth": getattr(args, "depth", None), "--width": getattr(args, "width", None),
-                "--steps-per-execution": getattr(args, "steps_per_execution", None)}
+                "--steps-per-execution": getattr(args, "steps_per_execution", None),
+                "--workers": getattr(args, "workers", None)}
     for name, value in positive.items():
         if value is not None and value < 1:
             raise OptionError(f"{name} {value}: must be at least 1")

@@ -27,6 +27,8 @@ DATA_HELP = {
                     "the target's units): auto (yes for your own table, no for the course's housing), yes or no",
     "stream": "read, check, split, scale, train and score the table a row group at a time, never whole in "
               "memory: true, false, or empty (when its values would take over 1 GiB)",
+    "workers": "a streamed table's checks and the scaler's moments read in this many parts side by side, on the "
+               "flow's task runner (threads of its process by default)",
     "artifacts": "the artifact store: a folder (relative to the worker's working directory), an absolute path, "
                  "or a URL such as s3://bucket/prefix",
     "force": "re-run every stage, ignoring the cache",

@@ -62,14 +62,17 @@ def scales_target(source: Source, scale_target: str) -> bool:
     return source.task == "regression" and (scale_target == "yes" or (scale_target == "auto" and bool(source.path)))
 
 
-def prepare(source: Source, artifacts: str, force: bool = False, scale_target: str = "auto"
+def prepare(source: Source, artifacts: str, force: bool = False, scale_target: str = "auto", workers: int = 1
             ) -> dict[str, ArtifactRef]:
-    raw = value(validate_raw_task(load_task(source, artifacts, force), artifacts, force))
-    index = value(validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force))
-    scaled = value(scale_task(raw, index, artifacts, force, scales_target(source, scale_target)))
+    """The data stages; a streamed table's scans in ``workers`` parts on the flow's task runner."""
+    if workers < 1:
+        raise OptionError(f"workers {workers}: must be at least 1")
+    raw = value(validate_raw_task(load_task(source, artifacts, force), artifacts, force, workers))
+    index = value(validate_split_task(split_task(raw, artifacts, force), raw, artifacts, force, workers))
+    scaled = value(scale_task(raw, index, artifacts, force, scales_target(source, scale_target), workers))
     return {"raw": raw, "split": index, "scaler": scaled["scaler"],
             **({"vocabulary": scaled["vocabulary"]} if "vocabulary" in scaled else {}),
-            "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force))}
+            "scaled": value(validate_scaled_task(scaled["scaled"], artifacts, force, workers))}
 
 
 def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: str, force: bool = False,
@@ -90,8 +93,8 @@ def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: 
 
 
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False,
-                 scale_target: str = "auto") -> dict[str, Any]:
-    data = prepare(source, artifacts, force, scale_target)
+                 scale_target: str = "auto", workers: int = 1) -> dict[str, Any]:
+    data = prepare(source, artifacts, force, scale_target, workers)
     trained = value(train_task(data["scaled"], params, artifacts, force))
     scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)
     return {**summary({**data, **trained, **scored}, test, artifacts), "champion": champion}

@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
+from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
 from tasks.stages.scale import StandardScaler
-from tasks.stages.streamed_stats import Moments, batches, rows_of
+from tasks.stages.streamed_stats import Moments, rows_of
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
 
 
@@ -40,8 +41,9 @@ def aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]
 class StreamedScale:
     """The scale stage over a raw artifact and its split index, neither read whole."""
 
-    def __init__(self, raw_path: str, index_path: str, scale_target: bool = False, batch_rows: int | None = None):
-        self.raw_path, self.index_path, self.batch_rows = raw_path, index_path, batch_rows
+    def __init__(self, raw_path: str, index_path: str, scale_target: bool = False, batch_rows: int | None = None,
+                 parts: int = 1):
+        self.raw_path, self.index_path, self.batch_rows, self.parts = raw_path, index_path, batch_rows, parts
         spec = spec_of(pq.read_schema(raw_path))
         if spec.categorical:
             raise DataError(f"{spec.name}: categorical columns {', '.join(spec.categorical)}: a streamed table "
@@ -64,24 +66,19 @@ class StreamedScale:
             out = out.replace(features=tuple(names), categorical=(), encoded=())
         self.spec: DatasetSpec = out
 
-    def _pairs(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        raw = batches(self.raw_path, ["row_id", self.raw_spec.target, *self.names], self.batch_rows)
-        index = batches(self.index_path, ["row_id", "split"], self.batch_rows)
-        for rows, labels in aligned(raw, index):
-            if not rows.column(0).equals(labels.column(0)):  # paired by position: the same rows, or a fault
-                raise ValueError(f"the split index of {self.raw_spec.name} does not list the raw rows in their order")
-            yield rows, labels.column(1)
+    def _pairs(self, span: Span | None = None) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        yield from paired(span or (0, table_rows(self.raw_path)), self.raw_path, self.index_path, self.raw_spec.target,
+                          self.names, self.batch_rows)
 
     def _train_moments(self) -> tuple[Moments, Moments, int]:
+        """The train rows' moments, target's and ranges, scanned in ``parts`` (fan_out.py)."""
         width = len(self.names)
         x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
         low, high = np.full(width, np.inf), np.full(width, -np.inf)
-        for rows, labels in self._pairs():
-            train = rows_of(labels, "train")
-            X = _features(rows, self.names)[train]
-            x, y = x.merged(Moments.of(X)), y.merged(Moments.of(_target(rows)[train, None]))
-            if len(X):
-                low, high = np.minimum(low, X.min(axis=0)), np.maximum(high, X.max(axis=0))
+        for part in scanned(train_part, table_rows(self.raw_path), self.parts, self.raw_path, self.index_path,
+                            self.raw_spec.target, self.names, self.batch_rows, batch_rows=self.batch_rows):
+            x, y = x.merged(part[0]), y.merged(part[1])
+            low, high = np.minimum(low, part[2]), np.maximum(high, part[3])
         if x.count == 0:
             raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
         self.kept, self.low, self.high = ~(low == high), low, high
@@ -105,6 +102,32 @@ class StreamedScale:
                 part = whole.filter(pc.equal(labels, name))
                 if part.num_rows:
                     yield from part.to_batches()
+
+
+def paired(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None
+           ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """The raw rows of ``span`` (row id, target, ``names``) beside their split labels."""
+    raw = rows_in(raw_path, ["row_id", target, *names], span, batch_rows)
+    index = rows_in(index_path, ["row_id", "split"], span, batch_rows)
+    for rows, labels in aligned(raw, index):
+        if not rows.column(0).equals(labels.column(0)):  # paired by position: the same rows, or a fault
+            raise ValueError(f"the split index of {raw_path} does not list the raw rows in their order")
+        yield rows, labels.column(1)
+
+
+def train_part(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None
+               ) -> tuple[Moments, Moments, np.ndarray, np.ndarray]:
+    """The train rows' feature and target moments and the features' ranges, over ``span``."""
+    width = len(names)
+    x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
+    low, high = np.full(width, np.inf), np.full(width, -np.inf)
+    for rows, labels in paired(span, raw_path, index_path, target, names, batch_rows):
+        train = rows_of(labels, "train")
+        X = _features(rows, names)[train]
+        x, y = x.merged(Moments.of(X)), y.merged(Moments.of(_target(rows)[train, None]))
+        if len(X):
+            low, high = np.minimum(low, X.min(axis=0)), np.maximum(high, X.max(axis=0))
+    return x, y, low, high
 
 
 def _features(rows: pa.RecordBatch, names: list[str]) -> np.ndarray:

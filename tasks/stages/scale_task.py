@@ -17,11 +17,12 @@ from tasks.store.stage import StageRun, logger, reported
 
 @task(name="scale", cache_policy=NO_CACHE)
 def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool = False,
-               scale_target: bool = False) -> dict[str, ArtifactRef]:
-    """Write the scaled data (train, valid, test) and the fitted scaler as artifacts."""
+               scale_target: bool = False, workers: int = 1) -> dict[str, ArtifactRef]:
+    """Write the scaled data (train, valid, test) and the fitted scaler as artifacts (a streamed
+    table's moments scanned in ``workers`` parts side by side: ``tasks/stages/fan_out.py``)."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         if is_streamed(raw):  # a row group at a time (tasks/stages/scale_stream.py)
-            fitted = StreamedScale(raw.path, index.path, scale_target)
+            fitted = StreamedScale(raw.path, index.path, scale_target, parts=workers)
             return {"scaled": run.put_batches(fitted.scaled_batches()),
                     "scaler": run.put_table(fitted.scaler.to_arrow(list(fitted.spec.features)), stage="scaler")}
         scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)

@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.checks.gx import Check, expect
+from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
 from tasks.stages.profiles import class_balance_of, profile_frame
-from tasks.stages.streamed_stats import Moments, batches, rows_of
+from tasks.stages.raw_profile import EXAMPLES, Examples, RawProfile, raw_part
+from tasks.stages.streamed_stats import Moments, rows_of
 from tasks.stages.validate import (
     MIN_ROWS,
     Report,
@@ -33,8 +35,6 @@ from tasks.stages.validate import (
 )
 from tasks.store.dataset import SPLITS, Frame, SplitIndex, spec_of
 
-EXAMPLES = 5  # rows kept per column and kind of fault, to name in a finding
-
 
 @dataclasses.dataclass
 class Suspects(Frame):
@@ -44,63 +44,20 @@ class Suspects(Frame):
     totals: dict = dataclasses.field(default_factory=dict)
 
 
-class _Examples:
-    """The first rows of each (column, kind) fault: their global row numbers and values."""
-
-    def __init__(self):
-        self.rows, self.counts = defaultdict(list), defaultdict(int)
-
-    def add(self, column: str, kind: str, bad: np.ndarray, row_id: np.ndarray, values: np.ndarray) -> None:
-        where = np.flatnonzero(bad)
-        if len(where):
-            self.counts[(column, kind)] += len(where)
-            kept = self.rows[(column, kind)]
-            kept.extend(zip(row_id[where[:EXAMPLES - len(kept)]], values[where[:EXAMPLES - len(kept)]]))
-
-
-def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | None = None) -> Report:
-    """The raw validation point over the raw artifact at ``path``, a row group at a time."""
+def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | None = None,
+                          parts: int = 1) -> Report:
+    """The raw validation point over the raw artifact at ``path``, a row group at a time, scanned
+    in ``parts`` (fan_out.py)."""
     spec = spec_of(pq.read_schema(path))
-    names, width = list(spec.features), len(spec.features)
-    nan, inf = np.zeros(width, np.int64), np.zeros(width, np.int64)
-    lo, hi = np.full(width, np.inf), np.full(width, -np.inf)
-    examples, n, top, good = _Examples(), 0, -1, None
-    bounds = [spec.feature_range(c) for c in names]
-    for rows in batches(path, ["row_id", spec.target, *names], batch_rows):
-        row_id, y = rows.column(0).to_numpy(), rows.column(1).to_numpy(zero_copy_only=False)
-        fine = _target_passes(spec, y.astype(np.float64))
-        if good is None and (fine.any() or n == 0):  # a row whose target breaks nothing (else the first)
-            k = int(np.argmax(fine)) if fine.any() else 0
-            good = (row_id[k], y[k])
-        n += len(y)
-        for j, column in enumerate(names):
-            values = rows.column(j + 2).to_numpy(zero_copy_only=False)
-            low, high = values.min(initial=np.inf), values.max(initial=-np.inf)
-            if not (np.isfinite(low) and np.isfinite(high)):  # NaN or inf somewhere: count and keep examples
-                missing, infinite = np.isnan(values), np.isinf(values)
-                nan[j] += missing.sum()
-                inf[j] += infinite.sum()
-                examples.add(column, "nulls", missing, row_id, values)
-                examples.add(column, "nonfinite", infinite, row_id, values)
-                finite = values[~(missing | infinite)]
-                low, high = finite.min(initial=np.inf), finite.max(initial=-np.inf)
-            lo[j], hi[j] = min(lo[j], low), max(hi[j], high)
-            if low < bounds[j][0]:
-                examples.add(column, "min", values < bounds[j][0], row_id, values)
-            if high > bounds[j][1]:
-                examples.add(column, "upper", values > bounds[j][1], row_id, values)
-        y_float = y.astype(np.float64)
-        examples.add(spec.target, "null", np.isnan(y_float), row_id, y)
-        if spec.task == "classification":
-            examples.add(spec.target, "set", y_float < 0, row_id, y)
-            top = max(top, int(np.nanmax(y_float)) if len(y) and not np.isnan(y_float).all() else top)
-        elif spec.target_range:
-            outside = (y_float < spec.target_range[0]) | (y_float > spec.target_range[1])
-            examples.add(spec.target, "range", outside, row_id, y)
-    labels = list(spec.classes) if spec.classes is not None else list(range(max(top, 0) + 1))
-    profile = profile_frame(spec, names, "f", nan, inf, lo, hi, n)
-    neutral = np.clip(np.where(np.isfinite(lo), lo, 0.0), [b[0] for b in bounds], [b[1] for b in bounds])
-    suspects = _suspects(spec, names, examples, good, neutral)
+    names, bounds = list(spec.features), [spec.feature_range(c) for c in spec.features]
+    raw = RawProfile.empty(len(names))
+    for part in scanned(raw_part, table_rows(path), parts, path, spec, batch_rows, batch_rows=batch_rows):
+        raw = raw.merged(part)
+    n = raw.rows
+    labels = list(spec.classes) if spec.classes is not None else list(range(max(raw.top, 0) + 1))
+    profile = profile_frame(spec, names, "f", raw.nan, raw.inf, raw.lo, raw.hi, n)
+    neutral = np.clip(np.where(np.isfinite(raw.lo), raw.lo, 0.0), [b[0] for b in bounds], [b[1] for b in bounds])
+    suspects = _suspects(spec, names, raw.examples, raw.good, neutral)
     target = pd.DataFrame({spec.target: suspects.y}, index=pd.Index(suspects.row_id, name="row"))
     most_missing = n - 1 if spec.missing == "impute" else 0
     size = expect("ExpectColumnValuesToBeBetween", column="rows", min_value=spec.rows, max_value=spec.rows) \
@@ -111,17 +68,7 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
     return run_checks("raw", suspects, checks, site=site)
 
 
-def _target_passes(spec, y: np.ndarray) -> np.ndarray:
-    """Which targets break none of the target's expectations (for the example rows' filler)."""
-    fine = ~np.isnan(y)
-    if spec.task == "classification":
-        fine &= y >= 0
-    elif spec.target_range:
-        fine &= (y >= spec.target_range[0]) & (y <= spec.target_range[1])
-    return fine
-
-
-def _suspects(spec, names: list[str], examples: _Examples, good: tuple, neutral: np.ndarray) -> Suspects:
+def _suspects(spec, names: list[str], examples: Examples, good: tuple, neutral: np.ndarray) -> Suspects:
     """The example rows as a frame: each row holds its fault in its own column and, elsewhere,
     values that break nothing (a target that passes, each column's smallest finite value within
     its range), so a finding that looks at one column sees only that column's examples. A row
@@ -140,26 +87,21 @@ def _suspects(spec, names: list[str], examples: _Examples, good: tuple, neutral:
 
 
 def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = None,
-                            batch_rows: int | None = None) -> Report:
+                            batch_rows: int | None = None, parts: int = 1) -> Report:
     """The split validation point over a split index, a row group at a time: as many rows as the
     raw table, each once (row numbers rising through the file), labelled train, valid or test;
-    each split's size and, for a classifier, its class balance."""
+    each split's size and, for a classifier, its class balance; scanned in ``parts`` (fan_out.py)."""
     spec = spec_of(pq.read_schema(index_path))
     counts, n, last, repeated, unknown = defaultdict(int), 0, -1, [], []
-    for rows in batches(index_path, ["row_id", "split", spec.target], batch_rows):
-        row_id = rows.column(0).to_numpy()
-        n += len(row_id)
-        steps = np.diff(np.concatenate([[last], row_id]))
-        repeated.extend(row_id[steps <= 0][:EXAMPLES - len(repeated)])
-        last = row_id[-1] if len(row_id) else last
-        labels = rows.column(2) if spec.task == "classification" else pa.nulls(len(row_id), pa.int64())
-        keys = pa.table({"split": rows.column(1), "y": labels})
-        grouped = keys.group_by(["split", "y"]).aggregate([([], "count_all")])
-        for row in grouped.to_pylist():
-            split, label = row["split"], row["y"]
-            counts[(split, 0 if label is None else label)] += row["count_all"]
-            if split not in SPLITS and len(unknown) < EXAMPLES:
-                unknown.append(split)
+    for part in scanned(_split_part, table_rows(index_path), parts, index_path, spec.target,
+                        spec.task == "classification", batch_rows, batch_rows=batch_rows):
+        if part.rows and n and part.first <= last:  # the part's first row repeats (or goes back past) the last part's
+            repeated.append(part.first)
+        repeated = (repeated + part.repeated)[:EXAMPLES]
+        unknown = (unknown + part.unknown)[:EXAMPLES]
+        for key, rows in part.counts.items():
+            counts[key] += rows
+        n, last = n + part.rows, part.last if part.rows else last
     # the rows that broke something, each repeated row twice (so "unique" sees it), after one good row
     suspects = pd.DataFrame({"row_id": [-1, *repeated, *repeated, *([-2 - i for i in range(len(unknown))])],
                              "split": ["train", *["train"] * 2 * len(repeated), *map(str, unknown)]})
@@ -184,17 +126,62 @@ def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = N
     return run_checks("split", empty, checks, site=site)
 
 
-def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int | None = None) -> Report:
+@dataclasses.dataclass
+class _SplitProfile:
+    """A span of a split index: rows per (split, class), the first and last row ids, and the first
+    rows that repeat or go back (``repeated``) and unknown split names."""
+
+    counts: dict
+    rows: int
+    first: int
+    last: int
+    repeated: list
+    unknown: list
+
+
+def _split_part(span: Span, path: str, target: str, classes: bool, batch_rows: int | None) -> _SplitProfile:
+    counts, n, first, last, repeated, unknown = defaultdict(int), 0, -1, -1, [], []
+    for rows in rows_in(path, ["row_id", "split", target], span, batch_rows):
+        row_id = rows.column(0).to_numpy()
+        steps = np.diff(np.concatenate([[last], row_id]))
+        if n == 0 and len(row_id):
+            first = int(row_id[0])
+            steps[0] = steps[0] if span[0] == 0 else 1  # a later span's first row: the merge checks it
+        n += len(row_id)
+        repeated.extend(row_id[steps <= 0][:EXAMPLES - len(repeated)])
+        last = int(row_id[-1]) if len(row_id) else last
+        labels = rows.column(2) if classes else pa.nulls(len(row_id), pa.int64())
+        keys = pa.table({"split": rows.column(1), "y": labels})
+        grouped = keys.group_by(["split", "y"]).aggregate([([], "count_all")])
+        for row in grouped.to_pylist():
+            split, label = row["split"], row["y"]
+            counts[(split, 0 if label is None else label)] += row["count_all"]
+            if split not in SPLITS and len(unknown) < EXAMPLES:
+                unknown.append(split)
+    return _SplitProfile(dict(counts), n, first, last, repeated, unknown)
+
+
+def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int | None = None,
+                             parts: int = 1) -> Report:
     """The scaled validation point: the train rows' mean 0 and std 1 (moments merged over row
-    groups), and no value that is not finite, in any split."""
+    groups), and no value that is not finite, in any split; scanned in ``parts`` (fan_out.py)."""
     spec = spec_of(pq.read_schema(path))
     names, width = list(spec.features), len(spec.features)
     moments, nonfinite = Moments(0, np.zeros(width), np.zeros(width)), np.zeros(width, np.int64)
-    for rows in batches(path, ["split", *names], batch_rows):
-        X = np.column_stack([rows.column(j + 1).to_numpy(zero_copy_only=False) for j in range(width)])
-        nonfinite += (~np.isfinite(X)).sum(axis=0)
-        train = rows_of(rows.column(0), "train")
-        moments = moments.merged(Moments.of(X[train]))
+    for part_moments, part_nonfinite in scanned(_scaled_part, table_rows(path), parts, path, names, batch_rows,
+                                                batch_rows=batch_rows):
+        moments, nonfinite = moments.merged(part_moments), nonfinite + part_nonfinite
     checks = scaled_profile_checks(spec, names, moments.mean, moments.std, nonfinite)
     empty = Frame(spec, np.zeros((0, width), np.float32), np.zeros(0), np.zeros(0, np.int64))
     return run_checks("scaled", empty, checks, ScalingFault, site)
+
+
+def _scaled_part(span: Span, path: str, names: list[str], batch_rows: int | None) -> tuple[Moments, np.ndarray]:
+    """The train rows' moments and each column's non-finite values, over ``span``."""
+    width = len(names)
+    moments, nonfinite = Moments(0, np.zeros(width), np.zeros(width)), np.zeros(width, np.int64)
+    for rows in rows_in(path, ["split", *names], span, batch_rows):
+        X = np.column_stack([rows.column(j + 1).to_numpy(zero_copy_only=False) for j in range(width)])
+        nonfinite += (~np.isfinite(X)).sum(axis=0)
+        moments = moments.merged(Moments.of(X[rows_of(rows.column(0), "train")]))
+    return moments, nonfinite

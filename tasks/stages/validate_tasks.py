@@ -1,6 +1,7 @@
 """The three validation points as Prefect tasks: each runs its point on the whole data
 (``tasks/stages/validate.py``) or, for a table streamed a row group at a time, on profiles
-reduced over the groups (``tasks/stages/validate_stream.py``), writes the report and passes its
+reduced over the groups (``tasks/stages/validate_stream.py``, in ``workers`` parts side by side:
+``tasks/stages/fan_out.py``), writes the report and passes its
 input on. Apart from both, so that neither imports the other's caller."""
 from __future__ import annotations
 
@@ -51,26 +52,28 @@ def _validated(point: str, subject: ArtifactRef, parents: list[ArtifactRef], art
 
 
 @task(name="validate-raw", cache_policy=NO_CACHE)
-def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
+def validate_raw_task(raw: ArtifactRef, artifacts: str, force: bool = False, workers: int = 1) -> ArtifactRef:
     def check(site: str | None) -> Report:
-        return validate_raw_streamed(raw.path, site) if is_streamed(raw) else validate_raw(read_frame(raw.path), site)
+        if is_streamed(raw):
+            return validate_raw_streamed(raw.path, site, parts=workers)
+        return validate_raw(read_frame(raw.path), site)
     return _validated("raw", raw, [raw], artifacts, check, force)
 
 
 @task(name="validate-split", cache_policy=NO_CACHE)
-def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False
-                        ) -> ArtifactRef:
+def validate_split_task(index: ArtifactRef, raw: ArtifactRef, artifacts: str, force: bool = False,
+                        workers: int = 1) -> ArtifactRef:
     def check(site: str | None) -> Report:
         if is_streamed(index):
-            return validate_split_streamed(index.path, raw.rows, site)
+            return validate_split_streamed(index.path, raw.rows, site, parts=workers)
         return validate_split(read_index(index.path), raw.rows, site)
     return _validated("split", index, [index, raw], artifacts, check, force)
 
 
 @task(name="validate-scaled", cache_policy=NO_CACHE)
-def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
+def validate_scaled_task(scaled: ArtifactRef, artifacts: str, force: bool = False, workers: int = 1) -> ArtifactRef:
     def check(site: str | None) -> Report:
         if is_streamed(scaled):
-            return validate_scaled_streamed(scaled.path, site)
+            return validate_scaled_streamed(scaled.path, site, parts=workers)
         return validate_scaled(read_frame(scaled.path), site)
     return _validated("scaled", scaled, [scaled], artifacts, check, force)

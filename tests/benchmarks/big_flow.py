@@ -1,14 +1,16 @@
 """Benchmark: the regression flow on a big housing-like table, streamed (issue 35).
 
     DATA_MIRROR=... python tests/benchmarks/big_flow.py [--rows 50000000] [--stream auto|yes|no]
-        [--epochs 1] [--batch-size 4096]
+        [--epochs 1] [--batch-size 4096] [--workers 1 [2 ...]]
 
 Writes the table with big_table.py (Parquet, in its own process), then runs
 ``regression(data=..., target="MedHouseVal", epochs=1, batch_size=4096, stream=...)`` in a fresh
 process as the CLI starts it (the embedded server included), sampling the resident memory of
 that process and its children together every 50 ms. Prints one markdown table: each stage's
 seconds and rows per second, the data stages' sum, the flow's seconds, the peak memory of all
-its processes, and the test MSE. The table and the store are deleted at the end.
+its processes, and the test MSE; with several ``--workers``, one run each on the same table (a
+fresh store each), then the data stages' seconds of the first against each other's. The table
+and the stores are deleted at the end.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ TARGET = "MedHouseVal"
 DATA_STAGES = ("load", "validate-raw", "split", "validate-split", "scale", "validate-scaled")
 
 
-def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str) -> dict:
+def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str, workers: int) -> dict:
     """One regression flow, started as the CLI starts it; its stages' seconds from Prefect."""
     from run_flow import stage_seconds
 
@@ -37,7 +39,7 @@ def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str)
         with server.api():
             begun = time.perf_counter()
             result = regression(epochs=epochs, batch_size=batch_size, data=table, target=TARGET, artifacts=artifacts,
-                                stream={"yes": True, "no": False}.get(stream))
+                                stream={"yes": True, "no": False}.get(stream), workers=workers)
             seconds = time.perf_counter() - begun
             stages = stage_seconds(result["run_id"])
     return {"flow_seconds": seconds, "stages": stages, "test": result["test"]}
@@ -49,6 +51,7 @@ def main() -> int:
     parser.add_argument("--stream", choices=("auto", "yes", "no"), default="auto")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="the flow's --workers, a run each")
     args = parser.parse_args()
     from bench import run, set_mirror
 
@@ -58,27 +61,38 @@ def main() -> int:
         table = work / "big.parquet"
         subprocess.run([sys.executable, str(HERE / "big_table.py"), str(table), "--rows", str(args.rows)], check=True,
                        stdout=subprocess.DEVNULL)
-        wall, own, result, peak = run([sys.executable, str(HERE / "big_flow.py"), "--child", str(table),
-                                       str(work / "artifacts"), str(args.epochs), str(args.batch_size), args.stream])
-        stages = result["stages"]
-        print(f"\nRegression flow on {args.rows:,} rows ({table.stat().st_size / 2**20:,.0f} MiB Parquet), "
-              f"--stream {args.stream}, --epochs {args.epochs} --batch-size {args.batch_size}\n")
-        print("| stage | seconds | rows / s |\n|---|---|---|")
-        for stage in (*DATA_STAGES, "train", "evaluate", "report", "champion"):
-            if stage in stages:
-                print(f"| {stage} | {stages[stage]:.1f} | {args.rows / stages[stage]:,.0f} |")
-        data = sum(stages.get(stage, 0.0) for stage in DATA_STAGES)
-        print(f"| data stages | {data:.1f} | {args.rows / data:,.0f} |")
-        print(f"| whole flow (after start-up) | {result['flow_seconds']:.1f} | |")
-        print(f"| process wall (start-up included) | {wall:.1f} | |")
-        print(f"\npeak RSS, all processes: {peak:,.0f} MiB (the flow's own: {own:,.0f} MiB); "
-              f"test {json.dumps(result['test'])}")
+        data_seconds = {}
+        for workers in args.workers:
+            data_seconds[workers] = report(args, table, *run([
+                sys.executable, str(HERE / "big_flow.py"), "--child", str(table), str(work / f"artifacts-{workers}"),
+                str(args.epochs), str(args.batch_size), args.stream, str(workers)]), workers)
+        first = args.workers[0]
+        for workers, seconds in list(data_seconds.items())[1:]:
+            print(f"data stages, {first} worker(s) / {workers}: {data_seconds[first] / seconds:.2f}")
     return 0
+
+
+def report(args, table: Path, wall: float, own: float, result: dict, peak: float, workers: int) -> float:
+    """Print one run's table; its data stages' seconds."""
+    stages = result["stages"]
+    print(f"\nRegression flow on {args.rows:,} rows ({table.stat().st_size / 2**20:,.0f} MiB Parquet), "
+          f"--stream {args.stream}, --epochs {args.epochs} --batch-size {args.batch_size} --workers {workers}\n")
+    print("| stage | seconds | rows / s |\n|---|---|---|")
+    for stage in (*DATA_STAGES, "train", "evaluate", "report", "champion"):
+        if stage in stages:
+            print(f"| {stage} | {stages[stage]:.1f} | {args.rows / stages[stage]:,.0f} |")
+    data = sum(stages.get(stage, 0.0) for stage in DATA_STAGES)
+    print(f"| data stages | {data:.1f} | {args.rows / data:,.0f} |")
+    print(f"| whole flow (after start-up) | {result['flow_seconds']:.1f} | |")
+    print(f"| process wall (start-up included) | {wall:.1f} | |")
+    print(f"\npeak RSS, all processes: {peak:,.0f} MiB (the flow's own: {own:,.0f} MiB); "
+          f"test {json.dumps(result['test'])}", flush=True)
+    return data
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        table, artifacts, epochs, batch, stream = sys.argv[2:7]
-        print(json.dumps(child(table, artifacts, int(epochs), int(batch), stream)))
+        table, artifacts, epochs, batch, stream, workers = sys.argv[2:8]
+        print(json.dumps(child(table, artifacts, int(epochs), int(batch), stream, int(workers))))
         sys.exit(0)
     sys.exit(main())

@@ -349,6 +349,7 @@ def test_a_damaged_store_is_healed_by_the_next_run_and_verify_says_so(damage, st
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
     (["--batch-size", "-1"], "--batch-size -1: must be at least 1"),
     (["--steps-per-execution", "0"], "--steps-per-execution 0: must be at least 1"),
+    (["--workers", "0"], "--workers 0: must be at least 1"),
     (["--learning-rate", "nan"], "--learning-rate nan: must be a positive number"),
     (["--learning-rate", "-0.1"], "--learning-rate -0.1: must be a positive number"),
     (["--min-delta", "inf"], "--min-delta inf: must be a number of 0 or more"),

@@ -20,9 +20,12 @@ from tasks.store.dataset import spec_of
 pytestmark = pytest.mark.slow  # whole flows: the full suite, not the fast lane
 
 
-def test_the_streamed_regression_flow_keeps_the_course_s_split_and_scaler(tmp_path):
-    runs = {name: regression(model="mlp30", epochs=2, stream=name == "streamed", artifacts=str(tmp_path / name))
-            for name in ("streamed", "in-memory")}
+def test_the_streamed_regression_flow_keeps_the_course_s_split_and_scaler(tmp_path, monkeypatch):
+    from tasks.stages import streamed_stats
+
+    monkeypatch.setattr(streamed_stats, "BATCH_ROWS", 4_000)  # 6 row groups: the scans in 2 parts each (workers)
+    runs = {name: regression(model="mlp30", epochs=2, stream=name == "streamed", artifacts=str(tmp_path / name),
+                             workers=2) for name in ("streamed", "in-memory")}
     paths = {name: run["artifacts"] for name, run in runs.items()}
     assert spec_of(pq.read_schema(paths["streamed"]["raw"])).streamed
     assert not spec_of(pq.read_schema(paths["in-memory"]["raw"])).streamed
@@ -38,6 +41,19 @@ def test_the_streamed_regression_flow_keeps_the_course_s_split_and_scaler(tmp_pa
     assert metrics["evaluation"]["test_rows"] == 5_160  # every test row scored
     for stage, path in paths["streamed"].items():
         assert Path(path).with_suffix(".json").is_file(), stage
+    parts = [run.name for run in task_runs(runs["streamed"]["run_id"]) if " rows " in run.name]
+    assert sorted(parts) == sorted(f"{scan} rows {span}" for scan in ("raw_part", "split_part", "train_part",
+                                                                        "scaled_part")
+                                   for span in ("0-12,000", "12,000-20,640"))  # each scan in two parts, merged
+    assert not [run for run in task_runs(runs["in-memory"]["run_id"]) if " rows " in run.name]
+
+
+def task_runs(run_id: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
 
 
 @pytest.mark.parametrize("fault, stage, said", [

@@ -9,8 +9,9 @@ import pytest
 
 from tasks.core.errors import DataError
 from tasks.stages.scale import scale
-from tasks.stages.scale_stream import StreamedScale, aligned, batches
+from tasks.stages.scale_stream import StreamedScale, aligned
 from tasks.stages.split import split
+from tasks.stages.streamed_stats import batches
 from tasks.stages.table import TableOptions, load_table
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.dataset import spec_of, to_arrow
@@ -31,11 +32,11 @@ def stored(housing, tmp_path, options: TableOptions | None = None, constant: boo
     return raw, index, store.put_table(to_arrow(raw), "raw").path, store.put_table(to_arrow(index), "split").path
 
 
-@pytest.mark.parametrize("drop_constant", [False, True])
-def test_the_streamed_scale_is_the_in_memory_one(housing, tmp_path, drop_constant):
+@pytest.mark.parametrize("drop_constant, parts", [(False, 1), (True, 1), (True, 5)])  # 5: moments merged over spans
+def test_the_streamed_scale_is_the_in_memory_one(housing, tmp_path, drop_constant, parts):
     raw, index, raw_path, index_path = stored(housing, tmp_path, TableOptions(drop_constant=drop_constant),
                                               constant=True)
-    streamed = StreamedScale(raw_path, index_path, scale_target=True, batch_rows=250)
+    streamed = StreamedScale(raw_path, index_path, scale_target=True, batch_rows=250, parts=parts)
     whole = scale(raw, index, scale_target=True)
     assert np.allclose(streamed.scaler.mean_, whole.scaler.mean_, rtol=1e-9, atol=1e-12)
     assert np.allclose(streamed.scaler.scale_, whole.scaler.scale_, rtol=1e-9, atol=0)

@@ -36,12 +36,13 @@ def streamed_raw(path, tmp_path, task: str = "regression"):
     return store, store.put_batches(StreamedTable(path, TARGET, task, batch_rows=GROUP).batches(), "raw")
 
 
-def findings(housing, tmp_path, faults) -> tuple[str, str]:
-    """What the streamed raw validation and the in-memory one say of the same faulty table."""
+def findings(housing, tmp_path, faults, parts: int = 1) -> tuple[str, str]:
+    """What the streamed raw validation (scanned in ``parts``) and the in-memory one say of the
+    same faulty table."""
     path = table(housing, tmp_path, change=faults)
     _, raw = streamed_raw(path, tmp_path)
     with pytest.raises(ValidationFailed) as streamed:
-        validate_raw_streamed(raw.path, batch_rows=GROUP)
+        validate_raw_streamed(raw.path, batch_rows=GROUP, parts=parts)
     frame, _ = load_table(path, TARGET, "regression")
     with pytest.raises(ValidationFailed) as in_memory:
         validate_raw(frame)
@@ -59,13 +60,14 @@ def test_a_clean_table_passes_every_streamed_point(housing, tmp_path):
     assert all(c["success"] for c in validate_scaled_streamed(scaled.path, batch_rows=GROUP).checks)
 
 
-def test_faults_in_late_row_groups_are_named_as_the_in_memory_validation_names_them(housing, tmp_path):
+@pytest.mark.parametrize("parts", [1, 3])  # 3: spans of rows 0-1199, 1200-2399 and 2400-2999, merged
+def test_faults_in_late_row_groups_are_named_as_the_in_memory_validation_names_them(housing, tmp_path, parts):
     def faults(df):
-        df.loc[[2_203, 2_650, 2_951, 2_990, 2_991, 2_992, 2_999], "AveBedrms"] = np.nan  # 7, across groups
+        df.loc[[1_500, 2_203, 2_650, 2_951, 2_990, 2_991, 2_992, 2_999], "AveBedrms"] = np.nan  # 8, across groups
         df.loc[2_998, "Population"] = np.inf
         df.loc[2_997, TARGET] = np.nan
-    said, in_memory = findings(housing, tmp_path, faults)
-    assert "AveBedrms has 7 missing values at rows 2204, 2651, 2952, 2991, 2992 and 2 more" in said
+    said, in_memory = findings(housing, tmp_path, faults, parts)
+    assert "AveBedrms has 8 missing values at rows 1501, 2204, 2651, 2952, 2991 and 3 more" in said
     assert "Population holds infinity at row 2999: inf" in said
     assert f"the target {TARGET!r} is empty at row 2998" in said
     assert sorted(said.splitlines()) == sorted(in_memory.splitlines())
@@ -85,16 +87,17 @@ def test_a_negative_label_and_a_short_table_are_refused(housing, tmp_path):
         validate_raw_streamed(ref.path, batch_rows=5)
 
 
-def test_a_split_index_with_a_repeated_row_or_a_stray_label_is_refused(housing, tmp_path):
+@pytest.mark.parametrize("parts, repeated", [(1, 2_500), (3, 2_400)])  # 3: the repeat where a span begins
+def test_a_split_index_with_a_repeated_row_or_a_stray_label_is_refused(housing, tmp_path, parts, repeated):
     store, raw = streamed_raw(table(housing, tmp_path), tmp_path)
     index = pq.read_table(store.put_batches(split_batches(raw.path, batch_rows=GROUP), "split").path)
     row_id, split = index["row_id"].to_numpy().copy(), index["split"].to_pylist()
-    row_id[2_500], split[2_600] = row_id[2_499], "holdout"
+    row_id[repeated], split[2_600] = row_id[repeated - 1], "holdout"
     broken = index.set_column(0, "row_id", pa.array(row_id)).set_column(1, "split", pa.array(split))
     path = store.put_table(broken, "split")
     with pytest.raises(ValidationFailed) as found:
-        validate_split_streamed(path.path, raw.rows, batch_rows=GROUP)
-    assert f"rows {row_id[2_499]} are in more than one split" in str(found.value)
+        validate_split_streamed(path.path, raw.rows, batch_rows=GROUP, parts=parts)
+    assert f"rows {row_id[repeated - 1]} are in more than one split" in str(found.value)
     assert "split labels 'holdout'" in str(found.value)
     with pytest.raises(ValidationFailed, match="the split index has 3000 rows for 3001 raw rows"):
         validate_split_streamed(store.put_batches(split_batches(raw.path, batch_rows=GROUP), "split").path, 3_001,
