@@ -125,7 +125,11 @@ def training_profile(found: Trained, scaler: StandardScaler | None = None) -> Tr
     """What training saw, per numeric feature it kept: the train rows' mean, std and range (the
     scaler saw the same rows; its scale is 1 where a column was constant, which is not that
     column's spread), with missing values imputed as the model saw them."""
-    scaler = scaler or StandardScaler.from_arrow(read_parquet(found.scaler.path))
+    table = read_parquet(found.scaler.path)
+    scaler = scaler or StandardScaler.from_arrow(table)
+    if "train_low" in table.column_names:  # a streamed table's: kept beside its scaler (scale_stream.py)
+        return TrainingProfile(table["mean"].to_numpy(), table["train_std"].to_numpy(), table["train_low"].to_numpy(),
+                               table["train_high"].to_numpy())
     if is_streamed(found.raw):  # a table larger than memory: the train rows' moments merged over row groups
         seen = StreamedScale(found.raw.path, found.split.path)
         kept = np.isin(seen.names, scaler_features(found))

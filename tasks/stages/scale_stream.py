@@ -66,6 +66,15 @@ class StreamedScale:
             out = out.replace(features=tuple(names), categorical=(), encoded=())
         self.spec: DatasetSpec = out
 
+    def scaler_table(self) -> pa.Table:
+        """The scaler's artifact, with what the train rows were per kept feature beside it
+        (``train_std``, ``train_low``, ``train_high``): predict's drift profile reads them there
+        instead of scanning the raw table again (tasks/serving/drift.py)."""
+        kept = self.kept
+        return self.scaler.to_arrow(list(self.spec.features)).append_column(
+            "train_std", pa.array(self.train_moments.std[kept])).append_column(
+            "train_low", pa.array(self.low[kept])).append_column("train_high", pa.array(self.high[kept]))
+
     def _pairs(self, span: Span | None = None) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
         yield from paired(span or (0, table_rows(self.raw_path)), self.raw_path, self.index_path, self.raw_spec.target,
                           self.names, self.batch_rows)

@@ -24,7 +24,7 @@ def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool
         if is_streamed(raw):  # a row group at a time (tasks/stages/scale_stream.py)
             fitted = StreamedScale(raw.path, index.path, scale_target, parts=workers)
             return {"scaled": run.put_batches(fitted.scaled_batches()),
-                    "scaler": run.put_table(fitted.scaler.to_arrow(list(fitted.spec.features)), stage="scaler")}
+                    "scaler": run.put_table(fitted.scaler_table(), stage="scaler")}
         scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)
         numeric = feature_names(scaled)[:len(scaler.mean_)]
         refs = {"scaled": run.put_table(to_arrow(scaled)),

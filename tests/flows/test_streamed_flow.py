@@ -110,10 +110,13 @@ def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv,
     scored = pd.read_parquet(predict(data=str(new), artifacts=artifacts)["artifacts"]["predictions"])
     assert len(scored) == 500 and np.isfinite(scored["prediction"]).all()
     found = trained(ArtifactStore(artifacts), "champion")
-    seen = training_profile(found)  # merged over row groups: the train rows' own moments
     train = pd.read_parquet(found.split.path).query("split == 'train'")["row_id"]
+    Path(found.raw.path).unlink()  # kept beside the scaler: the raw table is not read again
+    seen = training_profile(found)  # merged over row groups: the train rows' own moments
     rows = table.iloc[:2_500].drop(columns="MedHouseVal").iloc[train.to_numpy()]
     assert np.allclose(seen.mean, rows.mean().to_numpy(), rtol=1e-9) and np.allclose(seen.low, rows.min().to_numpy())
+    assert np.allclose(seen.std, rows.std(ddof=0).to_numpy(), rtol=1e-9)
+    assert np.allclose(seen.high, rows.max().to_numpy())
 
 
 def test_a_streamed_classifier_on_a_user_table_of_pixels_and_images_refused(fashion_table, tmp_path):
