@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
 
         with server.api():
             return predict(data=args.data, model=args.model, dataset=args.dataset, out=args.out, strict=args.strict,
-                           artifacts=args.artifacts)
+                           stream=args.stream, artifacts=args.artifacts)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
     scaling = {"scale_target": args.scale_target} if hasattr(args, "scale_target") else {}
     with server.api():

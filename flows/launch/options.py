@@ -171,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--dataset", help="whose champion, when the store has several (default: its only one)")
     sub.add_argument("--out", metavar="PATH", help="also write the predictions here (.parquet or .csv)")
     sub.add_argument("--strict", action="store_true", help="fail on drift instead of warning")
+    sub.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                     help="check and score the table a batch of rows at a time, never whole in memory (default: "
+                          "when its values would take over 1 GiB; --no-stream: never)")
     sub.add_argument("--artifacts", default="artifacts", metavar="DIR|URL",
                      help="artifact store: a folder, or a URL such as s3://bucket/prefix (default: %(default)s)")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")

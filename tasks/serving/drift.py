@@ -161,15 +161,17 @@ def category_checks(text: np.ndarray, vocabulary: Vocabulary, judge_shift: bool)
 
 
 def drift_profile(X: np.ndarray, seen: TrainingProfile, names: list[str]) -> pd.DataFrame:
+    return drift_frame(X.mean(axis=0), X.std(axis=0), ((X < seen.low) | (X > seen.high)).mean(axis=0), seen, names)
+
+
+def drift_frame(mean: np.ndarray, std: np.ndarray, outside: np.ndarray, seen: TrainingProfile,
+                names: list[str]) -> pd.DataFrame:
+    """The drift profile from the new rows' means, stds and shares outside training's range."""
     least = DRIFT.least_std * np.maximum(seen.high - seen.low, 1e-12)
     train_std = np.maximum(seen.std, least)
-    mean, std = X.mean(axis=0), X.std(axis=0)
-    return pd.DataFrame({
-        "mean": mean, "train_mean": seen.mean,
-        "mean_shift": np.abs(mean - seen.mean) / train_std,
-        "spread": np.maximum(std, least) / train_std,
-        "outside": ((X < seen.low) | (X > seen.high)).mean(axis=0),
-    }, index=pd.Index(names, name="feature"))
+    return pd.DataFrame({"mean": mean, "train_mean": seen.mean, "mean_shift": np.abs(mean - seen.mean) / train_std,
+                         "spread": np.maximum(std, least) / train_std, "outside": outside},
+                        index=pd.Index(names, name="feature"))
 
 
 def drift_checks(profile: pd.DataFrame) -> list[Check]:
@@ -179,7 +181,7 @@ def drift_checks(profile: pd.DataFrame) -> list[Check]:
         expect("ExpectColumnValuesToBeBetween", column="outside", max_value=DRIFT.outside)], "feature")]
 
 
-def _skew_findings(outcome, file: str, given: list[str], spec: DatasetSpec) -> list[str]:
+def skew_findings(outcome, file: str, given: list[str], spec: DatasetSpec) -> list[str]:
     lines = []
     for failure in outcome.failures:
         if failure.check == "image size":
@@ -243,7 +245,7 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     outcome, _ = run_suites("skew", skew_checks(data, given, spec))
     if outcome.failures:
         raise SkewError("the new data does not match the training data; nothing was scored:\n"
-                        + "\n".join(f"  - {line}" for line in _skew_findings(outcome, path.name, given, spec)))
+                        + "\n".join(f"  - {line}" for line in skew_findings(outcome, path.name, given, spec)))
     X, text = features_of(data, spec)
     _refuse_unscorable(X, text, spec, path.name)
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
@@ -261,15 +263,21 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewR
         unseen = {str(k): int(v) for k, v in profiles["categories"]["unseen"].items()}
     if not enough:
         info(f"{path.name}: {len(X)} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
+    judge_drift(checks, profiles, len(X), path.name, strict, warn)
+    return NewRows(X, text, identity, unseen)
+
+
+def judge_drift(checks: list[Check], profiles: dict[str, pd.DataFrame], rows: int, file: str, strict: bool,
+                warn) -> None:
+    """Run the drift checks: a failure warns, or (``strict``) is raised naming each feature."""
     outcome, _ = run_suites("drift", checks) if checks else (None, 0)
     if outcome is not None and outcome.failures:
-        message = f"{path.name} drifted from the training data:\n" + "\n".join(
+        message = f"{file} drifted from the training data:\n" + "\n".join(
             f"  - {line}" for failure in outcome.failures for line in
-            _drift_findings(failure, profiles[failure.check], len(X)))
+            _drift_findings(failure, profiles[failure.check], rows))
         if strict:
             raise DriftError(message + "\n(--strict: nothing was scored)")
         warn(message)
-    return NewRows(X, text, identity, unseen)
 
 
 def scaler_features(found: Trained) -> list[str]:

@@ -18,6 +18,7 @@ from tasks.core.params import INFERENCE_BATCH
 from tasks.core.raw_places import cache_dir
 from tasks.model import files as model_files
 from tasks.serving.drift import NewRows, check_new_data
+from tasks.serving.predict_stream import check_streamed, streamed_predictions, streams_new
 from tasks.serving.resolve import Trained, trained
 from tasks.stages.categories import Vocabulary
 from tasks.stages.scale import StandardScaler
@@ -37,14 +38,14 @@ def model_rows(found: Trained, new: NewRows) -> np.ndarray:
     return np.concatenate([X, one_hot], axis=1)
 
 
-def predictions(found: Trained, new: NewRows) -> pa.Table:
-    """Scale as training did, score with the model: row, prediction (and class probabilities;
-    the label's name too, for labels given as text)."""
+def predictions(found: Trained, new: NewRows, model=None, first: int = 0) -> pa.Table:
+    """Scale as training did, score with the model (loaded here unless given): row (counted from
+    ``first``), prediction (and class probabilities; the label's name too, for labels given as text)."""
     from tasks.model.registry import main_output, model_inputs
 
-    rows = np.arange(len(new.X), dtype=np.int64)
+    rows = np.arange(first, first + len(new.X), dtype=np.int64)
     frame = Frame(found.inputs, model_rows(found, new), np.zeros(len(rows)), rows)
-    model = model_files.load(found.model.path)
+    model = model or model_files.load(found.model.path)
     out = main_output(model.predict(model_inputs(frame, found.model_name), batch_size=INFERENCE_BATCH, verbose=0),
                       found.model_name)
     columns = {"row": rows}
@@ -66,22 +67,27 @@ def raw_file(identity: str) -> RawFile:
 # ---- the Prefect task ------------------------------------------------------------------------
 @task(name="predict", cache_policy=NO_CACHE)
 def predict_task(data: str, artifacts: str, model: str = "champion", dataset: str | None = None,
-                 strict: bool = False) -> tuple[ArtifactRef, dict]:
-    """Check the new table against training, then write its predictions (nothing when it fails)."""
+                 strict: bool = False, stream: bool | None = None) -> tuple[ArtifactRef, dict]:
+    """Check the new table against training, then write its predictions (nothing when it fails);
+    a table larger than memory a batch of rows at a time (``predict_stream.py``)."""
     from tasks.store.stage import StageRun, logger, reported
 
     store = ArtifactStore(artifacts)
     found = trained(store, model, dataset)
     path = downloaded(data, cache_dir() / "tables") if is_url(data) else Path(data)
-    new = check_new_data(path, found, strict, logger().warning, logger().info)  # before the store is touched
+    streamed = streams_new(path, found, stream)
+    check = check_streamed if streamed else check_new_data
+    new = check(path, found, strict, logger().warning, logger().info)  # before the store is touched
     fitted = [found.model, found.scaler, *([found.vocabulary] if found.vocabulary else [])]
     run = StageRun(store, "predictions", __name__, parents=[*fitted, new.identity],
                    params={"model": found.model_name, "strict": strict})
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         run.parents = [*fitted, raw_file(new.identity)]
+        if streamed:
+            return {"predictions": run.put_batches(streamed_predictions(found, path, predictions))}
         return {"predictions": run.put_table(predictions(found, new), unseen=new.unseen)}
 
     ref = run.run(produce)["predictions"]
     logger().info("predictions of model %s on %s: %s", found.model.sha256[:12], path.name, ref.path)
-    return reported((ref, {"model": store.url(found.model.path), "rows": ref.rows}), run)
+    return reported((ref, {"model": store.url(found.model.path), "rows": ref.rows, "streamed": streamed}), run)

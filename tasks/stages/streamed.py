@@ -42,14 +42,25 @@ def streams(source, stream: bool | None) -> bool:
         return False  # the load names the missing file
     if table_kind(path) == "parquet":
         try:
-            meta = pq.ParquetFile(path).metadata
+            schema = pq.read_schema(path)
         except (pa.ArrowException, OSError):
             return False  # the load names what is wrong with the file
-        if any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in meta.schema.to_arrow_schema()
+        if any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in schema
                if f.name not in ("split", source.target) or source.task == "classification"):
             return False  # text columns (or text labels) are read in memory
-        return meta.num_rows * meta.num_columns * 8 > STREAM_BYTES
-    return path.stat().st_size > STREAM_BYTES
+    return (values_bytes(path) or 0) > STREAM_BYTES
+
+
+def values_bytes(path: Path) -> int | None:
+    """What a table's values would take in memory, near enough to choose the path: a Parquet
+    file's rows x columns x 8 bytes, a CSV's size; None for a file that cannot be read as one."""
+    if table_kind(path) == "parquet":
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError):
+            return None
+        return meta.num_rows * meta.num_columns * 8
+    return path.stat().st_size
 
 
 def put_raw(run, source) -> ArtifactRef:

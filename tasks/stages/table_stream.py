@@ -106,27 +106,15 @@ class StreamedTable:
             raise self._text_cells(done) from None
 
     def _text_cells(self, after: int) -> DataError:
-        """The error that names the first column holding text where numbers are expected, found by
-        reading the rest of the CSV (from row ``after``) as text: the slow path, taken only on bad input."""
-        import pandas as pd
-        import pyarrow.csv as csv
-
-        columns = [self.target, *self.features]
-        read = csv.ReadOptions(block_size=self.block_bytes, skip_rows_after_names=after)
-        convert = csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()), include_columns=columns)
-        first = after
-        for batch in csv.open_csv(self.path, read_options=read, convert_options=convert):
-            for column in columns:
-                values = batch.column(column).to_pandas()
-                text = values.notna().to_numpy() & (values.str.strip() != "").to_numpy()
-                bad = np.flatnonzero(pd.to_numeric(values, errors="coerce").isna().to_numpy() & text)
-                if len(bad):
-                    role = "target" if column == self.target else "feature"
-                    return DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are "
-                                     f"expected: {values_text(values.iloc[bad[:5]])} at {rows_text(bad + first)}; "
-                                     "fix those cells (a streamed table takes numeric columns only so far)")
-            first += batch.num_rows
-        return DataError(f"{self.path.name}: cannot be read as csv after row {after}")
+        """The error that names the first column holding text where numbers are expected."""
+        found = text_cells(self.path, [self.target, *self.features], after, self.block_bytes)
+        if found is None:
+            return DataError(f"{self.path.name}: cannot be read as csv after row {after}")
+        column, values, rows = found
+        role = "target" if column == self.target else "feature"
+        return DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are expected: "
+                         f"{values_text(values)} at {rows_text(rows)}; fix those cells (a streamed table takes "
+                         "numeric columns only so far)")
 
     def _checked(self, batch: pa.RecordBatch, first: int) -> pa.RecordBatch:
         """One batch in the raw artifact's layout; what cannot be used is refused naming global rows."""
@@ -172,6 +160,28 @@ class StreamedTable:
                             "classification needs whole labels 0..K-1")
         self._labels |= set(np.unique(values).astype(np.int64).tolist())
         return pa.array(values.astype(np.int64))
+
+
+def text_cells(path: Path, columns: list[str], after: int, block_bytes: int = CSV_BLOCK_BYTES
+               ) -> tuple[str, list, np.ndarray] | None:
+    """The first of a CSV's ``columns`` holding text where numbers are expected, found by reading
+    the rest of it (from row ``after``) as text: the column, its first few such cells and their
+    rows. The slow path, taken only on bad input."""
+    import pandas as pd
+    import pyarrow.csv as csv
+
+    read = csv.ReadOptions(block_size=block_bytes, skip_rows_after_names=after)
+    convert = csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()), include_columns=columns)
+    first = after
+    for batch in csv.open_csv(path, read_options=read, convert_options=convert):
+        for column in columns:
+            values = batch.column(column).to_pandas()
+            text = values.notna().to_numpy() & (values.str.strip() != "").to_numpy()
+            bad = np.flatnonzero(pd.to_numeric(values, errors="coerce").isna().to_numpy() & text)
+            if len(bad):
+                return column, list(values.iloc[bad[:5]]), bad + first
+        first += batch.num_rows
+    return None
 
 
 def _kind(path: Path) -> str:

@@ -95,7 +95,7 @@ def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold
     assert streamed.streams(course, True) and not streamed.streams(course, None)  # the course's: only when asked
 
 
-def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv, tmp_path):
+def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv, tmp_path, monkeypatch):
     from flows.predict import predict
     from tasks.serving.drift import training_profile
     from tasks.serving.resolve import trained
@@ -111,12 +111,54 @@ def test_predict_scores_new_rows_with_a_model_trained_from_a_stream(housing_csv,
     assert len(scored) == 500 and np.isfinite(scored["prediction"]).all()
     found = trained(ArtifactStore(artifacts), "champion")
     train = pd.read_parquet(found.split.path).query("split == 'train'")["row_id"]
-    Path(found.raw.path).unlink()  # kept beside the scaler: the raw table is not read again
+    aside = Path(found.raw.path).rename(tmp_path / "raw-aside")  # kept beside the scaler: raw is not read again
     seen = training_profile(found)  # merged over row groups: the train rows' own moments
+    aside.rename(found.raw.path)
     rows = table.iloc[:2_500].drop(columns="MedHouseVal").iloc[train.to_numpy()]
     assert np.allclose(seen.mean, rows.mean().to_numpy(), rtol=1e-9) and np.allclose(seen.low, rows.min().to_numpy())
     assert np.allclose(seen.std, rows.std(ddof=0).to_numpy(), rtol=1e-9)
     assert np.allclose(seen.high, rows.max().to_numpy())
+    predict_streamed_as_in_memory(predict, new, scored, artifacts, tmp_path, monkeypatch)
+
+
+def predict_streamed_as_in_memory(predict, new, in_memory, artifacts, tmp_path, monkeypatch):
+    """Predict a batch of rows at a time: the same predictions, and the same refusals naming the
+    same rows, as in memory (a table of 500 rows in batches of 64, a CSV read in blocks of 4 KiB)."""
+    from tasks.serving import predict_stream
+    from tasks.serving.drift import DriftError, SkewError
+    from tasks.stages import streamed_stats
+
+    monkeypatch.setattr(streamed_stats, "BATCH_ROWS", 64)
+    monkeypatch.setattr(predict_stream, "CSV_BLOCK_BYTES", 4_096)
+    for table in (tmp_path / "streamed.csv", tmp_path / "streamed.parquet"):  # (new names: not the cached run)
+        pd.read_csv(new).to_csv(table, index=False) if table.suffix == ".csv" else pd.read_csv(new).to_parquet(table)
+        run = predict(data=str(table), stream=True, artifacts=artifacts, out=str(tmp_path / "out.csv"))
+        scored = pd.read_parquet(run["artifacts"]["predictions"])
+        assert pq.ParquetFile(run["artifacts"]["predictions"]).metadata.num_row_groups >= 8  # written as scored
+        assert scored["row"].tolist() == list(range(500))
+        assert np.allclose(scored["prediction"], in_memory["prediction"], rtol=1e-6)
+        assert np.allclose(pd.read_csv(tmp_path / "out.csv")["prediction"], in_memory["prediction"], rtol=1e-6)
+    rows = pd.read_csv(new)
+    said = {}
+    for name, error in [("missing", SkewError), ("drift", DriftError)]:
+        broken = rows.copy()
+        if name == "missing":  # in the sixth and eighth batches
+            broken.loc[[470, 490], "AveBedrms"] = np.nan
+        else:
+            broken["MedInc"] *= 3
+        broken.to_csv(tmp_path / f"{name}.csv", index=False)
+        for stream in (True, False):
+            with pytest.raises(error) as found:
+                predict(data=str(tmp_path / f"{name}.csv"), stream=stream, strict=True, artifacts=artifacts)
+            said[(name, stream)] = str(found.value)
+        assert said[(name, True)] == said[(name, False)], name
+    assert "2 missing or infinite value(s), e.g. column 'AveBedrms' at row 471" in said[("missing", True)]
+    assert "feature MedInc: mean" in said[("drift", True)]
+    text = rows.astype({"HouseAge": str})
+    text.loc[480, "HouseAge"] = "old"
+    text.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(SkewError, match=r"column 'HouseAge' holds text where numbers are expected: 'old' at row 481"):
+        predict(data=str(tmp_path / "text.csv"), stream=True, artifacts=artifacts)
 
 
 def test_a_streamed_classifier_on_a_user_table_of_pixels_and_images_refused(fashion_table, tmp_path):
