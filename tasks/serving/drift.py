@@ -9,7 +9,7 @@ Both are Great Expectations suites on small profile frames (as the raw validatio
   values outside the training range, each against ``DRIFT``; per categorical column, the rows
   of a category training never saw (scored as unseen) and how far the categories' shares moved.
 Training's profile comes from the train rows of the raw artifact (the scaler holds their mean
-and std; the vocabulary, each category's train rows).
+and std; the vocabulary, each category's train rows); a streamed table's, from its scaler artifact.
 """
 from __future__ import annotations
 
