@@ -115,6 +115,10 @@ def _run(args: argparse.Namespace, server: EmbeddedServer):
             return predict(data=args.data, model=args.model, dataset=args.dataset, out=args.out, strict=args.strict,
                            stream=args.stream, artifacts=args.artifacts)
     flow = getattr(importlib.import_module(f"flows.{args.flow}"), args.flow)
+    if args.runner == "dask":  # the scans' parts on a Dask cluster (the flow's own stages stay here)
+        from flows.launch.runners import with_runner
+
+        flow = with_runner(flow, args.workers, "dask", args.address)
     scaling = {"scale_target": args.scale_target} if hasattr(args, "scale_target") else {}
     with server.api():
         return flow(model=args.model, **training_options(args), data=args.data, target=args.target, **scaling,

@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from flows.launch.table_options import add_table_options, check_table_options
+from flows.launch.table_options import add_fan_out_options, add_table_options, check_table_options
 from tasks.core.errors import OptionError
 from tasks.core.params import COURSE, SCALE_TARGET, SCHEDULES, TABLE, TrainParams
 from tasks.search.plan import RUNNERS, STRATEGIES, SURROGATES
@@ -124,9 +124,7 @@ def parser() -> argparse.ArgumentParser:
                                   description=f"Run the {name} flow: load, validate, split, scale, train, "
                                               f"evaluate. Default data: {DATASET[name]}.")
         _training_options(sub, course, "model name in the registry (see `zoo --list`)")
-        sub.add_argument("--workers", type=int, default=1,
-                         help="a streamed table's checks and the scaler's moments read in this many parts side by "
-                              "side, on threads of this process (default: %(default)s)")
+        add_fan_out_options(sub)
     sub = commands.add_parser("zoo", help="train several models on one dataset and compare them",
                               description="Train a set of registry models with the same budget; write a "
                                           "comparison table and a plot of their validation curves.")
@@ -240,6 +238,8 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse, before any stage runs, options that cannot work (each named with its value)."""
     import math
 
+    if getattr(args, "address", None) and getattr(args, "runner", None) != "dask":
+        raise OptionError("--address names a Dask scheduler: give it with --runner dask")
     positive = {"--epochs": getattr(args, "epochs", None), "--batch-size": getattr(args, "batch_size", None),
                 "--depth": getattr(args, "depth", None), "--width": getattr(args, "width", None),
                 "--steps-per-execution": getattr(args, "steps_per_execution", None),

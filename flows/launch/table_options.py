@@ -1,5 +1,6 @@
 """The command line's options for a user's own table: which columns are categories or numbers,
-missing values, constant columns. Light, as ``options``: no Prefect, Keras or pandas."""
+missing values, constant columns, streaming and where a stream's scans run. Light, as
+``options``: no Prefect, Keras or pandas."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,21 @@ def add_table_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--drop-constant", action="store_true",
                      help="with --data: drop the features that are constant on the train rows (default: keep "
                           "them, scaled by 1, and warn)")
+
+
+DATA_RUNNERS = ("thread", "dask")  # where a streamed table's scans run (tasks/stages/fan_out.py)
+
+
+def add_fan_out_options(sub: argparse.ArgumentParser) -> None:
+    """--workers, --runner and --address of the flows that stream a table's data stages."""
+    sub.add_argument("--workers", type=int, default=1,
+                     help="a streamed table's checks and the scaler's moments read in this many parts side by "
+                          "side, on --runner (default: %(default)s)")
+    sub.add_argument("--runner", choices=DATA_RUNNERS, default="thread",
+                     help="where those parts run: thread: threads of this process; dask: a local Dask cluster "
+                          "of --workers processes, or the scheduler at --address, whose workers must reach "
+                          "the store's files (default: %(default)s)")
+    sub.add_argument("--address", metavar="tcp://HOST:PORT", help="with --runner dask: an existing scheduler")
 
 
 def table_options(args: argparse.Namespace) -> dict:

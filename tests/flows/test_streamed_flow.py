@@ -184,3 +184,28 @@ def test_past_the_in_memory_split_s_rows_the_flow_splits_by_the_seeded_hash(hous
     assert pq.read_table(runs[1]["artifacts"]["split"])["split"].equals(index["split"])  # same seed, same split
     shares = pd.Series(index["split"].to_pylist()).value_counts(normalize=True)
     assert abs(shares["test"] - 0.25) < 0.04 and np.isfinite(runs[0]["test"]["loss"])
+
+
+def test_the_scans_parts_run_on_a_dask_cluster_with_the_same_result(tmp_path, monkeypatch):
+    """--runner dask --address: a streamed table's scans in parts on a cluster's workers (the
+    only work the regression flow submits to its runner), reporting to the flow's server."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from flows.launch.embedded import shared
+    from flows.launch.runners import with_runner
+    from tasks.stages import streamed_stats
+
+    monkeypatch.setattr(streamed_stats, "BATCH_ROWS", 4_000)  # 6 row groups: each scan in two parts
+    server = shared()
+    server.wait()
+    monkeypatch.setenv("PREFECT_API_URL", server.url)  # what the cluster's workers report to
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster, Client(cluster) as client:
+        with server.api(), get_task_stream(client) as stream:
+            spread = with_runner(regression, 2, "dask", cluster.scheduler_address)(
+                model="mlp30", epochs=1, stream=True, workers=2, artifacts=str(tmp_path / "dask"))
+    assert len(stream.data) == 8  # 4 scans x 2 parts, each on a worker of the cluster
+    here = regression(model="mlp30", epochs=1, stream=True, artifacts=str(tmp_path / "here"))
+    assert pd.read_parquet(spread["artifacts"]["split"]).equals(pd.read_parquet(here["artifacts"]["split"]))
+    scalers = [pd.read_parquet(run["artifacts"]["scaler"]).set_index("feature") for run in (spread, here)]
+    assert np.allclose(scalers[0], scalers[1], rtol=1e-12, atol=1e-12)  # moments merged in another order
