@@ -1,7 +1,7 @@
 """Benchmark: the regression flow on a big housing-like table, streamed (issue 35).
 
     DATA_MIRROR=... python tests/benchmarks/big_flow.py [--rows 50000000] [--stream auto|yes|no]
-        [--epochs 1] [--batch-size 4096] [--workers 1 [2 ...]]
+        [--epochs 1] [--batch-size 4096] [--workers 1 [2 ...]] [--runner thread|dask]
 
 Writes the table with big_table.py (Parquet, in its own process), then runs
 ``regression(data=..., target="MedHouseVal", epochs=1, batch_size=4096, stream=...)`` in a fresh
@@ -30,19 +30,21 @@ TARGET = "MedHouseVal"
 DATA_STAGES = ("load", "validate-raw", "split", "validate-split", "scale", "validate-scaled")
 
 
-def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str, workers: int) -> dict:
+def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str, workers: int, runner: str) -> dict:
     """One regression flow, started as the CLI starts it; its stages' seconds from Prefect."""
     from run_flow import stage_seconds
 
     from flows.__main__ import started
 
     with started() as server:
+        from flows.launch.runners import with_runner
         from flows.predict import predict
         from flows.regression import regression
 
         with server.api():
             begun = time.perf_counter()
-            result = regression(epochs=epochs, batch_size=batch_size, data=table, target=TARGET, artifacts=artifacts,
+            flow = with_runner(regression, workers, "dask") if runner == "dask" else regression
+            result = flow(epochs=epochs, batch_size=batch_size, data=table, target=TARGET, artifacts=artifacts,
                                 stream={"yes": True, "no": False}.get(stream), workers=workers)
             seconds = time.perf_counter() - begun
             stages = stage_seconds(result["run_id"])
@@ -59,6 +61,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="the flow's --workers, a run each")
+    parser.add_argument("--runner", choices=("thread", "dask"), default="thread", help="the flow's --runner")
     args = parser.parse_args()
     from bench import run, set_mirror
 
@@ -73,7 +76,7 @@ def main() -> int:
             os.sync()  # no run pays for writing back what was written before it (the table, the last run's store)
             data_seconds[workers] = report(args, table, *run([
                 sys.executable, str(HERE / "big_flow.py"), "--child", str(table), str(work / "artifacts"),
-                str(args.epochs), str(args.batch_size), args.stream, str(workers)]), workers)
+                str(args.epochs), str(args.batch_size), args.stream, str(workers), args.runner]), workers)
             shutil.rmtree(work / "artifacts")
         first = args.workers[0]
         for workers, seconds in list(data_seconds.items())[1:]:
@@ -85,7 +88,8 @@ def report(args, table: Path, wall: float, own: float, result: dict, peak: float
     """Print one run's table; its data stages' seconds."""
     stages = result["stages"]
     print(f"\nRegression flow on {args.rows:,} rows ({table.stat().st_size / 2**20:,.0f} MiB Parquet), "
-          f"--stream {args.stream}, --epochs {args.epochs} --batch-size {args.batch_size} --workers {workers}\n")
+          f"--stream {args.stream}, --epochs {args.epochs} --batch-size {args.batch_size} --workers {workers} "
+          f"--runner {args.runner}\n")
     print("| stage | seconds | rows / s |\n|---|---|---|")
     for stage in (*DATA_STAGES, "train", "evaluate", "report", "champion", "predict (the whole table)"):
         if stage in stages:
@@ -101,7 +105,7 @@ def report(args, table: Path, wall: float, own: float, result: dict, peak: float
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        table, artifacts, epochs, batch, stream, workers = sys.argv[2:8]
-        print(json.dumps(child(table, artifacts, int(epochs), int(batch), stream, int(workers))))
+        table, artifacts, epochs, batch, stream, workers, runner = sys.argv[2:9]
+        print(json.dumps(child(table, artifacts, int(epochs), int(batch), stream, int(workers), runner)))
         sys.exit(0)
     sys.exit(main())
