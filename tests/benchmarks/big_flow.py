@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,10 +33,17 @@ DATA_STAGES = ("load", "validate-raw", "split", "validate-split", "scale", "vali
 
 def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str, workers: int, runner: str) -> dict:
     """One regression flow, started as the CLI starts it; its stages' seconds from Prefect."""
+    from bench import tree_rss_mib
     from run_flow import stage_seconds
 
     from flows.__main__ import started
 
+    samples, done = [], threading.Event()  # (time, MiB of this process and its children), every 50 ms
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            samples.append((time.time(), tree_rss_mib(os.getpid())))
+    threading.Thread(target=sample, daemon=True).start()
     with started() as server:
         from flows.launch.runners import with_runner
         from flows.predict import predict
@@ -47,11 +55,26 @@ def child(table: str, artifacts: str, epochs: int, batch_size: int, stream: str,
             result = flow(epochs=epochs, batch_size=batch_size, data=table, target=TARGET, artifacts=artifacts,
                                 stream={"yes": True, "no": False}.get(stream), workers=workers)
             seconds = time.perf_counter() - begun
-            stages = stage_seconds(result["run_id"])
-            begun = time.perf_counter()  # then the same rows scored by the new champion (its target ignored)
+            stages, peaks = stage_seconds(result["run_id"]), stage_peaks(result["run_id"], samples)
+            begun, since = time.perf_counter(), time.time()  # then the whole table scored by the new champion
             scored = predict(data=table, stream={"yes": True, "no": False}.get(stream), artifacts=artifacts)
             stages["predict (the whole table)"] = time.perf_counter() - begun
-    return {"flow_seconds": seconds, "stages": stages, "test": result["test"], "scored": scored["rows"]}
+            peaks["predict (the whole table)"] = max(m for t, m in samples if t >= since)
+    done.set()
+    return {"flow_seconds": seconds, "stages": stages, "peaks": peaks, "test": result["test"],
+            "scored": scored["rows"]}
+
+
+def stage_peaks(run_id: str, samples: list[tuple[float, float]]) -> dict[str, float]:
+    """Each stage's peak memory of all the process's processes, from the samples within its run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    return {run.name.rsplit("-", 1)[0]: max((m for t, m in samples if run.start_time.timestamp() <= t
+                                             <= run.end_time.timestamp()), default=0.0)
+            for run in runs if run.start_time and run.end_time and " rows " not in run.name}
 
 
 def main() -> int:
@@ -90,10 +113,11 @@ def report(args, table: Path, wall: float, own: float, result: dict, peak: float
     print(f"\nRegression flow on {args.rows:,} rows ({table.stat().st_size / 2**20:,.0f} MiB Parquet), "
           f"--stream {args.stream}, --epochs {args.epochs} --batch-size {args.batch_size} --workers {workers} "
           f"--runner {args.runner}\n")
-    print("| stage | seconds | rows / s |\n|---|---|---|")
+    print("| stage | seconds | rows / s | peak MiB, all processes |\n|---|---|---|---|")
     for stage in (*DATA_STAGES, "train", "evaluate", "report", "champion", "predict (the whole table)"):
         if stage in stages:
-            print(f"| {stage} | {stages[stage]:.1f} | {args.rows / stages[stage]:,.0f} |")
+            print(f"| {stage} | {stages[stage]:.1f} | {args.rows / stages[stage]:,.0f} | "
+                  f"{result['peaks'].get(stage, 0):,.0f} |")
     data = sum(stages.get(stage, 0.0) for stage in DATA_STAGES)
     print(f"| data stages | {data:.1f} | {args.rows / data:,.0f} |")
     print(f"| whole flow (after start-up) | {result['flow_seconds']:.1f} | |")
