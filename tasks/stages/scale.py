@@ -198,7 +198,7 @@ def scale(raw: Frame, index: SplitIndex, scale_target: bool = False) -> Scaled:
             kept = ~(np.nanmin(train, axis=0) == np.nanmax(train, axis=0))
         X, names = X[:, kept], [name for name, keep in zip(names, kept) if keep]
     scaler = StandardScaler().fit(_Rows(X, position[:n_train]), impute)  # train rows only: they come first
-    _refuse_empty_train_columns(scaler, names)
+    refuse_empty_train_columns(getattr(scaler, "fill_", None), names)
     y = raw.y[position]
     if scale_target:
         spec = spec.replace(target_scaling=target_moments(y[:n_train]))
@@ -213,8 +213,8 @@ def scale(raw: Frame, index: SplitIndex, scale_target: bool = False) -> Scaled:
     return Scaled(Frame(spec, numbers, y, row_id, labels), scaler, vocabulary, unseen)
 
 
-def _refuse_empty_train_columns(scaler: StandardScaler, names: list[str]) -> None:
-    fill = getattr(scaler, "fill_", None)
+def refuse_empty_train_columns(fill: np.ndarray | None, names: list[str]) -> None:
+    """A column with no value in any train row has no median to impute from: refused, named."""
     if fill is not None and np.isnan(fill).any():
         empty = [name for name, value in zip(names, fill) if np.isnan(value)]
         raise DataError(f"{', '.join(map(repr, empty))}: no value in any train row, so there is no median to "

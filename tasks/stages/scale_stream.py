@@ -6,8 +6,10 @@ fitted on all train rows at once, to rounding) and, for ``--drop-constant``, the
 second scales each group and writes its train, valid and test rows as row groups of their own,
 so that a reader of one split (``tasks/model/streamed_batches.py``) reads only that split's
 groups. The values are those ``scale`` gives; only the rows' order differs (the in-memory stage
-puts each split in one block). A table's categorical columns and ``--missing impute`` (a median
-is not merged from groups' medians) are refused here for now, naming what to do.
+puts each split in one block). With ``--missing impute``, the train rows' medians come first
+(``streamed_median``: exact, in a few passes more), and the moments, the ranges and the scaled
+values are of the rows so filled, as in memory. A table's categorical columns are refused here
+for now, naming what to do.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
 from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
-from tasks.stages.scale import StandardScaler
+from tasks.stages.scale import StandardScaler, refuse_empty_train_columns
+from tasks.stages.streamed_median import medians
 from tasks.stages.streamed_stats import Moments, rows_of
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
 
@@ -48,15 +51,17 @@ class StreamedScale:
         if spec.categorical:
             raise DataError(f"{spec.name}: categorical columns {', '.join(spec.categorical)}: a streamed table "
                             "takes numeric columns only so far (run it in memory: --no-stream)")
-        if spec.missing == "impute":
-            raise DataError(f"{spec.name}: --missing impute is not streamed yet (a median needs every train "
-                            "value at once): run it in memory (--no-stream), or fill the cells")
-        self.raw_spec, self.names = spec, list(spec.features)
+        self.raw_spec, self.names, self.fill = spec, list(spec.features), None
+        if spec.missing == "impute":  # the train rows' medians, before their moments (of the filled rows)
+            self.fill = medians(self._train_rows, len(self.names))
+            refuse_empty_train_columns(self.fill, self.names)
         x, y, n = self._train_moments()
         self.train_moments = x  # every raw feature's, as are ``low`` and ``high`` (predict's drift profile)
         if not spec.drop_constant:
             self.kept[:] = True
         self.scaler = StandardScaler.from_moments(x.mean[self.kept], x.std[self.kept], n)
+        if self.fill is not None:
+            self.scaler.fill_ = self.fill[self.kept]
         names = [name for name, keep in zip(self.names, self.kept) if keep]
         out = spec
         if scale_target:
@@ -79,13 +84,18 @@ class StreamedScale:
         yield from paired(span or (0, table_rows(self.raw_path)), self.raw_path, self.index_path, self.raw_spec.target,
                           self.names, self.batch_rows)
 
+    def _train_rows(self) -> Iterator[np.ndarray]:
+        """The train rows' features (as read: missing values NaN), a batch at a time."""
+        for rows, labels in self._pairs():
+            yield _features(rows, self.names)[rows_of(labels, "train")]
+
     def _train_moments(self) -> tuple[Moments, Moments, int]:
         """The train rows' moments, target's and ranges, scanned in ``parts`` (fan_out.py)."""
         width = len(self.names)
         x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
         low, high = np.full(width, np.inf), np.full(width, -np.inf)
         for part in scanned(train_part, table_rows(self.raw_path), self.parts, self.raw_path, self.index_path,
-                            self.raw_spec.target, self.names, self.batch_rows, batch_rows=self.batch_rows):
+                            self.raw_spec.target, self.names, self.batch_rows, self.fill, batch_rows=self.batch_rows):
             x, y = x.merged(part[0]), y.merged(part[1])
             low, high = np.minimum(low, part[2]), np.maximum(high, part[3])
         if x.count == 0:
@@ -103,8 +113,10 @@ class StreamedScale:
         for rows, labels in self._pairs():
             X = np.empty((rows.num_rows, len(kept)), np.float32, order="F")
             for k, j in enumerate(kept):
-                np.subtract(rows.column(int(j) + 2).to_numpy(zero_copy_only=False), mean[k], out=X[:, k],
-                            dtype=np.float32)
+                values = rows.column(int(j) + 2).to_numpy(zero_copy_only=False)
+                if self.fill is not None:  # as ``StandardScaler.filled``, before the arithmetic
+                    values = np.where(np.isnan(values), self.fill[j], values)
+                np.subtract(values, mean[k], out=X[:, k], dtype=np.float32)
                 np.divide(X[:, k], scale[k], out=X[:, k])
             whole = to_arrow(Frame(self.spec, X, _target(rows), rows.column(0).to_numpy(), labels))
             for name in SPLITS:
@@ -124,15 +136,18 @@ def paired(span: Span, raw_path: str, index_path: str, target: str, names: list[
         yield rows, labels.column(1)
 
 
-def train_part(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None
-               ) -> tuple[Moments, Moments, np.ndarray, np.ndarray]:
-    """The train rows' feature and target moments and the features' ranges, over ``span``."""
+def train_part(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None,
+               fill: np.ndarray | None = None) -> tuple[Moments, Moments, np.ndarray, np.ndarray]:
+    """The train rows' feature and target moments and the features' ranges, over ``span``
+    (missing values filled with ``fill`` first, when given)."""
     width = len(names)
     x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
     low, high = np.full(width, np.inf), np.full(width, -np.inf)
     for rows, labels in paired(span, raw_path, index_path, target, names, batch_rows):
         train = rows_of(labels, "train")
         X = _features(rows, names)[train]
+        if fill is not None:
+            X = np.where(np.isnan(X), fill, X)
         x, y = x.merged(Moments.of(X)), y.merged(Moments.of(_target(rows)[train, None]))
         if len(X):
             low, high = np.minimum(low, X.min(axis=0)), np.maximum(high, X.max(axis=0))

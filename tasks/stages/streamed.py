@@ -32,10 +32,10 @@ SPLIT_IN_MEMORY_ROWS = 5_000_000  # up to here, the course's seeded split (it ho
 def streams(source, stream: bool | None) -> bool:
     """Whether a flow's ``Source`` (tasks/stages/load.py) is streamed: as asked (``stream``), else
     by its size, for a local table whose columns a stream takes (see the module's text). A table
-    named by a URL, or one read with --categorical or --missing impute, is streamed only when asked."""
+    named by a URL, or one read with --categorical, is streamed only when asked."""
     if stream is not None:
         return stream
-    if source.path is None or is_url(source.path) or source.table.categorical or source.table.missing == "impute":
+    if source.path is None or is_url(source.path) or source.table.categorical:
         return False
     path = Path(source.path)
     if not path.is_file():

@@ -46,9 +46,6 @@ class StreamedTable:
         features = [c for c in columns if c not in (target, "split")]
         if not features:
             raise DataError(f"{name}: no feature columns besides the target {target!r}")
-        if self.options.missing == "impute":
-            raise OptionError(f"{name}: --missing impute is not streamed yet (a median needs every train value at "
-                              "once): fill the cells, or pass --no-stream if the table fits in memory")
         if self.options.categorical:
             raise DataError(f"{name}: --categorical {','.join(self.options.categorical)}: a streamed table takes "
                             "numeric columns only so far (a vocabulary needs the whole table first); pass "

@@ -89,8 +89,9 @@ def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold
     assert not streamed.streams(table, None)
     monkeypatch.setattr(streamed, "STREAM_BYTES", housing_csv.stat().st_size - 1)
     assert streamed.streams(table, None) and not streamed.streams(table, False)
-    # what a stream does not take yet is read in memory unless asked
-    assert not streamed.streams(dataclasses.replace(table, table=TableOptions(missing="impute")), None)
+    # what a stream does not take yet is read in memory unless asked; --missing impute is streamed
+    assert not streamed.streams(dataclasses.replace(table, table=TableOptions(categorical=("HouseAge",))), None)
+    assert streamed.streams(dataclasses.replace(table, table=TableOptions(missing="impute")), None)
     course = Source(dataset="california-housing", task="regression")
     assert streamed.streams(course, True) and not streamed.streams(course, None)  # the course's: only when asked
 
@@ -209,3 +210,15 @@ def test_the_scans_parts_run_on_a_dask_cluster_with_the_same_result(tmp_path, mo
     assert pd.read_parquet(spread["artifacts"]["split"]).equals(pd.read_parquet(here["artifacts"]["split"]))
     scalers = [pd.read_parquet(run["artifacts"]["scaler"]).set_index("feature") for run in (spread, here)]
     assert np.allclose(scalers[0], scalers[1], rtol=1e-12, atol=1e-12)  # moments merged in another order
+
+
+def test_a_streamed_table_with_missing_values_is_imputed_as_in_memory(housing_csv, tmp_path):
+    table = pd.read_csv(housing_csv)
+    table.loc[table.index % 9 == 4, "AveBedrms"] = np.nan
+    table.to_csv(housing_csv, index=False)
+    runs = {stream: regression(data=str(housing_csv), target="MedHouseVal", missing="impute", epochs=1, stream=stream,
+                               artifacts=str(tmp_path / str(stream))) for stream in (True, False)}
+    assert spec_of(pq.read_schema(runs[True]["artifacts"]["raw"])).streamed
+    scalers = {stream: pd.read_parquet(run["artifacts"]["scaler"]) for stream, run in runs.items()}
+    assert np.array_equal(scalers[True]["fill"], scalers[False]["fill"])  # the train rows' medians
+    assert np.allclose(scalers[True]["mean"], scalers[False]["mean"], rtol=1e-9)

@@ -19,12 +19,14 @@ from tasks.store.dataset import spec_of, to_arrow
 TARGET = "MedHouseVal"
 
 
-def stored(housing, tmp_path, options: TableOptions | None = None, constant: bool = False):
-    """3,000 real housing rows loaded and split in memory, both written as artifacts."""
+def stored(housing, tmp_path, options: TableOptions | None = None, constant: bool = False, change=None):
+    """3,000 real housing rows (``change`` applied) loaded and split in memory, both written as artifacts."""
     df = pd.DataFrame(housing.X[:3_000], columns=list(housing.spec.features))
     df[TARGET] = housing.y[:3_000]
     if constant:
         df["Flag"] = 1.0
+    if change:
+        change(df)
     df.to_csv(tmp_path / "houses.csv", index=False)
     raw, _ = load_table(tmp_path / "houses.csv", TARGET, "regression", options)
     index = split(raw)
@@ -56,10 +58,35 @@ def test_the_streamed_scale_is_the_in_memory_one(housing, tmp_path, drop_constan
         assert stats.min == stats.max
 
 
-def test_impute_is_refused_by_the_streamed_scale_naming_the_way_out(housing, tmp_path):
-    _, _, raw_path, index_path = stored(housing, tmp_path, TableOptions(missing="impute"))
-    with pytest.raises(DataError, match=r"--missing impute is not streamed yet.*--no-stream"):
-        StreamedScale(raw_path, index_path)
+@pytest.mark.parametrize("held", [1_000_000, 40])  # 40: the medians narrowed over several passes
+def test_impute_fills_with_the_in_memory_medians_and_scales_the_filled_rows(housing, tmp_path, monkeypatch, held):
+    from tasks.stages import streamed_median
+
+    monkeypatch.setattr(streamed_median, "HELD", held)
+    monkeypatch.setattr(streamed_median, "BINS", 16)
+    def holes(df):  # missing cells in every group, one column missing in most train rows
+        df.loc[df.index % 7 == 3, "AveBedrms"] = np.nan
+        df.loc[df.index % 11 == 5, "HouseAge"] = np.nan
+        df.loc[df.index % 10 != 0, "Population"] = np.nan
+    raw, index, raw_path, index_path = stored(housing, tmp_path, TableOptions(missing="impute"), change=holes)
+    streamed = StreamedScale(raw_path, index_path, batch_rows=250, parts=3)
+    whole = scale(raw, index)
+    assert np.array_equal(streamed.scaler.fill_, whole.scaler.fill_)  # the medians exactly
+    assert np.allclose(streamed.scaler.mean_, whole.scaler.mean_, rtol=1e-9, atol=1e-12)
+    assert np.allclose(streamed.scaler.scale_, whole.scaler.scale_, rtol=1e-9, atol=0)
+    ref = ArtifactStore(tmp_path / "store").put_batches(streamed.scaled_batches(), "scaled")
+    got, expected = pq.read_table(ref.path).sort_by("row_id"), to_arrow(whole.frame).sort_by("row_id")
+    for name in got.column_names:
+        assert got[name].to_pylist() == expected[name].to_pylist(), name
+    assert "fill" in streamed.scaler_table().column_names  # predict fills new rows with the same medians
+
+
+def test_a_column_with_no_train_value_has_no_median_to_impute_from(housing, tmp_path):
+    def empty(df):
+        df["AveBedrms"] = np.nan
+    _, _, raw_path, index_path = stored(housing, tmp_path, TableOptions(missing="impute"), change=empty)
+    with pytest.raises(DataError, match=r"'AveBedrms': no value in any train row, so there is no median"):
+        StreamedScale(raw_path, index_path, batch_rows=250)
 
 
 def test_aligned_cuts_two_streams_of_the_same_rows_into_equal_pairs(housing, tmp_path):

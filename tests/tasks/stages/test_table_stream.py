@@ -89,12 +89,9 @@ def test_text_in_the_first_block_of_a_csv_is_refused_too(houses, tmp_path):
 
 
 def test_what_is_not_streamed_yet_is_refused_before_a_row_is_read(houses, tmp_path):
-    from tasks.core.errors import OptionError
     from tasks.stages.table import TableOptions
 
     path = written(houses, tmp_path, ".parquet")
-    with pytest.raises(OptionError, match="--missing impute is not streamed yet.*--no-stream"):
-        StreamedTable(path, TARGET, "regression", TableOptions(missing="impute"))
     with pytest.raises(DataError, match="--categorical HouseAge: a streamed table takes numeric columns only"):
         StreamedTable(path, TARGET, "regression", TableOptions(categorical=("HouseAge",)))
 
