@@ -33,7 +33,8 @@ def predict(data: str, model: str = "champion", dataset: str | None = None, out:
             import pyarrow.parquet as pq
 
             predictions = pq.ParquetFile(ref.path)
-            with csv.CSVWriter(target, predictions.schema_arrow) as writer:
+            quoting = csv.WriteOptions(quoting_header="none")  # column names bare, as pandas writes them
+            with csv.CSVWriter(target, predictions.schema_arrow, write_options=quoting) as writer:
                 for batch in predictions.iter_batches():
                     writer.write_batch(batch)
         elif target.suffix.lower() == ".csv":

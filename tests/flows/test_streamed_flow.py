@@ -139,6 +139,7 @@ def predict_streamed_as_in_memory(predict, new, in_memory, artifacts, tmp_path, 
         assert scored["row"].tolist() == list(range(500))
         assert np.allclose(scored["prediction"], in_memory["prediction"], rtol=1e-6)
         assert np.allclose(pd.read_csv(tmp_path / "out.csv")["prediction"], in_memory["prediction"], rtol=1e-6)
+        assert (tmp_path / "out.csv").read_text().splitlines()[0] == "row,prediction"  # as pandas writes it
     rows = pd.read_csv(new)
     said = {}
     for name, error in [("missing", SkewError), ("drift", DriftError)]:
