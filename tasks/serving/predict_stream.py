@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tasks.checks.gx import run_suites
 from tasks.core.errors import OptionError, rows_text, values_text
@@ -38,7 +37,7 @@ from tasks.stages.scale import StandardScaler
 from tasks.stages.streamed import STREAM_BYTES, values_bytes
 from tasks.stages.streamed_stats import Moments, batches
 from tasks.stages.table import table_kind
-from tasks.stages.table_stream import CSV_BLOCK_BYTES, text_cells
+from tasks.stages.table_stream import CSV_BLOCK_BYTES, as_numbers, csv_blocks, text_cells
 from tasks.store.artifacts import sha256_file
 from tasks.store.dataset import read_parquet
 
@@ -73,27 +72,18 @@ def new_batches(path: Path, columns: list[str], batch_rows: int | None = None) -
     if table_kind(path) == "parquet":
         read = batches(str(path), columns, batch_rows)
     else:
-        read = _csv_batches(path, columns)
+        read = csv_blocks(path, dict.fromkeys(columns, pa.float64()), CSV_BLOCK_BYTES,
+                          lambda done: _text_refused(path, columns, done))
     for batch in read:
-        yield np.column_stack([pc.fill_null(column.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
-                               for column in batch.columns])
+        yield np.column_stack([as_numbers(column).to_numpy(zero_copy_only=False) for column in batch.columns])
 
 
-def _csv_batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    import pyarrow.csv as csv
-
-    convert = csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.float64()), include_columns=columns)
-    done = 0
-    try:
-        for batch in csv.open_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                  convert_options=convert):
-            yield batch
-            done += batch.num_rows
-    except pa.ArrowInvalid:  # text in a number column, past the first block
-        found = text_cells(path, columns, done)
-        what = f"column {found[0]!r} holds text where numbers are expected: {values_text(found[1])} at " \
-               f"{rows_text(found[2])}" if found else f"cannot be read as csv after row {done}"
-        raise SkewError(f"{path.name}: {what}; nothing was scored") from None
+def _text_refused(path: Path, columns: list[str], done: int) -> SkewError:
+    """The error for text in a number column past the first block, naming it and its rows."""
+    found = text_cells(path, columns, done)
+    what = f"column {found[0]!r} holds text where numbers are expected: {values_text(found[1])} at " \
+           f"{rows_text(found[2])}" if found else f"cannot be read as csv after row {done}"
+    return SkewError(f"{path.name}: {what}; nothing was scored")
 
 
 def check_streamed(path: Path, found: Trained, strict: bool, warn, info) -> NewRows:

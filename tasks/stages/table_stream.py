@@ -12,7 +12,7 @@ refused for now, naming the column.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,20 +87,11 @@ class StreamedTable:
         if self.kind == "parquet":
             yield from batches(str(self.path), wanted, self.batch_rows)
             return
-        import pyarrow.csv as csv
-
         types = {c: pa.float64() for c in (self.target, *self.features)}
         if self.has_split:
             types["split"] = pa.string()
-        read = csv.ReadOptions(block_size=self.block_bytes)
-        done = 0
-        try:  # (opening reads the first block)
-            reader = csv.open_csv(self.path, read_options=read, convert_options=csv.ConvertOptions(column_types=types))
-            for batch in reader:
-                yield from (batch.slice(i, self.batch_rows) for i in range(0, batch.num_rows, self.batch_rows))
-                done += batch.num_rows
-        except pa.ArrowInvalid:  # a cell that is not a number, somewhere after the rows read
-            raise self._text_cells(done) from None
+        for batch in csv_blocks(self.path, types, self.block_bytes, self._text_cells):
+            yield from (batch.slice(i, self.batch_rows) for i in range(0, batch.num_rows, self.batch_rows))
 
     def _text_cells(self, after: int) -> DataError:
         """The error that names the first column holding text where numbers are expected."""
@@ -142,8 +133,7 @@ class StreamedTable:
                                 f"{values_text(text.iloc[bad[:5]])} at {rows_text(bad + first)}; fix those cells "
                                 "(a streamed table takes numeric columns only so far)")
             return pa.array(numbers.to_numpy(np.float64))
-        values = values.cast(pa.float64())
-        return pc.fill_null(values, float("nan")) if values.null_count else values
+        return as_numbers(values)
 
     def _target(self, batch: pa.RecordBatch, first: int) -> pa.Array:
         y = self._number(batch, self.target, first, "target")
@@ -157,6 +147,29 @@ class StreamedTable:
                             "classification needs whole labels 0..K-1")
         self._labels |= set(np.unique(values).astype(np.int64).tolist())
         return pa.array(values.astype(np.int64))
+
+
+def as_numbers(values: pa.Array) -> pa.Array:
+    """A numeric column as float64, its missing cells NaN."""
+    values = values.cast(pa.float64())
+    return pc.fill_null(values, float("nan")) if values.null_count else values
+
+
+def csv_blocks(path: Path, types: dict[str, pa.DataType], block_bytes: int,
+               refused: Callable[[int], Exception]) -> Iterator[pa.RecordBatch]:
+    """A CSV's columns named in ``types``, read as those types a block at a time; a cell that is
+    not a number where one is expected raises ``refused(rows read before its block)``."""
+    import pyarrow.csv as csv
+
+    done = 0
+    try:  # (opening reads the first block)
+        reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes),
+                              convert_options=csv.ConvertOptions(column_types=types, include_columns=list(types)))
+        for batch in reader:
+            yield batch
+            done += batch.num_rows
+    except pa.ArrowInvalid:  # a cell that is not a number, somewhere after the rows read
+        raise refused(done) from None
 
 
 def text_cells(path: Path, columns: list[str], after: int, block_bytes: int = CSV_BLOCK_BYTES
