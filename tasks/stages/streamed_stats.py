@@ -1,6 +1,6 @@
 """What the data stages compute a row group at a time, for tables larger than memory.
 
-- ``hash_split``: a row's split from a hash of its row number and the seed, so any row group is
+- ``hash_labels``: a row's split from a hash of its row number and the seed, so any row group is
   split on its own, in any order, on any worker, and the same seed gives the same split. The
   proportions are the course's (test a quarter of the rows, valid a quarter of the rest); unlike
   the in-memory split it is not stratified by label, which a table of millions of rows does not need.
@@ -64,11 +64,6 @@ def hash_labels(row_id: np.ndarray, seed: int) -> pa.StringArray:
     u = hash_unit(row_id, seed)
     codes = (u >= TEST_SHARE).astype(np.int8) + (u >= TEST_SHARE + (1 - TEST_SHARE) * VALID_SHARE)
     return pa.array(["test", "valid", "train"]).take(pa.array(codes))
-
-
-def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
-    """``hash_labels`` as a numpy array of text."""
-    return hash_labels(row_id, seed).to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.stages.scale import StandardScaler
-from tasks.stages.streamed_stats import Moments, hash_split
+from tasks.stages.streamed_stats import Moments, hash_labels
+
+
+def hash_split(row_id: np.ndarray, seed: int) -> np.ndarray:
+    """``hash_labels`` as numpy text, as the split index reads back."""
+    return hash_labels(row_id, seed).to_numpy(zero_copy_only=False)
 
 
 def test_the_hash_split_is_the_same_for_a_row_wherever_it_is_split_and_follows_the_seed():
