@@ -80,8 +80,8 @@ class StreamedScale:
             "train_std", pa.array(self.train_moments.std[kept])).append_column(
             "train_low", pa.array(self.low[kept])).append_column("train_high", pa.array(self.high[kept]))
 
-    def _pairs(self, span: Span | None = None) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        yield from paired(span or (0, table_rows(self.raw_path)), self.raw_path, self.index_path, self.raw_spec.target,
+    def _pairs(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        yield from paired((0, table_rows(self.raw_path)), self.raw_path, self.index_path, self.raw_spec.target,
                           self.names, self.batch_rows)
 
     def _train_rows(self) -> Iterator[np.ndarray]:
