@@ -26,7 +26,7 @@ def predict(data: str, model: str = "champion", dataset: str | None = None, out:
     """Score new rows with the champion (or a named model), after skew and drift checks."""
     ref, facts = value(predict_task(data, artifacts, model, dataset, strict, stream))
     if out:
-        target = Path(out)
+        ref, target = ArtifactStore(artifacts).here(ref, whole=True), Path(out)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.suffix.lower() == ".csv" and facts["streamed"]:  # a batch at a time, as scored
             import pyarrow.csv as csv

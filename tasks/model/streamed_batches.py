@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from tasks.store.dataset import Frame, spec_of
+from tasks.store.sources import parquet_file
 
 WINDOW_GROUPS = 8  # row groups shuffled together (about 1,200,000 train rows of a big table)
 
@@ -30,7 +30,7 @@ class ScaledFile:
 
     def __init__(self, path: str):
         self.path = str(path)
-        parquet = pq.ParquetFile(self.path, pre_buffer=False)
+        parquet = parquet_file(self.path)
         self.spec = spec_of(parquet.schema_arrow)
         meta, split_at = parquet.metadata, parquet.schema_arrow.get_field_index("split")
         self.groups: dict[str, list[int]] = {}
@@ -46,13 +46,13 @@ class ScaledFile:
 
     def rows(self, split: str) -> int:
         """Rows of ``split`` (read from the split column of its groups, not their features)."""
-        parquet = pq.ParquetFile(self.path, pre_buffer=False)
+        parquet = parquet_file(self.path)
         return sum(int(np.count_nonzero(parquet.read_row_group(g, columns=["split"]).column(0).to_numpy(
             zero_copy_only=False) == split)) for g in self.groups.get(split, []))
 
     def frames(self, split: str, order: list[int] | None = None) -> Iterator[Frame]:
         """The rows of ``split``, a row group at a time (in ``order``, default the file's)."""
-        parquet = pq.ParquetFile(self.path, pre_buffer=False)
+        parquet = parquet_file(self.path)
         columns = ["split", self.spec.target, *self.spec.features]
         for g in (order if order is not None else self.groups.get(split, [])):
             table = parquet.read_row_group(g, columns=columns)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,6 +25,7 @@ from tasks.store.artifacts import CHAMPIONS, ArtifactStore
 from tasks.store.dataset import spec_of
 from tasks.store.lineage import ArtifactRef
 from tasks.store.publish import publish_markdown, slug
+from tasks.store.sources import read_schema
 from tasks.store.stage import logger
 
 FOLDER = CHAMPIONS
@@ -199,7 +199,7 @@ def champion_task(model: ArtifactRef, scaler: ArtifactRef, scaled: ArtifactRef, 
     from tasks.model.registry import entry
 
     store = ArtifactStore(artifacts)
-    dataset, spec = store.record(scaled).dataset, spec_of(pq.read_schema(scaled.path))
+    dataset, spec = store.record(scaled).dataset, spec_of(read_schema(scaled.path))
     heads = entry(store.record(model).model_name).outputs
     decision = decide(store, dataset, spec.task, spec.target, model, scaler, scaled, scores, heads)
     gate = gate_name(dataset, spec.task, spec.target)

@@ -9,13 +9,12 @@ import json
 import re
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
-
 from tasks.core.errors import DataError, OptionError
 from tasks.serving.champion import champion_for
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.dataset import DatasetSpec, spec_of
 from tasks.store.lineage import ArtifactRef, Lineage
+from tasks.store.sources import read_schema
 
 HEX = re.compile(r"[0-9a-f]+")  # a model is named by a prefix of the sha256 its file is named by
 
@@ -60,10 +59,10 @@ def trained(store: ArtifactStore, model: str = "champion", dataset: str | None =
         scaler = written["scaler"]
     raw, split = (store.here(next(p for p in store.record(scaled).parents
                                    if isinstance(p, ArtifactRef) and p.stage == stage)) for stage in ("raw", "split"))
-    spec = spec_of(pq.read_schema(raw.path))
+    spec = spec_of(read_schema(raw.path))
     vocabulary = (written or _written_with(store, scaled)).get("vocabulary") if spec.categorical else None
     return Trained(model_ref, scaler, raw, split, store.record(model_ref).model_name, spec,
-                   spec_of(pq.read_schema(scaled.path)), vocabulary)
+                   spec_of(read_schema(scaled.path)), vocabulary)
 
 
 def _written_with(store: ArtifactStore, scaled: ArtifactRef) -> dict[str, ArtifactRef]:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,6 +16,7 @@ from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, is_streamed, read_frame, read_parquet, spec_of
 from tasks.store.lineage import Evaluation
 from tasks.store.publish import publish_table
+from tasks.store.sources import read_schema
 from tasks.store.stage import StageRun, logger, reported
 
 
@@ -62,7 +62,7 @@ def evaluate_task(model: ArtifactRef, scaled: ArtifactRef, artifacts: str, force
     ref = run.run(produce, force)["metrics"]
     scores = read_metrics(ref)
     logger().info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-    publish_table(f"{spec_of(pq.read_schema(scaled.path)).name}-test-metrics",
+    publish_table(f"{spec_of(read_schema(scaled.path)).name}-test-metrics",
                   [{"metric": k, "value": round(v, 6)} for k, v in scores.items()],
                   f"Test metrics of model {model.sha256[:12]} (metrics artifact {ref.path})")
     return reported((ref, scores), run)

@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
 from tasks.stages.streamed_stats import rows_per_batch
+from tasks.store.sources import parquet_file
 
 T = TypeVar("T")
 Span = tuple[int, int]  # rows [start, stop) of a table
@@ -36,13 +36,13 @@ def spans(rows: int, parts: int, batch_rows: int | None = None) -> list[Span]:
 
 def table_rows(path: str) -> int:
     """An artifact's rows, from its Parquet footer."""
-    return pq.ParquetFile(path).metadata.num_rows
+    return parquet_file(path).metadata.num_rows
 
 
 def rows_in(path: str, columns: list[str], span: Span, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of ``span`` of an artifact's ``columns``, a batch at a time, reading only the row
     groups that hold them (page by page, as ``streamed_stats.batches``)."""
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    parquet = parquet_file(path)
     sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
     ends = np.cumsum(sizes)
     groups = [i for i, end in enumerate(ends) if end > span[0] and end - sizes[i] < span[1]]

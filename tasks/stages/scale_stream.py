@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
 from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
@@ -26,6 +25,7 @@ from tasks.stages.scale import StandardScaler, refuse_empty_train_columns
 from tasks.stages.streamed_median import medians
 from tasks.stages.streamed_stats import Moments, rows_of
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
+from tasks.store.sources import read_schema
 
 
 def aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]
@@ -47,7 +47,7 @@ class StreamedScale:
     def __init__(self, raw_path: str, index_path: str, scale_target: bool = False, batch_rows: int | None = None,
                  parts: int = 1):
         self.raw_path, self.index_path, self.batch_rows, self.parts = raw_path, index_path, batch_rows, parts
-        spec = spec_of(pq.read_schema(raw_path))
+        spec = spec_of(read_schema(raw_path))
         if spec.categorical:
             raise DataError(f"{spec.name}: categorical columns {', '.join(spec.categorical)}: a streamed table "
                             "takes numeric columns only so far (run it in memory: --no-stream)")

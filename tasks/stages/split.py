@@ -15,6 +15,7 @@ from tasks.stages import streamed
 from tasks.stages.streamed_stats import TEST_SHARE, VALID_SHARE
 from tasks.store.artifacts import ArtifactRef, ArtifactStore
 from tasks.store.dataset import DatasetSpec, Frame, SplitIndex, read_parquet, spec_of, split_labels, to_arrow
+from tasks.store.sources import read_schema
 from tasks.store.stage import StageRun, reported
 
 
@@ -64,9 +65,8 @@ def split(frame: Frame) -> SplitIndex:
 def split_task(raw: ArtifactRef, artifacts: str, force: bool = False) -> ArtifactRef:
     """Write the split index (row id -> split) of the raw artifact; features are not copied."""
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
-        import pyarrow.parquet as pq
 
-        schema = pq.read_schema(raw.path)
+        schema = read_schema(raw.path)
         spec = spec_of(schema)  # the features stay in raw: read only what the split needs
 
         def in_memory():

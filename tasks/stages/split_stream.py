@@ -13,15 +13,15 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from tasks.stages.streamed_stats import VALID_SHARE, batches, hash_labels, hash_unit
 from tasks.store.dataset import SplitIndex, SplitRule, spec_of, to_arrow
+from tasks.store.sources import read_schema
 
 
 def split_batches(raw_path: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """The split index of the raw artifact at ``raw_path``, in its row order, a group at a time."""
-    raw_spec = spec_of(pq.read_schema(raw_path))
+    raw_spec = spec_of(read_schema(raw_path))
     own = raw_spec.split.method == "given"
     rule = SplitRule("hash", test_seed=raw_spec.split.test_seed, valid_seed=raw_spec.split.valid_seed)
     spec = raw_spec.replace(split=rule if not own else raw_spec.split)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from tasks.store.sources import parquet_file
 
 BATCH_ROWS = 262_144  # rows a streamed stage holds at a time, and per row group of what it writes
 TEST_SHARE, VALID_SHARE = 0.25, 0.25  # of all rows; of the rows left after test (the course's; split.py's too)
@@ -30,10 +31,8 @@ def rows_per_batch(given: int | None = None) -> int:
 
 
 def batches(path: str, columns: list[str], batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
-    """An artifact's columns, ``batch_rows`` rows at a time, read page by page. (Arrow's default,
-    ``pre_buffer``, reads whole row groups of every column ahead: a 20,000,000-row table's read
-    then held 1.6 GB where page by page holds 0.4 GB.)"""
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    """An artifact's columns, ``batch_rows`` rows at a time, read page by page (``parquet_file``)."""
+    parquet = parquet_file(path)
     yield from parquet.iter_batches(batch_size=rows_per_batch(batch_rows), columns=columns)
 
 

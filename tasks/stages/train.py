@@ -150,7 +150,9 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         # whole file, no copy, train() taking views of train and valid; or left on disk, a table larger than memory
-        frame = ScaledFile(scaled.path) if is_streamed(scaled) else read_frame(scaled.path)
+        # (fetched whole from a bucket first: every epoch reads it again)
+        here = store.here(scaled, whole=True)
+        frame = ScaledFile(here.path) if is_streamed(here) else read_frame(here.path)
         backup = f".train/{training.cache_key}"  # in the bucket too, for a URL store: any host resumes it
         workdir = store.root / backup
         if force and pause is None:

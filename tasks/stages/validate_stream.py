@@ -17,7 +17,6 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tasks.checks.gx import Check, expect
 from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
@@ -34,6 +33,7 @@ from tasks.stages.validate import (
     target_expectations,
 )
 from tasks.store.dataset import SPLITS, Frame, SplitIndex, spec_of
+from tasks.store.sources import read_schema
 
 
 @dataclasses.dataclass
@@ -48,7 +48,7 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
                           parts: int = 1) -> Report:
     """The raw validation point over the raw artifact at ``path``, a row group at a time, scanned
     in ``parts`` (fan_out.py)."""
-    spec = spec_of(pq.read_schema(path))
+    spec = spec_of(read_schema(path))
     names, bounds = list(spec.features), [spec.feature_range(c) for c in spec.features]
     raw = RawProfile.empty(len(names))
     for part in scanned(raw_part, table_rows(path), parts, path, spec, batch_rows, batch_rows=batch_rows):
@@ -91,7 +91,7 @@ def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = N
     """The split validation point over a split index, a row group at a time: as many rows as the
     raw table, each once (row numbers rising through the file), labelled train, valid or test;
     each split's size and, for a classifier, its class balance; scanned in ``parts`` (fan_out.py)."""
-    spec = spec_of(pq.read_schema(index_path))
+    spec = spec_of(read_schema(index_path))
     counts, n, last, repeated, unknown = defaultdict(int), 0, -1, [], []
     for part in scanned(_split_part, table_rows(index_path), parts, index_path, spec.target,
                         spec.task == "classification", batch_rows, batch_rows=batch_rows):
@@ -165,7 +165,7 @@ def validate_scaled_streamed(path: str, site: str | None = None, batch_rows: int
                              parts: int = 1) -> Report:
     """The scaled validation point: the train rows' mean 0 and std 1 (moments merged over row
     groups), and no value that is not finite, in any split; scanned in ``parts`` (fan_out.py)."""
-    spec = spec_of(pq.read_schema(path))
+    spec = spec_of(read_schema(path))
     names, width = list(spec.features), len(spec.features)
     moments, nonfinite = Moments(0, np.zeros(width), np.zeros(width)), np.zeros(width, np.int64)
     for part_moments, part_nonfinite in scanned(_scaled_part, table_rows(path), parts, path, names, batch_rows,

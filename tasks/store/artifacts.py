@@ -35,13 +35,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.core.faults import pause_point
+from tasks.store.blocks import HashingWriter, sha256_file
 from tasks.store.dataset import remember
 from tasks.store.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 from tasks.store.locks import held
 from tasks.store.parquet_layout import write_settings
 from tasks.store.provenance import git_version, library_versions, run_context
 from tasks.store.read_ahead import read_ahead
-from tasks.store.remote import Remote, WorkingCopy, is_url
+from tasks.store.remote import Remote, WorkingCopy, is_url, quarantine_key
+from tasks.store.sources import fetch_checked, mark
 
 _CHUNK = 1 << 20
 STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed write, not a live one
@@ -51,28 +53,6 @@ CHAMPIONS = "champions"  # each champion gate's decision history (tasks/serving/
 EXPORT = "export"  # SavedModels for serving (tasks/serving/export.py)
 DATA_DOCS = "data-docs"  # Great Expectations' Data Docs, a site per flow run (tasks/checks/data_docs.py)
 NOT_ARTIFACTS = (TENSORBOARD, CHAMPIONS, EXPORT, DATA_DOCS)
-
-
-class _HashingWriter:
-    """A file wrapper that hashes every byte on its way to disk (one pass, no copy)."""
-
-    def __init__(self, raw):
-        self.raw, self.digest = raw, hashlib.sha256()
-
-    def write(self, data) -> int:
-        self.digest.update(data)
-        return self.raw.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.raw, name)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def stable_hash(value: Any) -> str:
@@ -102,6 +82,8 @@ class ArtifactStore(WorkingCopy):
         self.location = str(root)  # as the user named it: a folder, or a URL
         self.remote = Remote(self.location) if is_url(self.location) else None
         self.root = self.remote.working_copy if self.remote else Path(root)
+        if self.remote:
+            mark(self.root, self.remote.url)  # so that any process of this host finds the bucket of its files
 
     # ---- writing -------------------------------------------------------
     @contextlib.contextmanager
@@ -120,8 +102,9 @@ class ArtifactStore(WorkingCopy):
             tmp_path.unlink(missing_ok=True)
             raise
 
-    def _publish(self, tmp: Path, stage: str, digest: str, suffix: str, rows: int | None,
+    def _publish(self, tmp: Path, stage: str, sink: HashingWriter, suffix: str, rows: int | None,
                  lineage: dict[str, Any]) -> ArtifactRef:
+        digest, lineage = sink.digest.hexdigest(), {**lineage, **sink.facts()}
         final = tmp.parent / f"{digest}{suffix}"
         ref = ArtifactRef(stage=stage, path=str(final), sha256=digest, rows=rows)
         if final.exists() and sha256_file(final) == digest:
@@ -140,6 +123,8 @@ class ArtifactStore(WorkingCopy):
         except LineageError:  # no sidecar yet, or one this version cannot read: write this run's
             known = None
         updated = record if known is None else known.with_producer(record.producer)
+        if updated.blocks is None and record.blocks is not None:  # recorded before blocks were: add them
+            updated = dataclasses.replace(updated, blocks=record.blocks)
         if updated is not known:  # an unchanged record is not rewritten
             self.write_json(ref.sidecar_path, updated.to_json())
         return ref
@@ -154,9 +139,9 @@ class ArtifactStore(WorkingCopy):
     def put_table(self, table: pa.Table, stage: str, **lineage: Any) -> ArtifactRef:
         """Write an Arrow table as Parquet; hash the bytes while they are written."""
         with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
-            sink = _HashingWriter(handle)
+            sink = HashingWriter(handle, blocks=self.remote is not None)
             pq.write_table(table, pa.PythonFile(sink, mode="w"), **write_settings(table))
-        ref = self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", table.num_rows, lineage)
+        ref = self._publish(tmp, stage, sink, ".parquet", table.num_rows, lineage)
         remember(ref.path, table)
         return ref
 
@@ -172,23 +157,23 @@ class ArtifactStore(WorkingCopy):
             raise ValueError(f"{stage}: no rows to write")
         schema, batches, rows = first.schema, itertools.chain([first], batches), 0
         with self._atomic(self.root / stage, ".parquet") as (handle, tmp):
-            sink = _HashingWriter(handle)
+            sink = HashingWriter(handle, blocks=self.remote is not None)
             settings = write_settings(schema.empty_table())
             settings.pop("row_group_size")
             with pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, **settings) as writer:
                 for batch in batches:
                     writer.write_batch(batch, row_group_size=max(1, batch.num_rows))
                     rows += batch.num_rows
-        return self._publish(tmp, stage, sink.digest.hexdigest(), ".parquet", rows, lineage)
+        return self._publish(tmp, stage, sink, ".parquet", rows, lineage)
 
     def put_file(self, source: str | os.PathLike, stage: str, **lineage: Any) -> ArtifactRef:
         """Copy a finished file (a model, a plot) into the store under its hash."""
         source = Path(source)
         with self._atomic(self.root / stage, source.suffix) as (handle, tmp):
-            sink = _HashingWriter(handle)
+            sink = HashingWriter(handle)
             with open(source, "rb") as src:
                 shutil.copyfileobj(src, sink, _CHUNK)
-        return self._publish(tmp, stage, sink.digest.hexdigest(), source.suffix, None, lineage)
+        return self._publish(tmp, stage, sink, source.suffix, None, lineage)
 
     @staticmethod
     def _record(ref: ArtifactRef, lineage: dict[str, Any]) -> Lineage:
@@ -229,44 +214,58 @@ class ArtifactStore(WorkingCopy):
             return None
         return refs
 
-    def here(self, ref: ArtifactRef) -> ArtifactRef:
-        """``ref`` with its path in this store (a store that was moved or copied finds its own files);
-        for a URL store, fetched from the bucket when this host lacks it (and checked, as a cache hit is)."""
+    def here(self, ref: ArtifactRef, whole: bool = False) -> ArtifactRef:
+        """``ref`` with its path in this store (a store that was moved or copied finds its own files).
+        For a URL store, an artifact this host lacks is checked in the bucket as a cache hit is, and
+        fetched unless it is a table read by range where it is read (``tasks/store/sources.py``);
+        ``whole``: fetched in any case (a reader of every row, many times)."""
         ref = self._located(ref)
-        if self.remote and not Path(ref.path).exists():
-            self._intact(ref, None)
+        path = Path(ref.path)
+        if self.remote and not path.exists() and self._intact(ref, None) and whole and not path.exists():
+            fetch_checked(self.remote, self._key(path), path)
         return ref
 
     def _located(self, ref: ArtifactRef) -> ArtifactRef:
         return dataclasses.replace(ref, path=str(located(self.root, ref.path)))
 
     def _intact(self, ref: ArtifactRef, stat: dict[str, int] | None, warn=None) -> bool:
-        path = Path(ref.path)
-        fetched = self.remote is not None and not path.exists()  # another host's: hashed below, once
+        path, warn = Path(ref.path), warn or logging.getLogger("pipeline").warning
+        try:
+            self.pull(ref.sidecar_path)
+            record = Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
+        except LineageError:
+            return False
+        fetched = self.remote is not None and not path.exists()  # another host's: checked below, once
+        if fetched and path.suffix == ".parquet" and record.blocks is not None:
+            return self._in_bucket(path, record.blocks.size, warn)  # its blocks are checked where it is read
         if fetched and not self.remote.get(self._key(path), path):
             return False
         try:
             now = path.stat()
         except FileNotFoundError:
             return False
-        try:
-            self.pull(ref.sidecar_path)
-            Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
-        except LineageError:
-            return False
         if not fetched and stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
             return True
         if sha256_file(path) == ref.sha256:
             return True
         target = self.quarantine(path)
-        (warn or logging.getLogger("pipeline").warning)(
-            "%s changed on disk since it was written (its bytes no longer match its name); moved to %s, and the "
-            "stage runs again to write the good bytes back", path, target)
+        warn("%s changed on disk since it was written (its bytes no longer match its name); moved to %s, and the "
+             "stage runs again to write the good bytes back", path, target)
+        return False
+
+    def _in_bucket(self, path: Path, size: int, warn) -> bool:
+        """Whether the bucket holds an artifact of the size it was written at, not fetching it."""
+        found = self.remote.size(self._key(path))
+        if found is None or found == size:
+            return found is not None
+        target = self.quarantine(path)
+        warn("%s holds %d bytes, not the %d it was written with (changed in the bucket); moved to %s, and the "
+             "stage runs again to write the good bytes back", self.url(path), found, size, target)
         return False
 
     def quarantine(self, path: Path) -> Path:
         """Move a damaged artifact out of the way: kept under ``_quarantine/``, never deleted."""
-        target = self.root / "_quarantine" / path.parent.name / f"{path.name}.{time.time_ns()}"
+        target = self.root / quarantine_key(self._key(path))
         target.parent.mkdir(parents=True, exist_ok=True)
         if self.remote:  # the bucket's copy too: the next reader must not take it
             self.remote.move(self._key(path), self._key(target))

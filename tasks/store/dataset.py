@@ -13,8 +13,7 @@ column is fixed-size binary: each row's pixels as their bytes, C order, with the
 dtype in the field's metadata and the shape in the spec (the way Petastorm stores
 ndarrays). Parquet has no uint8, so a list<uint8> column is widened to one INT32 per
 pixel with repetition levels, several times slower to write and read than the bytes, and a
-larger file. Read one back with
-``tensor_column(table, "image")``.
+larger file. Read one back with ``tensor_column(table, "image")``.
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.core.allocator import tune_memory
+from tasks.store.sources import read_schema, readable
 
 # Arrow's default jemalloc pool keeps freed memory for reuse: in one process that runs every
 # stage, that held the flow's peak memory hundreds of MB higher. The system allocator returns it.
@@ -258,7 +258,7 @@ def split_labels(column: pa.ChunkedArray) -> np.ndarray:
 
 def is_streamed(ref_or_path) -> bool:
     """Whether an artifact's stages run a row group at a time (its spec says, from the load on)."""
-    return spec_of(pq.read_schema(getattr(ref_or_path, "path", ref_or_path))).streamed
+    return spec_of(read_schema(getattr(ref_or_path, "path", ref_or_path))).streamed
 
 
 def read_index(path: str) -> SplitIndex:
@@ -290,10 +290,10 @@ def remember(path: str, table: pa.Table) -> None:
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filters=None) -> pa.Table:
     """A stored Parquet artifact as an Arrow table (from memory when this process just had it)."""
     table = _RECENT.get(str(path))
-    if table is None and filters is not None:  # a slice from disk: filtered row group by row group,
-        return pq.read_table(path, columns=columns, filters=filters)  # never the whole table at once
+    if table is None and filters is not None:  # a slice, filtered a row group at a time (by range from a bucket)
+        return pq.read_table(readable(path), columns=columns, filters=filters)
     if table is None:
-        table = pq.read_table(path)
+        table = pq.read_table(readable(path, whole=True))
         remember(str(path), table)
     if filters is not None:
         table = table.filter(pq.filters_to_expression(filters))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import InputError
+from tasks.store.blocks import Blocks
 
 SCHEMA = 3  # 1: free "summary" dicts; 2: a model's registry name only among the run's parameters
 
@@ -111,6 +112,7 @@ class Lineage:
     warnings: tuple[str, ...] = ()  # a validation report's findings that did not stop the run
     unseen: dict[str, int] | None = None  # a vocabulary's: per column, valid/test rows of categories train lacks
     also_produced_by: tuple[Producer, ...] = ()
+    blocks: Blocks | None = None  # in a store on object storage: each block's sha256, for reads by range
     schema: int = SCHEMA
 
     @property
@@ -168,6 +170,7 @@ def _lineage(raw: dict[str, Any]) -> Lineage:
     fields["evaluation"] = Evaluation(**raw["evaluation"]) if raw.get("evaluation") else None
     fields["data_docs"] = tuple(raw.get("data_docs") or ())
     fields["warnings"] = tuple(raw.get("warnings") or ())
+    fields["blocks"] = Blocks.from_dict(raw["blocks"]) if raw.get("blocks") else None
     return Lineage(**fields)
 
 

@@ -23,8 +23,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import urllib.parse
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tasks.core.errors import DataError, OptionError
 
@@ -45,6 +46,12 @@ def downloaded(url: str, folder: Path, option: str = "--data") -> Path:
     if not remote.get("", target):
         raise DataError(f"{option} {remote.url}: no such object")
     return target
+
+
+def quarantine_key(key: str) -> str:
+    """Where a damaged artifact is moved aside (``_quarantine/<stage>/<name>.<time>``): kept, never deleted."""
+    path = PurePosixPath(key)
+    return f"_quarantine/{path.parent.name}/{path.name}.{time.time_ns()}"
 
 
 class Remote:
@@ -122,6 +129,19 @@ class Remote:
 
         if self.fs.get_file_info(self.key(relative)).type == pafs.FileType.File:
             self.fs.move(self.key(relative), self.key(to))
+
+    def quarantine(self, relative: str) -> str:
+        """Move a damaged object aside, where the next reader does not take it; its new key."""
+        target = quarantine_key(relative)
+        self.move(relative, target)
+        return target
+
+    def size(self, relative: str) -> int | None:
+        """An object's size in bytes (one metadata request), None when there is no such object."""
+        import pyarrow.fs as pafs
+
+        info = self.fs.get_file_info(self.key(relative))
+        return info.size if info.type == pafs.FileType.File else None
 
 
 class WorkingCopy:

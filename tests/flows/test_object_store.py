@@ -59,6 +59,8 @@ def test_a_run_on_a_bucket_keeps_everything_there_and_no_secret_anywhere(housing
         model = json.loads(held[summary["artifacts"]["model"][len(f"s3://{s3['bucket']}/"):].replace(".keras",
                                                                                                      ".json")])
         assert model["flow_run_id"] == summary["run_id"]  # trained once, by the first host
+        tables = sorted(p.parent.name for p in (tmp_path / "host-b" / "cache").rglob("*.parquet"))
+        assert "raw" not in tables and "scaled" not in tables, tables  # reused where they lie: never downloaded
 
         everything = [first.stdout, first.stderr, second.stdout, second.stderr, verified.stdout]
         everything += [blob.decode(errors="replace") for blob in _objects(client, s3["bucket"]).values()]

@@ -2,15 +2,22 @@
 two working copies (KERAS_FLOWS_CACHE) of one bucket."""
 from __future__ import annotations
 
+import hashlib
 import json
+import random
+from pathlib import Path
 
 import boto3
 import pyarrow as pa
 import pytest
 
 from tasks.core.errors import DataError, OptionError
+from tasks.store import blocks
 from tasks.store.artifacts import ArtifactStore
+from tasks.store.blocks import BlockDigests, DamagedObject
+from tasks.store.dataset import read_parquet
 from tasks.store.remote import CACHE_ENV, Remote, downloaded
+from tasks.store.sources import MARKER, parquet_file
 from tasks.store.verify import lineage_lines, verify
 from tests.services import s3_server
 
@@ -56,10 +63,12 @@ def test_an_artifact_lands_in_the_bucket_and_another_host_reuses_it_from_there(b
 
     host(monkeypatch, tmp_path, "b")
     other = ArtifactStore(bucket["url"])
-    assert other.root != store.root and not other.root.exists()
+    assert other.root != store.root and [p.name for p in other.root.rglob("*")] == [MARKER]  # nothing yet
     hit = other.cache_get("raw", "k1")
     assert hit is not None and hit["raw"].sha256 == ref.sha256
-    assert open(hit["raw"].path, "rb").read() == held[f"raw/{ref.sha256}.parquet"]  # fetched from the bucket
+    assert not Path(hit["raw"].path).exists()  # a table is read where it is read, not fetched by the hit
+    assert read_parquet(hit["raw"].path).to_pydict() == TABLE.to_pydict()  # read whole: fetched, then read
+    assert open(hit["raw"].path, "rb").read() == held[f"raw/{ref.sha256}.parquet"]
     assert other.cache_get("raw", "no-such-key") is None
 
 
@@ -117,3 +126,65 @@ def test_a_table_in_a_bucket_is_downloaded_to_be_read(bucket, tmp_path):
     assert local.name == "houses.csv" and local.read_bytes() == b"a,b\n1,2\n"
     with pytest.raises(DataError, match="no such object"):
         downloaded(f"{bucket['url']}/nothing.csv", tmp_path / "tables")
+
+
+def test_block_digests_do_not_depend_on_how_the_bytes_were_cut_into_writes():
+    data = random.Random(3).randbytes(10_000)
+    digests, at = BlockDigests(1024), 0
+    for size in [1, 1023, 1024, 3000, 7, 4945]:
+        digests.update(data[at:at + size])
+        at += size
+    result = digests.result()
+    assert result.size == len(data) and len(result.sha256) == 10
+    assert list(result.sha256) == [hashlib.sha256(data[i:i + 1024]).hexdigest() for i in range(0, len(data), 1024)]
+    assert BlockDigests(1024).result().sha256 == (hashlib.sha256(b"").hexdigest(),)
+
+
+def _many_groups(store: ArtifactStore):
+    """A table of 40 row groups whose last 4 hold the test rows."""
+    rng = random.Random(5)
+    batches = [pa.record_batch({"row_id": list(range(g * 500, g * 500 + 500)),
+                                "split": ["test" if g >= 36 else "train"] * 500,
+                                "x": [rng.random() for _ in range(500)]}) for g in range(40)]
+    return store.put_batches(iter(batches), "scaled", dataset="t"), pa.Table.from_batches(batches)
+
+
+def test_a_slice_of_a_table_in_the_bucket_is_read_by_range_each_block_checked(bucket, monkeypatch, tmp_path):
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 8192)
+    host(monkeypatch, tmp_path, "a")
+    store = ArtifactStore(bucket["url"])
+    ref, table = _many_groups(store)
+    store.cache_put("scaled", "k1", {"scaled": ref})
+    recorded = store.record(ref).blocks
+    size = len(keys(bucket)[f"scaled/{ref.sha256}.parquet"])
+    assert recorded.size == size and len(recorded.sha256) == -(-size // 8192) > 8
+
+    host(monkeypatch, tmp_path, "b")
+    hit = ArtifactStore(bucket["url"]).cache_get("scaled", "k1")["scaled"]
+    monkeypatch.setattr(blocks, "FETCHED", {"blocks": 0, "bytes": 0})
+    test = read_parquet(hit.path, filters=[("split", "=", "test")])
+    assert test.to_pydict() == table.slice(36 * 500).to_pydict()
+    assert not Path(hit.path).exists()  # never fetched whole
+    assert 0 < blocks.FETCHED["bytes"] < size / 2  # the footer and the test groups' pages, not the rest
+
+
+def test_a_block_changed_in_the_bucket_fails_its_read_naming_it_and_is_moved_aside(bucket, monkeypatch, tmp_path):
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 8192)
+    host(monkeypatch, tmp_path, "a")
+    store = ArtifactStore(bucket["url"])
+    ref, _ = _many_groups(store)
+    store.cache_put("scaled", "k1", {"scaled": ref})
+    key = f"{bucket['prefix']}/scaled/{ref.sha256}.parquet"
+    damaged = bytearray(keys(bucket)[f"scaled/{ref.sha256}.parquet"])
+    damaged[len(damaged) // 2] ^= 0xFF  # same size: only the block's digest can tell
+    bucket["client"].put_object(Bucket=bucket["bucket"], Key=key, Body=bytes(damaged))
+
+    host(monkeypatch, tmp_path, "b")
+    other = ArtifactStore(bucket["url"])
+    hit = other.cache_get("scaled", "k1")["scaled"]  # the size is right: the hit does not read the bytes
+    block = len(damaged) // 2 // 8192 + 1
+    with pytest.raises(DamagedObject, match=rf"scaled/{ref.sha256}.parquet: bytes .* \(block {block} of "):
+        parquet_file(hit.path).read()
+    held = keys(bucket)
+    assert f"scaled/{ref.sha256}.parquet" not in held and bytes(damaged) in held.values()  # moved aside, kept
+    assert other.cache_get("scaled", "k1") is None  # the next run writes it again
