@@ -3,9 +3,10 @@
 
 The bucket is the store: every host writes its artifacts there and finds the others' there. Each
 host also keeps a working copy of what it wrote or read (under ``KERAS_FLOWS_CACHE``, default
-``~/.cache/keras-flows``), so that the stages read and write plain local files exactly as with a
-folder store; an object fetched into the working copy is checked against its name (its sha256)
-before anything reads it.
+``~/.cache/keras-flows``), so that the stages write plain local files exactly as with a folder
+store; an object fetched into the working copy is checked against its name (its sha256) before
+anything reads it, and a table read only in part is read by range from the bucket, each block
+checked against its recorded digest (``tasks/store/sources.py``, ``tasks/store/blocks.py``).
 
 Credentials are configured the standard way and never in the URL: for S3 the variables boto3
 reads (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_REGION``...),

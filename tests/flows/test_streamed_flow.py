@@ -223,3 +223,35 @@ def test_a_streamed_table_with_missing_values_is_imputed_as_in_memory(housing_cs
     scalers = {stream: pd.read_parquet(run["artifacts"]["scaler"]) for stream, run in runs.items()}
     assert np.array_equal(scalers[True]["fill"], scalers[False]["fill"])  # the train rows' medians
     assert np.allclose(scalers[True]["mean"], scalers[False]["mean"], rtol=1e-9)
+
+
+def test_another_host_scores_with_a_streamed_model_in_a_bucket_reading_no_table_whole(housing_csv, tmp_path,
+                                                                                       monkeypatch):
+    """A model trained from a stream into a bucket, scored on a second host: the tables it came from are
+    read there by range (their footers, for the specs) and never downloaded; the predictions are the first
+    host's."""
+    from flows.predict import predict
+    from tasks.store import blocks
+    from tasks.store.remote import CACHE_ENV
+    from tests.services import s3_server
+
+    table = pd.read_csv(housing_csv)
+    table.iloc[:2_500].to_csv(housing_csv, index=False)
+    new = tmp_path / "new.csv"
+    table.iloc[2_500:].drop(columns="MedHouseVal").to_csv(new, index=False)
+    with s3_server() as s3:
+        for name, value in s3.items():
+            if name.startswith("AWS_"):
+                monkeypatch.setenv(name, value)
+        store = f"s3://{s3['bucket']}/streamed"
+        monkeypatch.setenv(CACHE_ENV, str(tmp_path / "host-a"))
+        regression(data=str(housing_csv), target="MedHouseVal", epochs=1, stream=True, artifacts=store)
+        first = pd.read_parquet(predict(data=str(new), artifacts=store)["artifacts"]["predictions"])
+        monkeypatch.setenv(CACHE_ENV, str(tmp_path / "host-b"))
+        monkeypatch.setattr(blocks, "FETCHED", {"blocks": 0, "bytes": 0})
+        run = predict(data=str(new), artifacts=store, out=str(tmp_path / "b.csv"))
+        assert np.allclose(pd.read_csv(tmp_path / "b.csv")["prediction"], first["prediction"], rtol=1e-6)
+        assert run["artifacts"]["predictions"].startswith(f"{store}/predictions/")
+    fetched = sorted(p.parent.name for p in (tmp_path / "host-b").rglob("*.parquet"))
+    assert not {"raw", "split", "scaled"} & set(fetched), fetched  # their specs read from their footers, by range
+    assert blocks.FETCHED["blocks"] > 0
