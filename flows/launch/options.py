@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from flows.launch.device_options import add_device_options, check_device_options
 from flows.launch.table_options import add_fan_out_options, add_table_options, check_table_options
 from tasks.core.errors import OptionError
 from tasks.core.params import COURSE, SCALE_TARGET, SCHEDULES, TABLE, TrainParams
@@ -124,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
                                   description=f"Run the {name} flow: load, validate, split, scale, train, "
                                               f"evaluate. Default data: {DATASET[name]}.")
         _training_options(sub, course, "model name in the registry (see `zoo --list`)")
+        add_device_options(sub)
         add_fan_out_options(sub)
     sub = commands.add_parser("zoo", help="train several models on one dataset and compare them",
                               description="Train a set of registry models with the same budget; write a "
@@ -172,10 +174,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                      help="check and score the table a batch of rows at a time, never whole in memory (default: "
                           "when its values would take over 1 GiB; --no-stream: never)")
-    sub.add_argument("--artifacts", default="artifacts", metavar="DIR|URL",
-                     help="artifact store: a folder, or a URL such as s3://bucket/prefix (default: %(default)s)")
     sub.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's start-up lines")
+    _store_options(sub)
 
     sub = commands.add_parser("export", help="export the champion as a TensorFlow SavedModel for serving",
                               description="Write the champion (or a named model) with its scaler folded in as a "
@@ -208,7 +208,7 @@ def parser() -> argparse.ArgumentParser:
 
 def training_options(args: argparse.Namespace) -> dict:
     """The training options given (the others are left to the flow: the course's set-up)."""
-    return {name: value for name in TRAINING_OPTIONS if (value := getattr(args, name)) is not None}
+    return {name: value for name in TRAINING_OPTIONS if (value := getattr(args, name, None)) is not None}
 
 
 TRAINING_OPTIONS = tuple(field.name for field in dataclasses.fields(TrainParams) if field.name != "model")
@@ -223,13 +223,10 @@ def plan_options(args: argparse.Namespace) -> dict:
 
 
 def search_plan(args: argparse.Namespace):
-    """The search plan from the options; a bad space or budget is refused before anything starts."""
+    """The search plan from the options (``check_options`` first); a bad space or budget is refused before
+    anything starts."""
     from tasks.search.plan import make_plan
 
-    if args.address and args.runner != "dask":
-        raise OptionError("--address names a Dask scheduler: give it with --runner dask")
-    if args.workers < 1:
-        raise OptionError(f"--workers must be at least 1, got {args.workers}")
     options = plan_options(args)
     return make_plan(options.pop("strategy"), options.pop("space"), seed=args.seed, **options)
 
@@ -258,6 +255,7 @@ def check_options(args: argparse.Namespace) -> None:
     if getattr(args, "data", None) and not getattr(args, "target", None) and args.flow != "predict":
         raise OptionError("--data needs --target COLUMN (the label or value column)")
     check_table_options(args)
+    check_device_options(args)
     if getattr(args, "data", None) and not is_url(args.data) and not Path(args.data).is_file():
         raise OptionError(f"--data {args.data}: no such file")
     out = getattr(args, "out", None)

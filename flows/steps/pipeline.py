@@ -14,6 +14,7 @@ from prefect.states import State
 
 from tasks.core.errors import OptionError
 from tasks.core.params import DATASETS, SCALE_TARGET, TrainParams
+from tasks.model.devices import check_batch
 from tasks.serving.champion import champion_task
 from tasks.stages.evaluate import evaluate_task
 from tasks.stages.load import Source, load_task
@@ -94,6 +95,7 @@ def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: 
 
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False,
                  scale_target: str = "auto", workers: int = 1) -> dict[str, Any]:
+    check_batch(params.devices, params.batch_size)  # before any stage: a flow run's parameters, as the CLI's
     data = prepare(source, artifacts, force, scale_target, workers)
     trained = value(train_task(data["scaled"], params, artifacts, force))
     scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)

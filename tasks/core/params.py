@@ -26,6 +26,7 @@ class TrainParams:
     # Batches per compiled call: the very same gradient steps, in fewer Python-to-graph dispatches
     # (chosen by measurement, README "Performance"); the epoch's callbacks see nothing different.
     steps_per_execution: int = 32
+    devices: int = 1  # data-parallel on this many devices of one machine; batch_size is the global batch
 
     def hparams(self) -> dict[str, object]:
         """The overrides a model builder takes (the rest are fit settings)."""
@@ -94,4 +95,6 @@ TRAINING_HELP = {
                  f"course's, {CLASSIFICATION.min_delta:g} for Fashion-MNIST and {REGRESSION.min_delta:g} for housing; "
                  f"{TABLE['regression'].min_delta:g} for your own table)",
     "steps_per_execution": "batches per compiled training call (the same gradient steps, fewer dispatches)",
+    "devices": "train data-parallel on this many devices of the machine (GPUs, or the CPU split into as many); "
+               "batch_size is the global batch, shared evenly",
 }

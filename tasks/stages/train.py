@@ -27,6 +27,7 @@ from tasks.model import files as model_files
 from tasks.model import registry as models
 from tasks.model.batches import fit_data
 from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
+from tasks.model.devices import Placement, check_replicas, data_parallel, uneven_last_batch
 from tasks.model.streamed_batches import ScaledFile, epoch_callback, split_batches
 from tasks.model.target_units import in_target_units, standardised
 from tasks.model.tf_logging import quiet_false_retracing
@@ -51,6 +52,7 @@ class TrainResult:
     hyperparameters: dict[str, Any]  # the effective ones: the entry's defaults under the overrides
     resumed_at: int = 1  # first epoch this attempt ran (> 1 after a resume)
     stopped_early: bool = False  # EarlyStopping ended it before its epochs (or its stop_at)
+    placement: Placement | None = None  # the backend, devices and per-device batch it ran on
 
 
 def _epochs_done(log: Path) -> pd.DataFrame:
@@ -62,7 +64,7 @@ def _epochs_done(log: Path) -> pd.DataFrame:
 
 def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int, batch_size: int, seed: int,
           hparams: dict[str, Any] | None = None, watch: Watch | None = None, stop_at: int | None = None,
-          steps_per_execution: int = TrainParams.steps_per_execution) -> TrainResult:
+          steps_per_execution: int = TrainParams.steps_per_execution, devices: int = 1) -> TrainResult:
     """Fit ``model`` on train, monitor valid; return the best checkpoint and the history.
 
     ``workdir`` holds a BackupAndRestore backup and a per-epoch log: calling again with the
@@ -70,7 +72,8 @@ def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int,
     ``stop_at`` pauses the training after that many of its ``epochs`` (a halving rung) and
     keeps the backup: a later call with a larger ``stop_at`` continues the same training
     (the learning-rate schedule still spans all ``epochs``). ``steps_per_execution`` batches
-    run per compiled call: the same steps as one at a time, dispatched fewer times.
+    run per compiled call: the same steps as one at a time, dispatched fewer times. ``devices``:
+    data-parallel on that many devices, ``batch_size`` the global batch (``tasks/model/devices.py``).
     """
     import keras
 
@@ -84,23 +87,25 @@ def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int,
     scaling = scaled.spec.target_scaling  # learn the standardised target (tasks/model/target_units.py)
     outputs = models.n_outputs(scaled.spec, scaled.largest_target if isinstance(scaled, ScaledFile) else scaled.y)
     shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
-    net = models.build(model, shapes, outputs, hparams, steps_per_execution, seed)
-    hp = models.hyperparameters(model, hparams)
-    if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
-        watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
-    before = _epochs_done(workdir / "epochs.csv")
-    if len(before) > (stop_at or epochs):  # left by a longer training: not a state to resume
-        shutil.rmtree(workdir)
+    with data_parallel(devices, batch_size) as placement:  # the model built, compiled and fitted on its devices
+        net = models.build(model, shapes, outputs, hparams, steps_per_execution if devices == 1 else 1, seed)
+        check_replicas(net, placement)
+        hp = models.hyperparameters(model, hparams)
+        if models.schedule_of(hp) != "constant":  # an unknown schedule fails here, before any write
+            watch = dataclasses.replace(watch, learning_rate=lambda e: models.learning_rate_at(hp, e, epochs))
         before = _epochs_done(workdir / "epochs.csv")
-    workdir.mkdir(parents=True, exist_ok=True)
-    pause = stop_at is not None and stop_at < epochs
-    earlier = before[MONITOR[0]].tolist() if len(before) else []
-    callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
-    start = time.perf_counter()
-    data = _fit_data(scaled, model, batch_size, seed)
-    if isinstance(scaled, ScaledFile):  # its shuffle follows Keras's epoch index
-        callbacks = [epoch_callback(data["x"]), *callbacks]
-    net.fit(**data, epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
+        if len(before) > (stop_at or epochs):  # left by a longer training: not a state to resume
+            shutil.rmtree(workdir)
+            before = _epochs_done(workdir / "epochs.csv")
+        workdir.mkdir(parents=True, exist_ok=True)
+        pause = stop_at is not None and stop_at < epochs
+        earlier = before[MONITOR[0]].tolist() if len(before) else []
+        callbacks, guard, stopper = training_callbacks(workdir, watch, earlier, keep_backup=pause)
+        start = time.perf_counter()
+        data = _fit_data(scaled, model, batch_size, seed)
+        if isinstance(scaled, ScaledFile):  # its shuffle follows Keras's epoch index
+            callbacks = [epoch_callback(data["x"]), *callbacks]
+        net.fit(**data, epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
     checkpoint = workdir / "best.keras"
     if guard.diverged or not checkpoint.exists():
@@ -113,7 +118,7 @@ def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int,
         in_target_units(model_files.load(checkpoint), shapes, scaling, models.entry(model).outputs).save(answered)
         checkpoint = answered
     return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
-                       resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0)
+                       resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0, placement=placement)
 
 
 def _fit_data(scaled: Frame | ScaledFile, model: str, batch_size: int, seed: int) -> dict[str, Any]:
@@ -153,6 +158,10 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         # (fetched whole from a bucket first: every epoch reads it again)
         here = store.here(scaled, whole=True)
         frame = ScaledFile(here.path) if is_streamed(here) else read_frame(here.path)
+        if params.devices > 1:  # (a streamed table's train rows counted from its split column)
+            rows = frame.rows("train") if isinstance(frame, ScaledFile) else int((frame.split == "train").sum())
+            if uneven := uneven_last_batch(rows, params.batch_size, params.devices):
+                logger().warning("--devices %d: %s", params.devices, uneven)
         backup = f".train/{training.cache_key}"  # in the bucket too, for a URL store: any host resumes it
         workdir = store.root / backup
         if force and pause is None:
@@ -169,7 +178,7 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
                       on_epoch=on_epoch, crash_at_epoch=injected_crash())
         result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
                        seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause,
-                       steps_per_execution=params.steps_per_execution)
+                       steps_per_execution=params.steps_per_execution, devices=params.devices)
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
         store.push_folder(board)
@@ -178,8 +187,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
                          weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
                          selected_on=MONITOR[0], tensorboard=store.url(board), worker=worker(),
-                         stopped_early=result.stopped_early,
-                         hyperparameters=result.hyperparameters)
+                         stopped_early=result.stopped_early, hyperparameters=result.hyperparameters,
+                         **result.placement.facts())
         refs = {
             "model": run.put_file(result.model_path, training=facts),
             "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False), stage="history"),
@@ -196,9 +205,11 @@ def _training(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams) ->
     """The training stage's run, keyed without any halving budget: it names the work folder."""
     import keras
 
-    # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result
+    # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result; so are
+    # the devices (the same steps to float tolerance), named only when more than one: keys made before stay
+    fields = {k: v for k, v in dataclasses.asdict(params).items() if not (k == "devices" and v == 1)}
     return StageRun(store, "model", __name__, parents=[scaled], seed=params.seed,
-                    params={**dataclasses.asdict(params), "keras_backend": keras.backend.backend()})
+                    params={**fields, "keras_backend": keras.backend.backend()})
 
 
 def discard_paused(scaled: ArtifactRef, params: TrainParams, artifacts: str) -> None:

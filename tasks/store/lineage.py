@@ -67,6 +67,9 @@ class Training:
     tensorboard: str | None = None
     worker: str | None = None  # host:pid of the process that trained
     stopped_early: bool = False  # by EarlyStopping, before its last epoch (or its halving rung)
+    backend: str | None = None  # Keras's backend (tensorflow, jax)
+    devices: tuple[str, ...] = ()  # the devices the replicas ran on (data-parallel when more than one)
+    per_device_batch: int | None = None  # each device's share of the global batch
 
 
 @dataclass(frozen=True)
