@@ -42,7 +42,7 @@ def table_rows(path: str) -> int:
 def rows_in(path: str, columns: list[str], span: Span, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of ``span`` of an artifact's ``columns``, a batch at a time, reading only the row
     groups that hold them (page by page, as ``streamed_stats.batches``)."""
-    parquet = parquet_file(path)
+    parquet = parquet_file(path, whole=True)
     sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
     ends = np.cumsum(sizes)
     groups = [i for i, end in enumerate(ends) if end > span[0] and end - sizes[i] < span[1]]

@@ -32,7 +32,7 @@ def rows_per_batch(given: int | None = None) -> int:
 
 def batches(path: str, columns: list[str], batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """An artifact's columns, ``batch_rows`` rows at a time, read page by page (``parquet_file``)."""
-    parquet = parquet_file(path)
+    parquet = parquet_file(path, whole=True)
     yield from parquet.iter_batches(batch_size=rows_per_batch(batch_rows), columns=columns)
 
 

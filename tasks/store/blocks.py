@@ -168,6 +168,8 @@ class CheckedObject(io.RawIOBase):
             return self.held[index]
         start, length = self.blocks.span(index)
         data = self.source.read_at(length, start)  # a bucket not answering raises OSError: a stage retries it
+        if len(data) < length and len(data) < self.source.size() - start:  # cut short on the way: not damage
+            raise OSError(f"{self.remote.url}/{self.key}: {len(data):,} of {length:,} bytes came back; try again")
         if hashlib.sha256(data).hexdigest() != self.blocks.sha256[index]:
             where = self.quarantine(self.key)
             raise self._damaged(DamagedObject(

@@ -32,12 +32,13 @@ def held(name: str, lock_file: Path) -> Iterator[None]:
     """Hold the lock ``name`` (waiting for another holder to finish): through Redis when
     ``KERAS_FLOWS_LOCKS`` names a server, else on ``lock_file`` on this machine."""
     url = os.environ.get(LOCKS_ENV)
-    with (_redis_lock(url, name) if url else _file_lock(lock_file)):
+    with (_redis_lock(url, name) if url else file_lock(lock_file)):
         yield
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """A lock of this machine on ``path`` (threads and processes alike: each opens its own handle)."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,15 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.core.errors import DataError
 from tasks.store.blocks import Blocks, CheckedObject, DamagedObject, sha256_file
+from tasks.store.locks import file_lock
 from tasks.store.remote import Remote
 
 MARKER = ".store-url"  # in a working copy's root: the URL of the store it copies
@@ -32,13 +35,19 @@ def mark(root: Path, url: str) -> None:
     marker = root / MARKER
     if not marker.exists():
         root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".tmp-marker-{os.getpid()}"
-        tmp.write_text(url)
-        os.replace(tmp, marker)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-marker-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(url)
+        os.replace(tmp, marker)  # threads racing write the same text
+
+
+def _remote(url: str) -> Remote:
+    """The store's ``Remote``, one per URL and endpoint settings (a test may start another server)."""
+    return _remotes(url, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
 
 
 @functools.lru_cache(maxsize=8)
-def _remote(url: str) -> Remote:
+def _remotes(url: str, settings: tuple) -> Remote:
     return Remote(url)
 
 
@@ -61,9 +70,17 @@ def _blocks(sidecar: Path) -> Blocks | None:
 
 
 def fetch_checked(remote: Remote, key: str, path: Path) -> None:
-    """Fetch an artifact whole into the working copy and check it against its name."""
+    """Fetch an artifact whole into the working copy and check it against its name: once per host,
+    however many threads and processes ask at once (the others wait and find it fetched)."""
+    with file_lock(path.parent.parent / "_cache" / "_fetch" / f"{path.name}.lock"):
+        if not path.exists():
+            _fetch(remote, key, path)
+
+
+def _fetch(remote: Remote, key: str, path: Path) -> None:
     if not remote.get(key, path):
-        raise FileNotFoundError(f"{remote.url}/{key}: no such object in the bucket")
+        raise DataError(f"{remote.url}/{key}: no longer in the bucket (moved aside as damaged, or deleted): run "
+                        "the flow again, and the stage that wrote it writes it back")
     if sha256_file(path) != path.stem:
         path.unlink(missing_ok=True)
         where = remote.quarantine(key)
@@ -87,11 +104,11 @@ def readable(path: str | os.PathLike, whole: bool = False) -> str | pa.PythonFil
     return pa.PythonFile(CheckedObject(remote, key, blocks, remote.quarantine), mode="r")
 
 
-def parquet_file(path: str | os.PathLike) -> pq.ParquetFile:
-    """An artifact's Parquet file, read page by page. (Arrow's default, ``pre_buffer``, reads whole
-    row groups of every column ahead: a 20,000,000-row table's read then held 1.6 GB where page by
-    page holds 0.4 GB.)"""
-    return pq.ParquetFile(readable(path), pre_buffer=False)
+def parquet_file(path: str | os.PathLike, whole: bool = False) -> pq.ParquetFile:
+    """An artifact's Parquet file, read page by page; ``whole``: a reader of every row group (a scan),
+    fetched first rather than read by range. (Arrow's default, ``pre_buffer``, reads whole row groups
+    of every column ahead: a 20,000,000-row table's read then held 1.6 GB where page by page holds 0.4 GB.)"""
+    return pq.ParquetFile(readable(path, whole), pre_buffer=False)
 
 
 def read_schema(path: str | os.PathLike) -> pa.Schema:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 from pathlib import Path
 
 import boto3
@@ -188,3 +189,74 @@ def test_a_block_changed_in_the_bucket_fails_its_read_naming_it_and_is_moved_asi
     held = keys(bucket)
     assert f"scaled/{ref.sha256}.parquet" not in held and bytes(damaged) in held.values()  # moved aside, kept
     assert other.cache_get("scaled", "k1") is None  # the next run writes it again
+
+
+def test_a_table_fetched_whole_by_many_readers_at_once_is_downloaded_once_and_checked(bucket, monkeypatch, tmp_path):
+    host(monkeypatch, tmp_path, "a")
+    store = ArtifactStore(bucket["url"])
+    ref, table = _many_groups(store)
+    store.cache_put("scaled", "k1", {"scaled": ref})
+    host(monkeypatch, tmp_path, "b")
+    hit = ArtifactStore(bucket["url"]).cache_get("scaled", "k1")["scaled"]
+    downloads, get = [], Remote.get
+    monkeypatch.setattr(Remote, "get", lambda self, key, local: (downloads.append(key), get(self, key, local))[1])
+    readers = [threading.Thread(target=lambda: ArtifactStore(bucket["url"]).here(hit, whole=True)) for _ in range(6)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    assert [k for k in downloads if k.endswith(".parquet")] == [f"scaled/{ref.sha256}.parquet"]
+    assert read_parquet(hit.path).to_pydict() == table.to_pydict()
+
+
+def test_a_whole_fetch_of_changed_bytes_of_the_same_size_fails_naming_them_and_moves_them_aside(bucket, monkeypatch,
+                                                                                                 tmp_path):
+    host(monkeypatch, tmp_path, "a")
+    store = ArtifactStore(bucket["url"])
+    ref, _ = _many_groups(store)
+    store.cache_put("scaled", "k1", {"scaled": ref})
+    damaged = bytearray(keys(bucket)[f"scaled/{ref.sha256}.parquet"])
+    damaged[100] ^= 0xFF
+    bucket["client"].put_object(Bucket=bucket["bucket"], Key=f"{bucket['prefix']}/scaled/{ref.sha256}.parquet",
+                                Body=bytes(damaged))
+    host(monkeypatch, tmp_path, "b")
+    other = ArtifactStore(bucket["url"])
+    hit = other.cache_get("scaled", "k1")["scaled"]
+    with pytest.raises(DamagedObject, match="no longer match its name"):
+        other.here(hit, whole=True)
+    assert not Path(hit.path).exists() and f"scaled/{ref.sha256}.parquet" not in keys(bucket)
+    with pytest.raises(DataError, match="no longer in the bucket"):  # a reader that comes after
+        read_parquet(hit.path)
+
+
+def test_a_sidecar_without_block_digests_has_its_table_fetched_by_the_hit(bucket, monkeypatch, tmp_path):
+    host(monkeypatch, tmp_path, "a")
+    store = ArtifactStore(bucket["url"])
+    ref = store.put_table(TABLE, "raw", dataset="t")
+    store.cache_put("raw", "k1", {"raw": ref})
+    record = json.loads(keys(bucket)[f"raw/{ref.sha256}.json"])
+    record["blocks"] = None  # as written before the digests were
+    bucket["client"].put_object(Bucket=bucket["bucket"], Key=f"{bucket['prefix']}/raw/{ref.sha256}.json",
+                                Body=json.dumps(record).encode())
+    host(monkeypatch, tmp_path, "b")
+    hit = ArtifactStore(bucket["url"]).cache_get("raw", "k1")["raw"]
+    assert Path(hit.path).exists()  # fetched and hashed whole, as before
+
+
+def test_threads_opening_a_new_working_copy_at_once_all_find_its_marker(bucket, monkeypatch, tmp_path):
+    failures = []
+
+    def open_store():
+        try:
+            ArtifactStore(bucket["url"])
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            failures.append(error)
+
+    for round_ in range(20):
+        host(monkeypatch, tmp_path, f"h{round_}")
+        threads = [threading.Thread(target=open_store) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures
