@@ -17,8 +17,8 @@ def regression(model: str | None = None, epochs: int | None = None,
                optimizer: str | None = None, depth: int | None = None, width: int | None = None,
                activation: str | None = None, initializer: str | None = None, schedule: str | None = None,
                seed: int = REGRESSION.seed, patience: int | None = None, min_delta: float | None = None,
-               steps_per_execution: int = REGRESSION.steps_per_execution, devices: int = 1, data: str | None = None,
-               target: str | None = None, categorical: list[str] | None = None,
+               steps_per_execution: int = REGRESSION.steps_per_execution, devices: int = 1, hosts: int = 1,
+               data: str | None = None, target: str | None = None, categorical: list[str] | None = None,
                numeric: list[str] | None = None, missing: str = "refuse", drop_constant: bool = False,
                scale_target: str = "auto", stream: bool | None = None, workers: int = 1,
                artifacts: str = "artifacts", force: bool = False) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def regression(model: str | None = None, epochs: int | None = None,
     train = training(setup("regression", data), model=model, epochs=epochs, batch_size=batch_size,
                      learning_rate=learning_rate, optimizer=optimizer, depth=depth, width=width, activation=activation,
                      initializer=initializer, schedule=schedule, seed=seed, patience=patience, min_delta=min_delta,
-                     steps_per_execution=steps_per_execution, devices=devices)
+                     steps_per_execution=steps_per_execution, devices=devices, hosts=hosts)
     table = table_options(categorical, numeric, missing, drop_constant)
     return run_pipeline(source_for("regression", data, target, table, stream), train, artifacts, force, scale_target,
                         workers)

@@ -12,12 +12,18 @@ def add_device_options(sub: argparse.ArgumentParser) -> None:
                      help="train data-parallel on N devices of this machine: its GPUs, or, on a machine with "
                           "fewer, the CPU split into N (runs and matches one device; no faster). --batch-size is "
                           "the global batch, each device taking an equal share (default: %(default)s)")
+    sub.add_argument("--hosts", type=int, default=1, metavar="N",
+                     help="spread one training over N processes, each a task on the flow's task runner (processes "
+                          "of this machine; with --runner dask --address, the cluster's machines), joined by "
+                          "TensorFlow's MultiWorkerMirroredStrategy; --batch-size is the global batch "
+                          "(default: %(default)s)")
     sub.add_argument("--distribution", choices=DISTRIBUTIONS, default=DISTRIBUTIONS[0],
                      help="how the devices share the training: data-parallel, a replica of the model on each "
                           "device and the batch split between them (default: %(default)s)")
 
 
 def check_device_options(args: argparse.Namespace) -> None:
-    """Refuse a device count below 1, or a global batch the devices cannot share evenly."""
+    """Refuse a device or process count below 1, both above 1, or a global batch the devices cannot
+    share evenly."""
     if getattr(args, "devices", None) is not None:
-        check_batch(args.devices, args.batch_size)
+        check_batch(args.devices, args.batch_size, args.hosts)

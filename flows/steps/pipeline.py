@@ -95,7 +95,7 @@ def score_and_gate(model: ArtifactRef, data: dict[str, ArtifactRef], artifacts: 
 
 def run_pipeline(source: Source, params: TrainParams, artifacts: str, force: bool = False,
                  scale_target: str = "auto", workers: int = 1) -> dict[str, Any]:
-    check_batch(params.devices, params.batch_size)  # before any stage: a flow run's parameters, as the CLI's
+    check_batch(params.devices, params.batch_size, params.hosts)  # before any stage: as the CLI checks
     data = prepare(source, artifacts, force, scale_target, workers)
     trained = value(train_task(data["scaled"], params, artifacts, force))
     scored, test, champion = score_and_gate(trained["model"], data, artifacts, force)

@@ -27,6 +27,7 @@ class TrainParams:
     # (chosen by measurement, README "Performance"); the epoch's callbacks see nothing different.
     steps_per_execution: int = 32
     devices: int = 1  # data-parallel on this many devices of one machine; batch_size is the global batch
+    hosts: int = 1  # one training spread over this many processes (one device each), on the flow's task runner
 
     def hparams(self) -> dict[str, object]:
         """The overrides a model builder takes (the rest are fit settings)."""
@@ -97,4 +98,6 @@ TRAINING_HELP = {
     "steps_per_execution": "batches per compiled training call (the same gradient steps, fewer dispatches)",
     "devices": "train data-parallel on this many devices of the machine (GPUs, or the CPU split into as many); "
                "batch_size is the global batch, shared evenly",
+    "hosts": "spread one training over this many processes (one device each), each a task on the flow's task "
+             "runner, joined by TensorFlow's MultiWorkerMirroredStrategy; batch_size is the global batch",
 }

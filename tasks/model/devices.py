@@ -31,9 +31,11 @@ class Placement:
     backend: str
     devices: tuple[str, ...]
     per_device_batch: int
+    hosts: int = 1  # processes the training was spread over (each with its devices)
 
     def facts(self) -> dict[str, object]:
-        return {"backend": self.backend, "devices": self.devices, "per_device_batch": self.per_device_batch}
+        return {"backend": self.backend, "devices": self.devices, "per_device_batch": self.per_device_batch,
+                "hosts": self.hosts}
 
 
 def check_replicas(net, placement: Placement) -> None:
@@ -46,10 +48,15 @@ def check_replicas(net, placement: Placement) -> None:
                            "inside data_parallel()")
 
 
-def check_batch(devices: int, batch_size: int) -> None:
-    """Refuse a global batch that ``devices`` cannot share evenly."""
-    if devices < 1:
-        raise OptionError(f"--devices {devices}: must be at least 1")
+def check_batch(devices: int, batch_size: int, hosts: int = 1) -> None:
+    """Refuse a global batch that ``devices`` cannot share evenly, and several devices in each of
+    several processes (one or the other, today)."""
+    for name, count in (("--devices", devices), ("--hosts", hosts)):
+        if count < 1:
+            raise OptionError(f"{name} {count}: must be at least 1")
+    if devices > 1 and hosts > 1:
+        raise OptionError(f"--devices {devices} with --hosts {hosts}: give one or the other (a training spread over "
+                          "several processes takes one device in each)")
     if batch_size % devices:
         raise OptionError(f"--batch-size {batch_size} does not split evenly over --devices {devices}: give a "
                           f"multiple of {devices} (the batch is global: each device takes batch-size / devices)")

@@ -43,3 +43,13 @@ def in_target_units(net: Any, shapes: dict[str, tuple[int, ...]], scaling: tuple
     model = keras.Model(inputs if len(names) > 1 else inputs[names[0]], out, name=f"{net.name}_in_target_units")
     model.compile_from_config(net.get_compile_config())
     return model
+
+
+def training_arrays(part: Any, model: str, scaling: tuple[float, float] | None) -> tuple[Any, Any]:
+    """A frame's rows as a model's inputs and targets, the target standardised where the spec says."""
+    import dataclasses
+
+    from tasks.model import registry as models
+
+    part = dataclasses.replace(part, y=standardised(part.y, scaling)) if scaling else part
+    return models.model_inputs(part, model), models.model_targets(part, model)

@@ -21,7 +21,7 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core.errors import InputError
+from tasks.core.errors import InputError, OptionError
 from tasks.core.params import TrainParams
 from tasks.model import files as model_files
 from tasks.model import registry as models
@@ -29,9 +29,10 @@ from tasks.model.batches import fit_data
 from tasks.model.callbacks import MONITOR, Watch, epoch_logger, injected_crash, training_callbacks
 from tasks.model.devices import Placement, check_replicas, data_parallel, uneven_last_batch
 from tasks.model.streamed_batches import ScaledFile, epoch_callback, split_batches
-from tasks.model.target_units import in_target_units, standardised
+from tasks.model.target_units import in_target_units, training_arrays
 from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
+from tasks.stages.train_hosts import train_on_hosts
 from tasks.store.artifacts import TENSORBOARD, ArtifactRef, ArtifactStore
 from tasks.store.dataset import Frame, is_streamed, read_frame
 from tasks.store.lineage import Training
@@ -84,7 +85,6 @@ def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int,
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # the shuffles and TensorFlow's ops; the layers get their own seeds
     quiet_false_retracing()
-    scaling = scaled.spec.target_scaling  # learn the standardised target (tasks/model/target_units.py)
     outputs = models.n_outputs(scaled.spec, scaled.largest_target if isinstance(scaled, ScaledFile) else scaled.y)
     shapes = models.input_shapes(model, scaled.spec.features, scaled.spec.feature_shape)
     with data_parallel(devices, batch_size) as placement:  # the model built, compiled and fitted on its devices
@@ -106,30 +106,56 @@ def train(scaled: Frame | ScaledFile, model: str, workdir: Path, *, epochs: int,
         if isinstance(scaled, ScaledFile):  # its shuffle follows Keras's epoch index
             callbacks = [epoch_callback(data["x"]), *callbacks]
         net.fit(**data, epochs=stop_at if pause else epochs, callbacks=callbacks, verbose=0)
-    seconds = time.perf_counter() - start
+    return _result(workdir, model, scaled.spec, outputs, guard.diverged, time.perf_counter() - start, hp,
+                   weights=net.count_params(), resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0,
+                   placement=placement)
+
+
+def _result(workdir: Path, model: str, spec, outputs: int, diverged: bool, seconds: float, hp: dict[str, Any],
+            weights: int | None = None, **facts: Any) -> TrainResult:
+    """What a finished training leaves in ``workdir`` (its best checkpoint and epoch log) as a result:
+    the model answering in the target's units where it learnt it standardised, saved reproducibly."""
     checkpoint = workdir / "best.keras"
-    if guard.diverged or not checkpoint.exists():
+    if diverged or not checkpoint.exists():
         raise TrainingDiverged(f"{model}: the training loss became NaN or infinite (training diverged); "
                                f"lower --learning-rate")
     history = _epochs_done(workdir / "epochs.csv")
     history["epoch"] = history["epoch"].astype(int) + 1
-    if scaling:  # the stored model answers in the target's units; the checkpoint stays as trained
+    if spec.target_scaling:  # the stored model answers in the target's units; the checkpoint stays as trained
         answered = workdir / "in_target_units.keras"
-        in_target_units(model_files.load(checkpoint), shapes, scaling, models.entry(model).outputs).save(answered)
+        shapes = models.input_shapes(model, spec.features, spec.feature_shape)
+        in_target_units(model_files.load(checkpoint), shapes, spec.target_scaling, models.entry(model).outputs
+                        ).save(answered)
         checkpoint = answered
-    return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, net.count_params(), hp,
-                       resumed_at=len(before) + 1, stopped_early=stopper.stopped_epoch > 0, placement=placement)
+    weights = weights if weights is not None else model_files.load(checkpoint).count_params()
+    return TrainResult(model_files.normalise(checkpoint), history, seconds, outputs, weights, hp, **facts)
+
+
+def _over_hosts(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams, backup: str, artifacts: str,
+                frame: Frame | ScaledFile) -> TrainResult:
+    """The training spread over ``params.hosts`` processes (``tasks/stages/train_hosts.py``)."""
+    spec = frame.spec
+    if models.entry(params.model).outputs or isinstance(frame, ScaledFile):
+        raise OptionError(f"--hosts {params.hosts}: spreads a model of one output trained on a table held in memory; "
+                          f"{params.model} has several outputs" if models.entry(params.model).outputs else
+                          f"--hosts {params.hosts}: not for a table larger than memory (streamed) yet")
+    start = time.perf_counter()
+    said = train_on_hosts(store, scaled, params, backup, artifacts)
+    placement = Placement("tensorflow", tuple(f"{worker}/CPU:0" for worker in said["workers"]),
+                          params.batch_size // params.hosts, params.hosts)
+    epochs = len(_epochs_done(store.root / backup / "epochs.csv"))
+    return _result(store.root / backup, params.model, spec, models.n_outputs(spec, frame.y), said["diverged"],
+                   time.perf_counter() - start,
+                   models.hyperparameters(params.model, params.hparams()), resumed_at=said["resumed_at"],
+                   stopped_early=epochs < params.epochs, placement=placement)
 
 
 def _fit_data(scaled: Frame | ScaledFile, model: str, batch_size: int, seed: int) -> dict[str, Any]:
     """``fit``'s data arguments: the train and valid rows as arrays, or, for a scaled artifact left
     on disk (a table larger than memory), as batches read a row group at a time; the target
     standardised where the spec says (tasks/model/target_units.py)."""
-    scaling = scaled.spec.target_scaling
-
     def arrays(part: Frame) -> tuple[Any, Any]:
-        part = dataclasses.replace(part, y=standardised(part.y, scaling)) if scaling else part
-        return models.model_inputs(part, model), models.model_targets(part, model)
+        return training_arrays(part, model, scaled.spec.target_scaling)
 
     if isinstance(scaled, ScaledFile):
         return {"x": split_batches(scaled, "train", batch_size, arrays, seed, shuffle=True),
@@ -176,9 +202,10 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         board = store.root / TENSORBOARD / f"{frame.spec.name}-{params.model}-{training.cache_key[:12]}"
         watch = Watch(patience=params.patience, min_delta=params.min_delta, tensorboard_dir=board,
                       on_epoch=on_epoch, crash_at_epoch=injected_crash())
-        result = train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size,
-                       seed=params.seed, hparams=params.hparams(), watch=watch, stop_at=pause,
-                       steps_per_execution=params.steps_per_execution, devices=params.devices)
+        result = _over_hosts(store, here, params, backup, artifacts, frame) if params.hosts > 1 else \
+            train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size, seed=params.seed,
+                  hparams=params.hparams(), watch=watch, stop_at=pause,
+                  steps_per_execution=params.steps_per_execution, devices=params.devices)
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
         store.push_folder(board)
@@ -207,7 +234,7 @@ def _training(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams) ->
 
     # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result; so are
     # the devices (the same steps to float tolerance), named only when more than one: keys made before stay
-    fields = {k: v for k, v in dataclasses.asdict(params).items() if not (k == "devices" and v == 1)}
+    fields = {k: v for k, v in dataclasses.asdict(params).items() if not (k in ("devices", "hosts") and v == 1)}
     return StageRun(store, "model", __name__, parents=[scaled], seed=params.seed,
                     params={**fields, "keras_backend": keras.backend.backend()})
 

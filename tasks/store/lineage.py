@@ -70,6 +70,7 @@ class Training:
     backend: str | None = None  # Keras's backend (tensorflow, jax)
     devices: tuple[str, ...] = ()  # the devices the replicas ran on (data-parallel when more than one)
     per_device_batch: int | None = None  # each device's share of the global batch
+    hosts: int = 1  # processes the training was spread over (--hosts)
 
 
 @dataclass(frozen=True)
