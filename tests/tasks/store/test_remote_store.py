@@ -150,12 +150,18 @@ def _many_groups(store: ArtifactStore):
     return store.put_batches(iter(batches), "scaled", dataset="t"), pa.Table.from_batches(batches)
 
 
-def test_a_slice_of_a_table_in_the_bucket_is_read_by_range_each_block_checked(bucket, monkeypatch, tmp_path):
+def _cached_by_host_a(bucket, monkeypatch, tmp_path):
+    """Host a's store, with that table written (blocks of 8 KiB) and cached under "k1"."""
     monkeypatch.setattr(blocks, "BLOCK_BYTES", 8192)
     host(monkeypatch, tmp_path, "a")
     store = ArtifactStore(bucket["url"])
     ref, table = _many_groups(store)
     store.cache_put("scaled", "k1", {"scaled": ref})
+    return store, ref, table
+
+
+def test_a_slice_of_a_table_in_the_bucket_is_read_by_range_each_block_checked(bucket, monkeypatch, tmp_path):
+    store, ref, table = _cached_by_host_a(bucket, monkeypatch, tmp_path)
     recorded = store.record(ref).blocks
     size = len(keys(bucket)[f"scaled/{ref.sha256}.parquet"])
     assert recorded.size == size and len(recorded.sha256) == -(-size // 8192) > 8
@@ -170,11 +176,7 @@ def test_a_slice_of_a_table_in_the_bucket_is_read_by_range_each_block_checked(bu
 
 
 def test_a_block_changed_in_the_bucket_fails_its_read_naming_it_and_is_moved_aside(bucket, monkeypatch, tmp_path):
-    monkeypatch.setattr(blocks, "BLOCK_BYTES", 8192)
-    host(monkeypatch, tmp_path, "a")
-    store = ArtifactStore(bucket["url"])
-    ref, _ = _many_groups(store)
-    store.cache_put("scaled", "k1", {"scaled": ref})
+    _, ref, _ = _cached_by_host_a(bucket, monkeypatch, tmp_path)
     key = f"{bucket['prefix']}/scaled/{ref.sha256}.parquet"
     damaged = bytearray(keys(bucket)[f"scaled/{ref.sha256}.parquet"])
     damaged[len(damaged) // 2] ^= 0xFF  # same size: only the block's digest can tell
@@ -192,10 +194,7 @@ def test_a_block_changed_in_the_bucket_fails_its_read_naming_it_and_is_moved_asi
 
 
 def test_a_table_fetched_whole_by_many_readers_at_once_is_downloaded_once_and_checked(bucket, monkeypatch, tmp_path):
-    host(monkeypatch, tmp_path, "a")
-    store = ArtifactStore(bucket["url"])
-    ref, table = _many_groups(store)
-    store.cache_put("scaled", "k1", {"scaled": ref})
+    _, ref, table = _cached_by_host_a(bucket, monkeypatch, tmp_path)
     host(monkeypatch, tmp_path, "b")
     hit = ArtifactStore(bucket["url"]).cache_get("scaled", "k1")["scaled"]
     downloads, get = [], Remote.get
@@ -211,10 +210,7 @@ def test_a_table_fetched_whole_by_many_readers_at_once_is_downloaded_once_and_ch
 
 def test_a_whole_fetch_of_changed_bytes_of_the_same_size_fails_naming_them_and_moves_them_aside(bucket, monkeypatch,
                                                                                                  tmp_path):
-    host(monkeypatch, tmp_path, "a")
-    store = ArtifactStore(bucket["url"])
-    ref, _ = _many_groups(store)
-    store.cache_put("scaled", "k1", {"scaled": ref})
+    _, ref, _ = _cached_by_host_a(bucket, monkeypatch, tmp_path)
     damaged = bytearray(keys(bucket)[f"scaled/{ref.sha256}.parquet"])
     damaged[100] ^= 0xFF
     bucket["client"].put_object(Bucket=bucket["bucket"], Key=f"{bucket['prefix']}/scaled/{ref.sha256}.parquet",
