@@ -62,16 +62,27 @@ def check_batch(devices: int, batch_size: int, hosts: int = 1) -> None:
                           f"multiple of {devices} (the batch is global: each device takes batch-size / devices)")
 
 
-def uneven_last_batch(rows: int, batch_size: int, devices: int) -> str | None:
-    """Why an epoch's training differs from one device's beyond round-off, if it does: its last batch
-    does not split evenly over the devices, and Keras scales each device's mean loss by 1 / devices
-    (``keras.losses.Loss``'s ``scale_loss_for_distribution``), not by each share of the rows."""
-    last = rows % batch_size
-    if devices == 1 or not last % devices:
-        return None
-    return (f"the last batch of each epoch ({last} of {rows:,} train rows) does not split evenly over {devices} "
-            f"devices, so its step weighs the rows slightly differently from one device's (a --batch-size for "
-            f"which {rows:,} % batch-size is a multiple of {devices} gives the same training to round-off)")
+def uneven_last_batch(rows: dict[str, int], batch_size: int, devices: int, backend: str) -> str | None:
+    """Why an epoch's training differs from one device's beyond round-off, if it does: its last train
+    batch does not split evenly over the devices, and Keras's TensorFlow trainer scales each
+    device's mean loss by 1 / devices (``keras.losses.Loss``'s ``scale_loss_for_distribution``), not
+    by each one's share of the rows. JAX cannot split such a batch at all (its sharding needs equal
+    shares, of the validation batches too): refused there, naming the split and the rows."""
+    def uneven(split: str) -> int:
+        return rows[split] % batch_size if devices > 1 and rows[split] % batch_size % devices else 0
+
+    for split in ("train", "valid") if backend == "jax" else ():
+        if last := uneven(split):
+            raise OptionError(f"--devices {devices} on JAX: the last batch of each epoch's {split} rows ({last} of "
+                              f"{rows[split]:,}) does not split evenly over {devices} devices, which JAX's sharding "
+                              f"needs: choose a --batch-size for which {rows[split]:,} % batch-size is a multiple "
+                              f"of {devices}, or --devices 1")
+    if last := uneven("train"):
+        return (f"the last batch of each epoch ({last} of {rows['train']:,} train rows) does not split evenly over "
+                f"{devices} devices, so its step weighs the rows slightly differently from one device's (a "
+                f"--batch-size for which {rows['train']:,} % batch-size is a multiple of {devices} gives the same "
+                "training to round-off)")
+    return None
 
 
 def _cpu_split(count: int) -> list[str]:

@@ -184,9 +184,12 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         # (fetched whole from a bucket first: every epoch reads it again)
         here = store.here(scaled, whole=True)
         frame = ScaledFile(here.path) if is_streamed(here) else read_frame(here.path)
-        if params.devices > 1:  # (a streamed table's train rows counted from its split column)
-            rows = frame.rows("train") if isinstance(frame, ScaledFile) else int((frame.split == "train").sum())
-            if uneven := uneven_last_batch(rows, params.batch_size, params.devices):
+        if params.devices > 1:  # (a streamed table's rows counted from its split column)
+            import keras
+
+            rows = {split: frame.rows(split) if isinstance(frame, ScaledFile) else int((frame.split == split).sum())
+                    for split in ("train", "valid")}
+            if uneven := uneven_last_batch(rows, params.batch_size, params.devices, keras.backend.backend()):
                 logger().warning("--devices %d: %s", params.devices, uneven)
         backup = f".train/{training.cache_key}"  # in the bucket too, for a URL store: any host resumes it
         workdir = store.root / backup

@@ -1,8 +1,8 @@
 """One training beyond one device, from the command line, against the same training on one:
 
-- on two devices (the CPU split into two logical devices: TensorFlow's MirroredStrategy): the same
-  history to 1e-5 for the same global batch, a model of its own (the devices are in the cache key)
-  whose lineage says where it ran;
+- on two devices (the CPU split into two logical devices: TensorFlow's MirroredStrategy; on JAX,
+  XLA's two host devices and Keras's DataParallel): the same history to 1e-5 for the same global
+  batch, a model of its own (the devices are in the cache key) whose lineage says where it ran;
 - over two processes (two tasks of the flow's task runner, joined on loopback by TensorFlow's
   MultiWorkerMirroredStrategy): one model, one lineage record, the single process's test MSE within
   0.01; a process killed mid-training fails the stage naming it, and the retry resumes from the
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slow  # whole flows in processes of their own: the full
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(store: Path, *options: str, env: dict | None = None) -> tuple[dict, str]:
+def _run(store: Path, *options: str, env: dict | None = None, epochs: int = 3) -> tuple[dict, str]:
     # a process of its own: TensorFlow splits the CPU only before it starts
-    done = subprocess.run([sys.executable, "-m", "flows", "regression", "--epochs", "3", *options,
+    done = subprocess.run([sys.executable, "-m", "flows", "regression", "--epochs", str(epochs), *options,
                            "--artifacts", str(store), "--json"], cwd=ROOT,
                           env={**os.environ, "PREFECT_LOGGING_LEVEL": "INFO", **(env or {})},
                           capture_output=True, text=True, timeout=600)
@@ -62,6 +62,18 @@ def test_two_devices_train_as_one_does_for_the_same_global_batch(one):
     two, one_ = record["training"], first["training"]
     assert two["devices"] == ["/device:CPU:0", "/device:CPU:1"] and two["per_device_batch"] == 16
     assert one_["devices"] == ["default"] and one_["per_device_batch"] == 32 and two["backend"] == "tensorflow"
+
+
+def test_on_jax_two_virtual_devices_train_as_one_does(tmp_path):
+    """Keras's DataParallel over JAX's CPU split into two (XLA's host platform device count)."""
+    jax = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    runs = [_run(tmp_path / "store", "--devices", str(d), env=jax, epochs=2)[0] for d in (1, 2)]
+    histories = [pd.read_parquet(run["artifacts"]["history"]) for run in runs]
+    for column in ("loss", "val_loss"):
+        assert np.allclose(histories[1][column], histories[0][column], rtol=0, atol=1e-5), column
+    training = _record(runs[1])["training"]
+    assert training["backend"] == "jax" and training["devices"] == ["cpu:0", "cpu:1"]
+    assert training["per_device_batch"] == 16 and runs[1]["artifacts"]["model"] != runs[0]["artifacts"]["model"]
 
 
 def test_a_training_over_two_processes_writes_one_model_as_good_as_one_process_s(one, tmp_path):

@@ -35,9 +35,15 @@ def test_a_flow_run_given_an_uneven_batch_is_refused_before_its_first_stage(tmp_
     assert not (tmp_path / "a").exists()
 
 
-def test_an_epoch_whose_last_batch_the_devices_cannot_share_evenly_is_named():
-    assert uneven_last_batch(11_610, 32, 2) is None  # 26 rows left: 13 each
-    assert uneven_last_batch(1_687, 32, 1) is None  # one device: nothing to share
-    said = uneven_last_batch(1_687, 32, 2)
+def test_an_epoch_whose_last_batch_the_devices_cannot_share_evenly_is_named_or_on_jax_refused():
+    even, odd = {"train": 11_610, "valid": 3_870}, {"train": 1_687, "valid": 562}
+    assert uneven_last_batch(even, 32, 2, "tensorflow") is None  # 26 and 30 rows left: 13 and 15 each
+    assert uneven_last_batch(odd, 32, 1, "jax") is None  # one device: nothing to share
+    said = uneven_last_batch(odd, 32, 2, "tensorflow")
     assert said and "the last batch of each epoch (23 of 1,687 train rows) does not split evenly over 2" in said
+    with pytest.raises(OptionError, match=r"--devices 2 on JAX: the last batch of each epoch's train rows \(23 of"):
+        uneven_last_batch(odd, 32, 2, "jax")
+    with pytest.raises(OptionError, match=r"valid rows \(19 of 563\)"):
+        uneven_last_batch({"train": 1_686, "valid": 563}, 32, 2, "jax")
+    assert uneven_last_batch(even, 32, 2, "jax") is None
     assert training(REGRESSION, devices=2).devices == 2
