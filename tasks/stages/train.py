@@ -134,7 +134,12 @@ def _result(workdir: Path, model: str, spec, outputs: int, diverged: bool, secon
 def _over_hosts(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams, backup: str, artifacts: str,
                 frame: Frame | ScaledFile) -> TrainResult:
     """The training spread over ``params.hosts`` processes (``tasks/stages/train_hosts.py``)."""
+    import keras
+
     spec = frame.spec
+    if keras.backend.backend() != "tensorflow":
+        raise OptionError(f"--hosts {params.hosts}: runs on Keras's TensorFlow backend (its "
+                          f"MultiWorkerMirroredStrategy), not {keras.backend.backend()}")
     if models.entry(params.model).outputs or isinstance(frame, ScaledFile):
         raise OptionError(f"--hosts {params.hosts}: spreads a model of one output trained on a table held in memory; "
                           f"{params.model} has several outputs" if models.entry(params.model).outputs else
