@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tasks.core.errors import OptionError
 from tasks.model.devices import DISTRIBUTIONS, check_batch
 
 
@@ -27,3 +28,6 @@ def check_device_options(args: argparse.Namespace) -> None:
     share evenly."""
     if getattr(args, "devices", None) is not None:
         check_batch(args.devices, args.batch_size, args.hosts)
+        if args.runner == "dask" and not args.address and args.hosts > args.workers:
+            raise OptionError(f"--hosts {args.hosts} with --runner dask: a local cluster of --workers {args.workers} "
+                              f"runs {args.workers} training process(es) at once; give --workers {args.hosts}")

@@ -3,7 +3,10 @@
 Each device holds a replica of the model and takes an equal share of every batch; the backend
 averages the replicas' gradients, so that every replica takes the same step. The global batch is
 the user's ``--batch-size`` (a batch that does not split evenly is refused): the same seed and the
-same global batch give the same training as one device, to float tolerance.
+same global batch give the same training as one device, to float tolerance, for a model whose
+layers treat rows one at a time (the course's MLPs, Wide & Deep). BatchNormalization normalises
+each device's share with its own statistics and Dropout draws each device's masks apart, so the
+models that hold them train differently (not worse) on several devices.
 
 - TensorFlow: ``tf.distribute.MirroredStrategy`` over N GPUs, or, on a machine with fewer, over N
   logical CPU devices (the CPU split into N: the replicas share the same cores, so it runs and
@@ -67,15 +70,16 @@ def uneven_last_batch(rows: dict[str, int], batch_size: int, devices: int, backe
     batch does not split evenly over the devices, and Keras's TensorFlow trainer scales each
     device's mean loss by 1 / devices (``keras.losses.Loss``'s ``scale_loss_for_distribution``), not
     by each one's share of the rows. JAX cannot split such a batch at all (its sharding needs equal
-    shares, of the validation batches too): refused there, naming the split and the rows."""
+    shares, of the validation batches too), nor TensorFlow a split that is all one such batch:
+    refused there, naming the split and the rows."""
     def uneven(split: str) -> int:
         return rows[split] % batch_size if devices > 1 and rows[split] % batch_size % devices else 0
 
-    for split in ("train", "valid") if backend == "jax" else ():
-        if last := uneven(split):
-            raise OptionError(f"--devices {devices} on JAX: the last batch of each epoch's {split} rows ({last} of "
-                              f"{rows[split]:,}) does not split evenly over {devices} devices, which JAX's sharding "
-                              f"needs: choose a --batch-size for which {rows[split]:,} % batch-size is a multiple "
+    for split in ("train", "valid"):  # TensorFlow fails too on a split of one batch that does not split evenly
+        if (last := uneven(split)) and (backend == "jax" or rows[split] < batch_size):
+            raise OptionError(f"--devices {devices}: the last batch of each epoch's {split} rows ({last} of "
+                              f"{rows[split]:,}) does not split evenly over {devices} devices, which {backend} cannot "
+                              f"train on: choose a --batch-size for which {rows[split]:,} % batch-size is a multiple "
                               f"of {devices}, or --devices 1")
     if last := uneven("train"):
         return (f"the last batch of each epoch ({last} of {rows['train']:,} train rows) does not split evenly over "

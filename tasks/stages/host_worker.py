@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 LOSE_ENV = "KERAS_FLOWS_LOSE_HOST"  # fault injection, "RANK:EPOCH": that process kills itself after the epoch
 DIVERGED = 3  # exit code of a training whose loss became NaN or infinite
 BACKUP = "hosts-backup.npz"  # the weights, the optimizer's state and the epoch, after each epoch
+COLLECTIVE_TIMEOUT_SECONDS = 300
 
 
 def _take(structure, rows: np.ndarray):
@@ -41,34 +43,58 @@ def _save(path: Path, write) -> None:
 
 
 class _Chief:
-    """What the first process writes after each epoch: the log row, the best model, the backup."""
+    """What the first process writes after each epoch: the best model, the epoch log and the backup.
+    The backup is one file holding everything a resume needs (the log's rows too), so that a copy of
+    the folder taken mid-epoch (the bucket's) resumes consistently."""
 
     def __init__(self, workdir: Path, plain):
         self.workdir, self.plain = workdir, plain
 
-    def epoch_done(self, net, epoch: int, loss: float, val_loss: float, improved: bool, state: dict) -> None:
+    def epoch_done(self, net, epoch: int, improved: bool, state: dict) -> None:
         if improved:  # as ModelCheckpoint(save_best_only): a model any process can load, not a replica
             self.plain.set_weights(net.get_weights())
             _save(self.workdir / "best.keras", self.plain.save)
-        log = self.workdir / "epochs.csv"
-        with open(log, "a") as out:
-            out.write(("" if log.stat().st_size else "epoch,loss,val_loss\n") + f"{epoch},{loss!r},{val_loss!r}\n")
-        arrays = {f"w{i}": w for i, w in enumerate(net.get_weights())}
+        write_log(self.workdir, state["history"])
+        arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(net.variables)}  # dropout's seed state too
         arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(net.optimizer.variables)})
         _save(self.workdir / BACKUP, lambda path: np.savez(path, epoch=epoch + 1, **state, **arrays))
+        _, loss, val_loss = state["history"][-1]
         print(json.dumps({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss}), flush=True)
 
 
-def _resume(net, backup: Path) -> dict:
-    """The state after the last epoch backed up (weights, optimizer, epoch, the watch's), if any."""
-    if not backup.exists():
-        return {"epoch": 0, "best": np.inf, "saved": np.inf, "waited": 0}
-    held = np.load(backup)
-    net.set_weights([held[f"w{i}"] for i in range(len(net.weights))])
+def write_log(workdir: Path, history: list) -> None:
+    """``epochs.csv`` as CSVLogger writes it (epoch from 0), from the rows so far."""
+    rows = "".join(f"{int(e)},{loss!r},{val!r}\n" for e, loss, val in history)
+    _save(workdir / "epochs.csv", lambda path: path.write_text("epoch,loss,val_loss\n" + rows))
+
+
+def _resume(net, workdir: Path) -> dict:
+    """The state after the last epoch backed up (variables, optimizer, epoch, the watch's, the log's
+    rows), if any; the log rewritten to match it."""
+    if not (workdir / BACKUP).exists():
+        return {"epoch": 0, "best": np.inf, "saved": np.inf, "waited": 0, "stopped": False, "history": []}
+    held = np.load(workdir / BACKUP)
+    for i, variable in enumerate(net.variables):
+        variable.assign(held[f"v{i}"])
     for i, variable in enumerate(net.optimizer.variables):
         variable.assign(held[f"o{i}"])
+    history = [tuple(map(float, row)) for row in held["history"]]
+    write_log(workdir, history)
     return {"epoch": int(held["epoch"]), "best": float(held["best"]), "saved": float(held["saved"]),
-            "waited": int(held["waited"])}
+            "waited": int(held["waited"]), "stopped": bool(held["stopped"]), "history": history}
+
+
+def _lose_after(workdir: Path, epoch: int) -> None:
+    """Fault injection: die as a lost host does, once the chief has backed up ``epoch``."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if int(np.load(workdir / BACKUP)["epoch"]) >= epoch:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main(config_path: str) -> int:
@@ -81,7 +107,9 @@ def main(config_path: str) -> int:
     from tasks.model.target_units import training_arrays
     from tasks.store.dataset import read_frame
 
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    # a collective step waiting longer than this for a peer fails (a lost host on another machine)
+    timeout = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=timeout)
     rank, hosts, workdir = config["rank"], config["hosts"], Path(config["workdir"])
     model, batch, epochs, seed = config["model"], config["batch_size"], config["epochs"], config["seed"]
     frame = read_frame(config["scaled"])
@@ -113,11 +141,11 @@ def main(config_path: str) -> int:
             return tf.reduce_sum(tf.reshape(per_row(y, net(x, training=False)), [-1]))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica, args=(x, y)), axis=None)
 
-    state = _resume(net, workdir / BACKUP)
+    state = _resume(net, workdir)
     first = state.pop("epoch")
     print(json.dumps({"resumed_at": first + 1}), flush=True)
     valid_mine = np.arange(len(y_valid))[rank::hosts]
-    for epoch in range(first, epochs):
+    for epoch in range(first, epochs if not state["stopped"] else first):  # stopped early: nothing left
         if models.schedule_of(hp) != "constant":
             net.optimizer.learning_rate.assign(models.learning_rate_at(hp, epoch, epochs))
         order, total = np.random.default_rng([seed, epoch]).permutation(len(y_train)), 0.0
@@ -132,11 +160,13 @@ def main(config_path: str) -> int:
         improved, progressed = val_loss < state["saved"], val_loss < state["best"] - config["min_delta"]
         state["saved"] = min(state["saved"], val_loss)  # ModelCheckpoint's best; EarlyStopping's below
         state["best"], state["waited"] = (val_loss, 0) if progressed else (state["best"], state["waited"] + 1)
+        state["stopped"] = not progressed and state["waited"] >= config["patience"]  # as EarlyStopping
+        state["history"].append((epoch, loss, val_loss))
         if chief is not None:
-            chief.epoch_done(net, epoch, loss, val_loss, improved, state)
+            chief.epoch_done(net, epoch, improved, state)
         if os.environ.get(LOSE_ENV) == f"{rank}:{epoch + 1}" and first == 0:  # on a first attempt only
-            os.kill(os.getpid(), signal.SIGKILL)
-        if not progressed and state["waited"] >= config["patience"]:  # as EarlyStopping
+            _lose_after(workdir, epoch + 1)
+        if state["stopped"]:
             break
     return 0
 

@@ -146,8 +146,9 @@ def _over_hosts(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams, 
                           f"--hosts {params.hosts}: not for a table larger than memory (streamed) yet")
     start = time.perf_counter()
     said = train_on_hosts(store, scaled, params, backup, artifacts)
+    store.pull_folder(backup, every=True)  # the chief's checkpoint and log, where it ran on another machine
     placement = Placement("tensorflow", tuple(f"{worker}/CPU:0" for worker in said["workers"]),
-                          params.batch_size // params.hosts, params.hosts)
+                          -(-params.batch_size // params.hosts), params.hosts)  # the largest share
     epochs = len(_epochs_done(store.root / backup / "epochs.csv"))
     return _result(store.root / backup, params.model, spec, models.n_outputs(spec, frame.y), said["diverged"],
                    time.perf_counter() - start,
@@ -221,7 +222,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         facts = Training(model=params.model, train_seconds=result.seconds, epochs_run=len(result.history),
                          weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
-                         selected_on=MONITOR[0], tensorboard=store.url(board), worker=worker(),
+                         selected_on=MONITOR[0], tensorboard=store.url(board) if params.hosts == 1 else None,
+                         worker=worker(),
                          stopped_early=result.stopped_early, hyperparameters=result.hyperparameters,
                          **result.placement.facts())
         refs = {
@@ -241,7 +243,8 @@ def _training(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams) ->
     import keras
 
     # the backend is part of the key: a model trained under TensorFlow is not a JAX run's result; so are
-    # the devices (the same steps to float tolerance), named only when more than one: keys made before stay
+    # the devices and hosts (the same steps to float tolerance), named only when more than one (the code
+    # hash, over every module this one imports, changes the keys of any change to them anyway)
     fields = {k: v for k, v in dataclasses.asdict(params).items() if not (k in ("devices", "hosts") and v == 1)}
     return StageRun(store, "model", __name__, parents=[scaled], seed=params.seed,
                     params={**fields, "keras_backend": keras.backend.backend()})

@@ -16,6 +16,7 @@ Where several hosts run the parts, each must reach the others at the address it 
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -88,14 +89,20 @@ def train_part(rank: int, hosts: int, attempt: str, artifacts: str, scaled: Arti
     config_file = store.root / cluster / f"config-{rank}.json"
     config_file.write_text(json.dumps(setup))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(sys.path)}
-    with open(workdir / f"process-{rank}.log", "w") as log:
+    log_file = workdir / f"process-{rank}-{attempt}.log"
+    with open(log_file, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "tasks.stages.host_worker", str(config_file)],
                                    stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         said: dict[str, Any] = {}
         relay = threading.Thread(target=contextvars.copy_context().run, daemon=True,  # Prefect's logger there too
                                  args=(_relay, process, said, store, workdir, rank == 0))
         relay.start()
-        code = _wait(process, store, cluster, rank)
+        try:
+            code = _wait(process, store, cluster, rank)
+        finally:  # never leave a training process behind (it would write into the retry's folder)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         relay.join()
     who = f"process {rank + 1} of {hosts} ({address}, pid {process.pid})"
     if code == DIVERGED:
@@ -107,30 +114,36 @@ def train_part(rank: int, hosts: int, attempt: str, artifacts: str, scaled: Arti
             raise TrainingLost(f"{who} was lost: {_ended(code)}")
         if peers:
             raise TrainingLost(f"{who} stopped ({_ended(code)}) when another process was lost")
-        tail = (workdir / f"process-{rank}.log").read_text().strip().splitlines()[-1:] or [""]
-        raise TrainingLost(f"{who} failed ({_ended(code)}): {tail[0][-300:]} (its log: {workdir}/process-{rank}.log)")
+        tail = log_file.read_text().strip().splitlines()[-1:] or [""]
+        raise TrainingLost(f"{who} failed ({_ended(code)}): {tail[0][-300:]} (its log: {log_file})")
     return {"rank": rank, "address": address, "pid": process.pid, **said}
 
 
 def _relay(process: subprocess.Popen, said: dict, store: ArtifactStore, workdir: Path, chief: bool) -> None:
     """The process's lines (JSON): its first epoch, and, from the chief, each finished epoch, logged and
     its backup put in the store as soon as it is written."""
-    for line in process.stdout:
+    for line in process.stdout:  # read to the end whatever happens, or the process blocks on a full pipe
         try:
             news = json.loads(line)
-        except ValueError:
-            continue
-        said.update({k: v for k, v in news.items() if k == "resumed_at"})
-        if chief and "epoch" in news:
-            logger().info("epoch %d: loss %.4f, val_loss %.4f", news["epoch"], news["loss"], news["val_loss"])
-            store.push_folder(workdir)
+            said.update({k: v for k, v in news.items() if k == "resumed_at"})
+            if chief and "epoch" in news:
+                logger().info("epoch %d: loss %.4f, val_loss %.4f", news["epoch"], news["loss"], news["val_loss"])
+                store.push_folder(workdir)  # the backup (one file: a copy taken mid-epoch resumes consistently)
+        except (ValueError, AttributeError, KeyError, TypeError):
+            continue  # not a line of the process's own
+        except OSError as error:  # the bucket did not answer: the next epoch's push tries again
+            logger().warning("the training's backup was not put in the store this epoch: %s", error)
 
 
 def _wait(process: subprocess.Popen, store: ArtifactStore, cluster: str, rank: int) -> int:
     """The process's exit code; stopped when another part's process failed and this one has not ended
     by itself within the grace period (a collective step can wait long for a peer that is gone)."""
-    lost_since = None
+    lost_since, looked = None, 0.0
     while (code := process.poll()) is None:
+        if store.remote and time.monotonic() - looked > 2:  # the other parts may be on other machines
+            looked = time.monotonic()
+            with contextlib.suppress(OSError):
+                store.pull_folder(cluster)
         if lost_since is None and any(p.name != f"failed-{rank}.json" for p in (store.root / cluster).glob("failed-*")):
             lost_since = time.monotonic()
         if lost_since is not None and time.monotonic() - lost_since > PEER_GRACE_SECONDS:

@@ -41,9 +41,21 @@ def test_an_epoch_whose_last_batch_the_devices_cannot_share_evenly_is_named_or_o
     assert uneven_last_batch(odd, 32, 1, "jax") is None  # one device: nothing to share
     said = uneven_last_batch(odd, 32, 2, "tensorflow")
     assert said and "the last batch of each epoch (23 of 1,687 train rows) does not split evenly over 2" in said
-    with pytest.raises(OptionError, match=r"--devices 2 on JAX: the last batch of each epoch's train rows \(23 of"):
+    with pytest.raises(OptionError, match=r"--devices 2: the last batch of each epoch's train rows \(23 of .* jax"):
         uneven_last_batch(odd, 32, 2, "jax")
+    with pytest.raises(OptionError, match=r"valid rows \(5 of 5\) .* tensorflow cannot"):  # a split of one batch
+        uneven_last_batch({"train": 1_686, "valid": 5}, 32, 2, "tensorflow")
     with pytest.raises(OptionError, match=r"valid rows \(19 of 563\)"):
         uneven_last_batch({"train": 1_686, "valid": 563}, 32, 2, "jax")
     assert uneven_last_batch(even, 32, 2, "jax") is None
     assert training(REGRESSION, devices=2).devices == 2
+
+
+def test_more_training_processes_than_a_local_dask_cluster_runs_at_once_are_refused(capfd, tmp_path):
+    from flows.__main__ import main
+
+    assert main(["regression", "--hosts", "2", "--runner", "dask", "--artifacts", str(tmp_path / "a")]) == 2
+    assert "--hosts 2 with --runner dask: a local cluster of --workers 1" in capfd.readouterr().err
+    assert main(["regression", "--hosts", "2", "--devices", "2", "--artifacts", str(tmp_path / "a")]) == 2
+    assert "--devices 2 with --hosts 2: give one or the other" in capfd.readouterr().err
+    assert not (tmp_path / "a").exists()
