@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # whole flows in processes of their own: the full
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(store: Path, *options: str, env: dict | None = None, epochs: int = 3) -> tuple[dict, str]:
+def _run(store: Path | str, *options: str, env: dict | None = None, epochs: int = 3) -> tuple[dict, str]:
     # a process of its own: TensorFlow splits the CPU only before it starts
     done = subprocess.run([sys.executable, "-m", "flows", "regression", "--epochs", str(epochs), *options,
                            "--artifacts", str(store), "--json"], cwd=ROOT,
@@ -93,3 +93,24 @@ def test_a_training_over_two_processes_writes_one_model_as_good_as_one_process_s
     assert "stopped (exit code 1) when another process was lost" in said
     assert "this attempt from epoch 3" in said  # the retry, from the backup of epoch 2
     assert lost["artifacts"]["model"].split("/")[-1] == run["artifacts"]["model"].split("/")[-1]  # the same bytes
+
+
+def test_a_training_over_two_processes_keeps_its_rendezvous_and_backup_in_a_bucket(tmp_path):
+    """The store on object storage: the parts meet through the bucket, the chief's backup goes there
+    after each epoch, and the model lands there; the training's folder is gone once it finished."""
+    import boto3
+
+    from tests.services import s3_server
+
+    with s3_server() as s3:
+        aws = {k: v for k, v in s3.items() if k.startswith("AWS_")}
+        store = f"s3://{s3['bucket']}/hosts"
+        run, said = _run(store, "--hosts", "2", epochs=2, env={**aws, "KERAS_FLOWS_CACHE": str(tmp_path / "cache")})
+        assert run["artifacts"]["model"].startswith(f"{store}/model/") and "train-part 2 of 2" in said
+        client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], region_name=s3["AWS_REGION"],
+                              aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"])
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3["bucket"], Prefix="hosts/").get("Contents", [])]
+        assert run["artifacts"]["model"][len(f"s3://{s3['bucket']}/"):] in keys
+        # backup and rendezvous dropped at the end (pyarrow leaves the empty folder's marker)
+        assert [k for k in keys if k.startswith("hosts/.train/")] == ["hosts/.train/"]
