@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,8 @@ def test_a_training_over_two_processes_writes_one_model_as_good_as_one_process_s
 
     lost, said = _run(tmp_path / "b", "--hosts", "2", env={"KERAS_FLOWS_LOSE_HOST": "1:2"})  # after epoch 2
     assert "process 2 of 2 (127.0.0.1:" in said and "was lost: killed by SIGKILL" in said
-    assert "stopped (exit code 1) when another process was lost" in said
+    assert re.search(r"process 1 of 2 \(127.0.0.1:\d+, pid \d+\) stopped \((exit code 1|killed by SIGTERM)\) when "
+                     "another process was lost", said)  # its collective step failed, or it was stopped
     assert "this attempt from epoch 3" in said  # the retry, from the backup of epoch 2
     assert lost["artifacts"]["model"].split("/")[-1] == run["artifacts"]["model"].split("/")[-1]  # the same bytes
 
