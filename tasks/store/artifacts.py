@@ -34,8 +34,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.core.errors import DataError
 from tasks.core.faults import pause_point
-from tasks.store.blocks import HashingWriter, sha256_file
+from tasks.store.blocks import DamagedObject, HashingWriter, sha256_file
 from tasks.store.dataset import remember
 from tasks.store.lineage import ArtifactRef, Lineage, LineageError, RawFile, parent_of
 from tasks.store.locks import held
@@ -235,16 +236,22 @@ class ArtifactStore(WorkingCopy):
             record = Lineage.read(ref.sidecar_path)  # missing, unreadable or foreign: the stage writes it again
         except LineageError:
             return False
-        fetched = self.remote is not None and not path.exists()  # another host's: checked below, once
-        if fetched and path.suffix == ".parquet" and record.blocks is not None:
-            return self._in_bucket(path, record.blocks.size, warn)  # its blocks are checked where it is read
-        if fetched and not self.remote.get(self._key(path), path):
-            return False
+        if self.remote is not None and not path.exists():  # another host's
+            if path.suffix == ".parquet" and record.blocks is not None:
+                return self._in_bucket(path, record.blocks.size, warn)  # its blocks are checked where it is read
+            try:
+                fetch_checked(self.remote, self._key(path), path)  # hashed against its name as it comes
+            except DamagedObject as error:  # moved aside in the bucket: the stage writes it again
+                warn("%s", error)
+                return False
+            except DataError:  # gone from the bucket
+                return False
+            return True
         try:
             now = path.stat()
         except FileNotFoundError:
             return False
-        if not fetched and stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
+        if stat and (now.st_size, now.st_mtime_ns) == (stat["size"], stat["mtime_ns"]):
             return True
         if sha256_file(path) == ref.sha256:
             return True

@@ -14,7 +14,6 @@ host (a Dask worker's too: the working copy names its bucket in a marker file).
 from __future__ import annotations
 
 import functools
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 
 from tasks.core.errors import DataError
 from tasks.store.blocks import Blocks, CheckedObject, DamagedObject, sha256_file
+from tasks.store.lineage import Lineage, LineageError
 from tasks.store.locks import file_lock
 from tasks.store.remote import Remote
 
@@ -62,11 +62,11 @@ def _in_bucket(path: Path) -> tuple[Remote, str] | None:
 
 
 def _blocks(sidecar: Path) -> Blocks | None:
+    """The block digests the artifact's lineage records (None: none, or no readable sidecar)."""
     try:
-        raw = json.loads(sidecar.read_text()).get("blocks")
-    except (OSError, ValueError, AttributeError):
+        return Lineage.read(sidecar).blocks
+    except LineageError:
         return None
-    return Blocks.from_dict(raw) if raw else None
 
 
 def fetch_checked(remote: Remote, key: str, path: Path) -> None:

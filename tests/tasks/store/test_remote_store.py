@@ -256,3 +256,19 @@ def test_threads_opening_a_new_working_copy_at_once_all_find_its_marker(bucket, 
         for thread in threads:
             thread.join()
     assert not failures
+
+
+def test_a_file_changed_in_the_bucket_is_fetched_once_found_out_and_moved_aside(bucket, monkeypatch, tmp_path):
+    host(monkeypatch, tmp_path, "a")
+    (tmp_path / "m.keras").write_bytes(b"weights" * 100)
+    store = ArtifactStore(bucket["url"])
+    ref = store.put_file(tmp_path / "m.keras", "model", dataset="t")
+    store.cache_put("model", "k1", {"model": ref})
+    bucket["client"].put_object(Bucket=bucket["bucket"], Key=f"{bucket['prefix']}/model/{ref.sha256}.keras",
+                                Body=b"WEIGHTS" * 100)  # same size: only the hash can tell
+    host(monkeypatch, tmp_path, "b")
+    warned = []
+    assert ArtifactStore(bucket["url"]).cache_get("model", "k1", warn=lambda *a: warned.append(a[0] % a[1:])) is None
+    assert f"model/{ref.sha256}.keras changed in the bucket since it was written" in warned[0]
+    held = keys(bucket)
+    assert f"model/{ref.sha256}.keras" not in held and b"WEIGHTS" * 100 in held.values()
