@@ -29,16 +29,12 @@ DISTRIBUTIONS = ("data-parallel",)
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    """Where a training ran: what the lineage records."""
+    """Where a training ran: what the lineage records (its fields are ``Training``'s of the same names)."""
 
     backend: str
     devices: tuple[str, ...]
     per_device_batch: int
     hosts: int = 1  # processes the training was spread over (each with its devices)
-
-    def facts(self) -> dict[str, object]:
-        return {"backend": self.backend, "devices": self.devices, "per_device_batch": self.per_device_batch,
-                "hosts": self.hosts}
 
 
 def check_replicas(net, placement: Placement) -> None:

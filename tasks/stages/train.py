@@ -34,8 +34,9 @@ from tasks.model.tf_logging import quiet_false_retracing
 from tasks.stages.plots import plot_history
 from tasks.stages.train_hosts import train_on_hosts
 from tasks.store.artifacts import TENSORBOARD, ArtifactRef, ArtifactStore
-from tasks.store.dataset import Frame, is_streamed, read_frame
+from tasks.store.dataset import DatasetSpec, Frame, read_frame, spec_of
 from tasks.store.lineage import Training
+from tasks.store.sources import parquet_file, read_schema
 from tasks.store.stage import StageRun, logger, no_retry_on, reported
 
 
@@ -132,15 +133,15 @@ def _result(workdir: Path, model: str, spec, outputs: int, diverged: bool, secon
 
 
 def _over_hosts(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams, backup: str, artifacts: str,
-                frame: Frame | ScaledFile) -> TrainResult:
-    """The training spread over ``params.hosts`` processes (``tasks/stages/train_hosts.py``)."""
+                spec: DatasetSpec) -> TrainResult:
+    """The training spread over ``params.hosts`` processes (``tasks/stages/train_hosts.py``), each
+    reading the scaled table itself: this process reads only its target column (the class count)."""
     import keras
 
-    spec = frame.spec
     if keras.backend.backend() != "tensorflow":
         raise OptionError(f"--hosts {params.hosts}: runs on Keras's TensorFlow backend (its "
                           f"MultiWorkerMirroredStrategy), not {keras.backend.backend()}")
-    if models.entry(params.model).outputs or isinstance(frame, ScaledFile):
+    if models.entry(params.model).outputs or spec.streamed:
         raise OptionError(f"--hosts {params.hosts}: spreads a model of one output trained on a table held in memory; "
                           f"{params.model} has several outputs" if models.entry(params.model).outputs else
                           f"--hosts {params.hosts}: not for a table larger than memory (streamed) yet")
@@ -149,11 +150,11 @@ def _over_hosts(store: ArtifactStore, scaled: ArtifactRef, params: TrainParams, 
     store.pull_folder(backup, every=True)  # the chief's checkpoint and log, where it ran on another machine
     placement = Placement("tensorflow", tuple(f"{worker}/CPU:0" for worker in said["workers"]),
                           -(-params.batch_size // params.hosts), params.hosts)  # the largest share
-    epochs = len(_epochs_done(store.root / backup / "epochs.csv"))
-    return _result(store.root / backup, params.model, spec, models.n_outputs(spec, frame.y), said["diverged"],
-                   time.perf_counter() - start,
-                   models.hyperparameters(params.model, params.hparams()), resumed_at=said["resumed_at"],
-                   stopped_early=epochs < params.epochs, placement=placement)
+    targets = parquet_file(scaled.path).read(columns=[spec.target]).column(0).to_numpy()
+    result = _result(store.root / backup, params.model, spec, models.n_outputs(spec, targets), said["diverged"],
+                     time.perf_counter() - start, models.hyperparameters(params.model, params.hparams()),
+                     resumed_at=said["resumed_at"], placement=placement)
+    return dataclasses.replace(result, stopped_early=len(result.history) < params.epochs)
 
 
 def _fit_data(scaled: Frame | ScaledFile, model: str, batch_size: int, seed: int) -> dict[str, Any]:
@@ -189,7 +190,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
         # whole file, no copy, train() taking views of train and valid; or left on disk, a table larger than memory
         # (fetched whole from a bucket first: every epoch reads it again)
         here = store.here(scaled, whole=True)
-        frame = ScaledFile(here.path) if is_streamed(here) else read_frame(here.path)
+        spec = spec_of(read_schema(here.path))
+        frame = None if params.hosts > 1 else ScaledFile(here.path) if spec.streamed else read_frame(here.path)
         if params.devices > 1:  # (a streamed table's rows counted from its split column)
             import keras
 
@@ -208,24 +210,24 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
             log_epoch(epoch, logs)
             store.push_folder(workdir)
 
-        board = store.root / TENSORBOARD / f"{frame.spec.name}-{params.model}-{training.cache_key[:12]}"
+        board = store.root / TENSORBOARD / f"{spec.name}-{params.model}-{training.cache_key[:12]}"
         watch = Watch(patience=params.patience, min_delta=params.min_delta, tensorboard_dir=board,
                       on_epoch=on_epoch, crash_at_epoch=injected_crash())
-        result = _over_hosts(store, here, params, backup, artifacts, frame) if params.hosts > 1 else \
+        result = _over_hosts(store, here, params, backup, artifacts, spec) if params.hosts > 1 else \
             train(frame, params.model, workdir, epochs=params.epochs, batch_size=params.batch_size, seed=params.seed,
                   hparams=params.hparams(), watch=watch, stop_at=pause,
                   steps_per_execution=params.steps_per_execution, devices=params.devices)
         logger().info("trained %s for %d epochs in %.1f s (this attempt from epoch %d)", params.model,
                       len(result.history), result.seconds, result.resumed_at)
         store.push_folder(board)
-        curve = plot_history(result.history, workdir / "learning_curve.png", f"{frame.spec.name}: {params.model}")
+        curve = plot_history(result.history, workdir / "learning_curve.png", f"{spec.name}: {params.model}")
         facts = Training(model=params.model, train_seconds=result.seconds, epochs_run=len(result.history),
                          weights=result.weights,
                          resumed_at_epoch=result.resumed_at, best_val_loss=float(result.history["val_loss"].min()),
                          selected_on=MONITOR[0], tensorboard=store.url(board) if params.hosts == 1 else None,
                          worker=worker(),
                          stopped_early=result.stopped_early, hyperparameters=result.hyperparameters,
-                         **result.placement.facts())
+                         **dataclasses.asdict(result.placement))
         refs = {
             "model": run.put_file(result.model_path, training=facts),
             "history": run.put_table(pa.Table.from_pandas(result.history, preserve_index=False), stage="history"),
