@@ -188,8 +188,8 @@ def train_task(scaled: ArtifactRef, params: TrainParams, artifacts: str, force: 
 
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         # whole file, no copy, train() taking views of train and valid; or left on disk, a table larger than memory
-        # (fetched whole from a bucket first: every epoch reads it again)
-        here = store.here(scaled, whole=True)
+        # (fetched whole from a bucket first: every epoch reads it again; over several processes, each fetches it)
+        here = store.here(scaled, whole=params.hosts == 1)
         spec = spec_of(read_schema(here.path))
         frame = None if params.hosts > 1 else ScaledFile(here.path) if spec.streamed else read_frame(here.path)
         if params.devices > 1:  # (a streamed table's rows counted from its split column)
