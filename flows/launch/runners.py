@@ -126,8 +126,9 @@ def with_runner(flow, workers: int = 1, runner: str = "process", address: str | 
             return flow.with_options(task_runner=DaskTaskRunner(address=address))
         _report_to_one_server()
         return flow.with_options(task_runner=DaskTaskRunner(cluster_kwargs={
-            "n_workers": max(workers, 1), "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+            "n_workers": max(workers, 1), "threads_per_worker": 1, "processes": True,
             "host": "127.0.0.1",  # the scheduler and its workers listen on this machine only
+            "dashboard_address": "127.0.0.1:0",  # (None still binds :8787 for its HTTP routes: two clusters clash)
             "env": thread_limits(workers)}))
     if workers <= 1:
         return flow

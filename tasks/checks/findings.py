@@ -44,10 +44,12 @@ def _category_finding(failure: Failure, name: str, data: Frame) -> str:
     missing = values == None  # noqa: E711 (elementwise)
     if failure.column == "nulls":
         return _missing_finding(name, missing, data, _total(data, name, "nulls", missing.sum()))
-    distinct = len(set(values[~missing]))
+    distinct = _total(data, name, "distinct", len(set(values[~missing])))
     if failure.kwargs.get("max_value") is not None:
-        return (f"category column {name!r} holds {distinct:,} distinct values (a category column may hold "
-                f"{int(failure.kwargs['max_value']):,}): an identifier rather than a category; drop it, or use it as "
+        most = int(failure.kwargs["max_value"])  # a streamed table's count stops past it
+        counted = f"over {most:,}" if hasattr(data, "totals") else f"{distinct:,}"
+        return (f"category column {name!r} holds {counted} distinct values (a category column may hold "
+                f"{most:,}): an identifier rather than a category; drop it, or use it as "
                 f"numbers with --numeric {name}")
     return (f"{name} is {values_text(values[~missing][:1])} in every row: kept (one one-hot column), though a "
             "column with one value gives a model nothing to learn from")

@@ -143,15 +143,15 @@ def training_profile(found: Trained, scaler: StandardScaler | None = None) -> Tr
     return TrainingProfile(mean, std, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
 
 
-def category_checks(text: np.ndarray, vocabulary: Vocabulary, judge_shift: bool) -> tuple[list[Check], pd.DataFrame]:
-    """Per categorical column: new rows of categories training never saw, and (``judge_shift``)
-    the total variation distance between the new and the train rows' category shares."""
-    codes = vocabulary.codes(text)
+def category_checks(tallies: list[tuple[np.ndarray, set]], vocabulary: Vocabulary, judge_shift: bool
+                    ) -> tuple[list[Check], pd.DataFrame]:
+    """Per categorical column (``tallies``: ``Vocabulary.tally`` of the new rows): new rows of
+    categories training never saw, and (``judge_shift``) the total variation distance between
+    the new and the train rows' category shares."""
     rows = []
-    for j, (words, seen, code) in enumerate(zip(vocabulary.words, vocabulary.train_rows, codes)):
-        new = np.bincount(code, minlength=len(words) + 1) / max(len(code), 1)
-        unseen = sorted(set(text[code == 0, j]) - {None})
-        rows.append({"unseen": int(new[0] * len(code)), "examples": ", ".join(map(repr, unseen[:3])),
+    for (counts, unseen), seen in zip(tallies, vocabulary.train_rows):
+        new = counts / max(counts.sum(), 1)
+        rows.append({"unseen": int(counts[0]), "examples": ", ".join(map(repr, sorted(unseen))),
                      "shift": 0.5 * float(np.abs(new - seen / max(seen.sum(), 1)).sum())})
     profile = pd.DataFrame(rows, index=pd.Index(vocabulary.columns, name="feature"))
     expectations = [expect("ExpectColumnValuesToBeBetween", column="unseen", max_value=0)]
@@ -257,8 +257,8 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewR
         checks += drift_checks(profiles["drift"])
     unseen = None
     if found.vocabulary is not None:
-        category, profiles["categories"] = category_checks(
-            text, Vocabulary.from_arrow(read_parquet(found.vocabulary.path)), enough)
+        vocabulary = Vocabulary.from_arrow(read_parquet(found.vocabulary.path))
+        category, profiles["categories"] = category_checks(vocabulary.tally(text), vocabulary, enough)
         checks += category
         unseen = {str(k): int(v) for k, v in profiles["categories"]["unseen"].items()}
     if not enough:

@@ -85,7 +85,7 @@ def predict_task(data: str, artifacts: str, model: str = "champion", dataset: st
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         run.parents = [*fitted, raw_file(new.identity)]
         if streamed:
-            return {"predictions": run.put_batches(streamed_predictions(found, path, predictions))}
+            return {"predictions": run.put_batches(streamed_predictions(found, path, predictions), unseen=new.unseen)}
         return {"predictions": run.put_table(predictions(found, new), unseen=new.unseen)}
 
     ref = run.run(produce)["predictions"]

@@ -5,9 +5,11 @@ reduces: the columns and their types from the file's header (a CSV's first block
 feature the moments and the share of values outside training's range, merged over batches, and
 the first cell the model cannot score (missing or infinite), named by its row in the whole
 table. A second pass scales and scores each batch with the model loaded once, and the store
-writes the predictions as row groups. Chosen as the data stages choose (``--stream``, or by
-default when the table's values would take over ``STREAM_BYTES``); a model that takes
-categorical columns, or images, is scored in memory.
+writes the predictions as row groups. A model's categorical columns are read as text and
+tallied per category over the batches (unseen ones, the shares' shift), then one-hot encoded by
+its vocabulary as each batch is scored. Chosen as the data stages choose (``--stream``, or by
+default when the table's values would take over ``STREAM_BYTES``); a model of images is
+scored in memory.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tasks.serving.drift import (
     MIN_DRIFT_ROWS,
     NewRows,
     SkewError,
+    category_checks,
     drift_checks,
     drift_frame,
     judge_drift,
@@ -33,11 +36,12 @@ from tasks.serving.drift import (
     training_profile,
 )
 from tasks.serving.resolve import Trained
+from tasks.stages.categories import Vocabulary, merged_tallies
 from tasks.stages.scale import StandardScaler
 from tasks.stages.streamed import STREAM_BYTES, values_bytes
 from tasks.stages.streamed_stats import Moments, batches
 from tasks.stages.table import table_kind
-from tasks.stages.table_stream import CSV_BLOCK_BYTES, as_numbers, csv_blocks, text_cells
+from tasks.stages.table_stream import CSV_BLOCK_BYTES, as_numbers, category_cells, csv_blocks, text_cells
 from tasks.store.artifacts import sha256_file
 from tasks.store.dataset import read_parquet
 
@@ -46,10 +50,10 @@ def streams_new(path: Path, found: Trained, stream: bool | None) -> bool:
     """Whether predict streams the new table at ``path`` (see the module's text)."""
     if stream is False:
         return False
-    scorable = table_kind(path) is not None and not found.spec.is_image and found.vocabulary is None
+    scorable = table_kind(path) is not None and not found.spec.is_image
     if stream and not scorable:
-        raise OptionError(f"--stream: {path.name} is scored in memory (a model of images or of categorical "
-                          "columns, or a file that is not a table): run predict without --stream")
+        raise OptionError(f"--stream: {path.name} is scored in memory (a model of images, or a file that is "
+                          "not a table): run predict without --stream")
     return bool(stream) or (scorable and path.is_file() and (values_bytes(path) or 0) > STREAM_BYTES)
 
 
@@ -67,15 +71,20 @@ def _header(path: Path) -> dict[str, bool]:
             or pa.types.is_decimal(f.type) for f in schema}
 
 
-def new_batches(path: Path, columns: list[str], batch_rows: int | None = None) -> Iterator[np.ndarray]:
-    """The new table's ``columns`` as float64 rows (missing cells NaN), a batch at a time."""
+def new_batches(path: Path, columns: list[str], categorical: tuple[str, ...] = (), batch_rows: int | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """The new table's ``columns`` as float64 rows (missing cells NaN) and its ``categorical``
+    ones as text (None where missing; None without them), a batch at a time."""
     if table_kind(path) == "parquet":
-        read = batches(str(path), columns, batch_rows)
+        read = batches(str(path), [*columns, *categorical], batch_rows)
     else:
-        read = csv_blocks(path, dict.fromkeys(columns, pa.float64()), CSV_BLOCK_BYTES,
-                          lambda done: _text_refused(path, columns, done))
+        types = {**dict.fromkeys(columns, pa.float64()), **dict.fromkeys(categorical, pa.string())}
+        read = csv_blocks(path, types, CSV_BLOCK_BYTES, lambda done: _text_refused(path, columns, done))
     for batch in read:
-        yield np.column_stack([as_numbers(column).to_numpy(zero_copy_only=False) for column in batch.columns])
+        X = np.column_stack([as_numbers(batch.column(c)).to_numpy(zero_copy_only=False) for c in columns])
+        text = np.column_stack([category_cells(batch.column(c)).to_numpy(zero_copy_only=False)
+                                for c in categorical]) if categorical else None
+        yield X, text
 
 
 def _text_refused(path: Path, columns: list[str], done: int) -> SkewError:
@@ -100,16 +109,22 @@ def check_streamed(path: Path, found: Trained, strict: bool, warn, info) -> NewR
                         + "\n".join(f"  - {line}" for line in skew_findings(outcome, path.name, given, spec)))
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
     seen = training_profile(found, scaler)
-    width, imputing = len(kept), spec.missing == "impute"
+    width, imputing, categorical = len(kept), spec.missing == "impute", spec.categorical
+    vocabulary = Vocabulary.from_arrow(read_parquet(found.vocabulary.path)) if found.vocabulary else None
     moments, outside = Moments(0, np.zeros(width), np.zeros(width)), np.zeros(width)
-    rows, unscorable, first = 0, 0, None
-    for X in new_batches(path, kept):
+    rows, unscorable, first, tallies = 0, 0, None, None
+    for X, text in new_batches(path, kept, categorical):
         broken = np.isinf(X) | (np.isnan(X) & (not imputing))
+        if text is not None and not imputing:
+            broken = np.concatenate([broken, text == None], axis=1)  # noqa: E711 (elementwise)
         if broken.any():
             unscorable += int(broken.sum())
             if first is None:
                 at, column = np.nonzero(broken)
-                first = (rows + at[0], kept[column[0]])
+                first = (rows + at[0], [*kept, *categorical][column[0]])
+        elif vocabulary is not None:
+            tally = vocabulary.tally(text)
+            tallies = tally if tallies is None else merged_tallies(tallies, tally)
         filled = scaler.filled(X)
         moments = moments.merged(Moments.of(filled))
         outside += ((filled < seen.low) | (filled > seen.high)).sum(axis=0)
@@ -117,12 +132,18 @@ def check_streamed(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     if unscorable:
         raise SkewError(f"{path.name}: {unscorable} missing or infinite value(s), e.g. column {first[1]!r} at row "
                         f"{first[0] + 1}; the model cannot score them: nothing was scored")
-    if rows >= MIN_DRIFT_ROWS:
-        profile = drift_frame(moments.mean, moments.std, outside / rows, seen, kept)
-        judge_drift(drift_checks(profile), {"drift": profile}, rows, path.name, strict, warn)
-    else:
+    checks, profiles, unseen, enough = [], {}, None, rows >= MIN_DRIFT_ROWS
+    if enough:
+        profiles["drift"] = drift_frame(moments.mean, moments.std, outside / rows, seen, kept)
+        checks += drift_checks(profiles["drift"])
+    if vocabulary is not None and tallies is not None:  # an unseen category is said at any count, as in memory
+        category, profiles["categories"] = category_checks(tallies, vocabulary, enough)
+        checks += category
+        unseen = {str(k): int(v) for k, v in profiles["categories"]["unseen"].items()}
+    if not enough:
         info(f"{path.name}: {rows} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
-    return NewRows(np.empty((0, width)), None, f"{path.name}:{sha256_file(path)}")
+    judge_drift(checks, profiles, rows, path.name, strict, warn)
+    return NewRows(np.empty((0, width)), None, f"{path.name}:{sha256_file(path)}", unseen)
 
 
 def streamed_predictions(found: Trained, path: Path, score: Callable[..., pa.Table]) -> Iterator[pa.RecordBatch]:
@@ -131,6 +152,6 @@ def streamed_predictions(found: Trained, path: Path, score: Callable[..., pa.Tab
     from tasks.model import files as model_files
 
     model, first = model_files.load(found.model.path), 0
-    for X in new_batches(path, scaler_features(found)):
-        yield from score(found, NewRows(X, None, ""), model, first).to_batches()
+    for X, text in new_batches(path, scaler_features(found), found.spec.categorical):
+        yield from score(found, NewRows(X, text, ""), model, first).to_batches()
         first += len(X)

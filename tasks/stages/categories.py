@@ -41,17 +41,24 @@ class Vocabulary:
     @classmethod
     def fit(cls, text: np.ndarray, columns: tuple[str, ...], impute: bool) -> Vocabulary:
         """Learn each column's categories from ``text`` (the train rows only)."""
-        words, counts, fills = [], [], []
+        counted = []
         for j in range(len(columns)):
             values = text[:, j]
-            present = values[values != None].astype(str)  # noqa: E711 (elementwise)
-            layer = _lookup()
-            layer.adapt(present)
-            vocabulary = tuple(map(str, layer.get_vocabulary()[1:]))
-            codes = np.asarray(layer(present))
-            words.append(vocabulary)
-            counts.append(np.bincount(codes, minlength=len(vocabulary) + 1).astype(np.int64))
-            fills.append(vocabulary[0] if impute and vocabulary else None)
+            words, counts = np.unique(values[values != None].astype(str), return_counts=True)  # noqa: E711
+            counted.append(dict(zip(words.tolist(), counts.tolist())))
+        return cls.from_counts(columns, counted, impute)
+
+    @classmethod
+    def from_counts(cls, columns: tuple[str, ...], counted: list[dict[str, int]], impute: bool) -> Vocabulary:
+        """The vocabulary from each column's train rows per category, however they were counted
+        (at once, or merged over a stream's row groups): in the order ``StringLookup.adapt`` gives
+        (most rows first, a tie by the category, the greater first), so the vocabulary is Keras's."""
+        words, counts, fills = [], [], []
+        for column in counted:
+            ordered = sorted(column.items(), key=lambda item: (item[1], item[0]), reverse=True)
+            words.append(tuple(str(word) for word, _ in ordered))
+            counts.append(np.array([0, *(n for _, n in ordered)], np.int64))
+            fills.append(ordered[0][0] if impute and ordered else None)
         return cls(tuple(columns), tuple(words), tuple(counts), tuple(fills))
 
     def codes(self, text: np.ndarray) -> list[np.ndarray]:
@@ -67,6 +74,12 @@ class Vocabulary:
                 values[missing] = self.fills[j]
             out.append(np.asarray(_lookup(list(words))(values.astype(str))).astype(np.int64))
         return out
+
+    def tally(self, text: np.ndarray, kept: int = 3) -> list[tuple[np.ndarray, set]]:
+        """Per column: its rows per index (0: unseen) and the first ``kept`` unseen categories
+        (in sorted order), a sum that merges over batches (``merged_tallies``)."""
+        return [(np.bincount(code, minlength=len(words) + 1), set(sorted(set(text[code == 0, j]) - {None})[:kept]))
+                for j, (words, code) in enumerate(zip(self.words, self.codes(text)))]
 
     def encode(self, text: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """The one-hot columns (float32, ``names()``'s order) and each column's count of unseen values."""
@@ -100,3 +113,9 @@ class Vocabulary:
         return cls(columns, tuple(tuple(p["category"].iloc[1:]) for p in parts),
                    tuple(p["train_rows"].to_numpy() for p in parts),
                    tuple(next(iter(p.loc[p["fill"], "category"]), None) for p in parts))
+
+
+def merged_tallies(first: list[tuple[np.ndarray, set]], later: list[tuple[np.ndarray, set]], kept: int = 3
+                   ) -> list[tuple[np.ndarray, set]]:
+    """Two batches' ``Vocabulary.tally``, as one tally of both."""
+    return [(a + b, set(sorted(seen | more)[:kept])) for (a, seen), (b, more) in zip(first, later)]

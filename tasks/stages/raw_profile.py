@@ -1,19 +1,24 @@
 """What the streamed raw validation point reduces from a span of the raw artifact's rows, and how
 spans merge (tasks/stages/fan_out.py): each feature's missing and infinite cells and finite
-range, the rows counted, the largest label, a row whose target breaks nothing, and the first
-rows of each kind of fault with their values (``Examples``), merged in row order, so the parts'
-profile names the same rows as one scan of the whole table."""
+range, each categorical column's missing cells and distinct values (up to ``MAX_CATEGORIES``
+and one more: past that the column is refused whatever their number), the rows counted, the
+largest label, a row whose target breaks nothing, and the first rows of each kind of fault
+with their values (``Examples``), merged in row order, so the parts' profile names the same
+rows as one scan of the whole table."""
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
 
 import numpy as np
+import pyarrow.compute as pc
 
+from tasks.stages.categories import MAX_CATEGORIES
 from tasks.stages.fan_out import Span, rows_in
 from tasks.store.dataset import DatasetSpec
 
 EXAMPLES = 5  # rows kept per column and kind of fault, to name in a finding
+DISTINCT_KEPT = MAX_CATEGORIES + 1  # a categorical column's distinct values kept: enough to refuse it
 
 
 class Examples:
@@ -47,21 +52,27 @@ class RawProfile:
     lo: np.ndarray
     hi: np.ndarray
     examples: Examples
+    words: list[set] = dataclasses.field(default_factory=list)  # per categorical column (see the module's text)
     rows: int = 0
     top: int = -1
     good: tuple | None = None  # (row id, target) of a row whose target passes; the first row if none does
 
     @classmethod
-    def empty(cls, width: int) -> RawProfile:
+    def empty(cls, width: int, categorical: int = 0) -> RawProfile:
         return cls(np.zeros(width, np.int64), np.zeros(width, np.int64), np.full(width, np.inf),
-                   np.full(width, -np.inf), Examples())
+                   np.full(width, -np.inf), Examples(), [set() for _ in range(categorical)])
 
     def merged(self, later: RawProfile) -> RawProfile:
         """This span's profile followed by the next span's."""
         good = self.good if self.good is not None else later.good  # the first span's, unless it was empty
         return RawProfile(self.nan + later.nan, self.inf + later.inf, np.minimum(self.lo, later.lo),
                           np.maximum(self.hi, later.hi), self.examples.merged(later.examples),
+                          [_kept(a | b) for a, b in zip(self.words, later.words)],
                           self.rows + later.rows, max(self.top, later.top), good)
+
+
+def _kept(words: set) -> set:
+    return words if len(words) <= DISTINCT_KEPT else set(sorted(words)[:DISTINCT_KEPT])
 
 
 def target_passes(spec: DatasetSpec, y: np.ndarray) -> np.ndarray:
@@ -76,10 +87,10 @@ def target_passes(spec: DatasetSpec, y: np.ndarray) -> np.ndarray:
 
 def raw_part(span: Span, path: str, spec: DatasetSpec, batch_rows: int | None) -> RawProfile:
     """The raw profile of ``span`` of the raw artifact at ``path``."""
-    names = list(spec.features)
-    profile, bounds = RawProfile.empty(len(names)), [spec.feature_range(c) for c in names]
+    names, categorical = list(spec.features), list(spec.categorical)
+    profile, bounds = RawProfile.empty(len(names), len(categorical)), [spec.feature_range(c) for c in names]
     examples = profile.examples
-    for rows in rows_in(path, ["row_id", spec.target, *names], span, batch_rows):
+    for rows in rows_in(path, ["row_id", spec.target, *names, *categorical], span, batch_rows):
         row_id, y = rows.column(0).to_numpy(), rows.column(1).to_numpy(zero_copy_only=False)
         y_float = y.astype(np.float64)
         fine = target_passes(spec, y_float)
@@ -103,6 +114,13 @@ def raw_part(span: Span, path: str, spec: DatasetSpec, batch_rows: int | None) -
                 examples.add(column, "min", values < bounds[j][0], row_id, values)
             if high > bounds[j][1]:
                 examples.add(column, "upper", values > bounds[j][1], row_id, values)
+        for k, column in enumerate(categorical):
+            text = rows.column(len(names) + 2 + k)
+            if text.null_count:
+                examples.add(column, "nulls", text.is_null().to_numpy(zero_copy_only=False), row_id,
+                             text.to_numpy(zero_copy_only=False))
+            if len(profile.words[k]) <= DISTINCT_KEPT:
+                profile.words[k] = _kept(profile.words[k] | set(pc.unique(text.drop_null()).to_pylist()))
         examples.add(spec.target, "null", np.isnan(y_float), row_id, y)
         if spec.task == "classification":
             examples.add(spec.target, "set", y_float < 0, row_id, y)

@@ -8,18 +8,21 @@ so that a reader of one split (``tasks/model/streamed_batches.py``) reads only t
 groups. The values are those ``scale`` gives; only the rows' order differs (the in-memory stage
 puts each split in one block). With ``--missing impute``, the train rows' medians come first
 (``streamed_median``: exact, in a few passes more), and the moments, the ranges and the scaled
-values are of the rows so filled, as in memory. A table's categorical columns are refused here
-for now, naming what to do.
+values are of the rows so filled, as in memory. A table's categorical columns: the first pass
+also counts the train rows of each category, and their vocabulary is the one learnt in memory
+from the same rows (``Vocabulary.from_counts``); the second pass writes each row's one-hot
+columns after its scaled numbers, and counts the valid and test rows of unseen categories.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.core.errors import DataError
+from tasks.stages.categories import Vocabulary
 from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
 from tasks.stages.scale import StandardScaler, refuse_empty_train_columns
 from tasks.stages.streamed_median import medians
@@ -48,10 +51,8 @@ class StreamedScale:
                  parts: int = 1):
         self.raw_path, self.index_path, self.batch_rows, self.parts = raw_path, index_path, batch_rows, parts
         spec = spec_of(read_schema(raw_path))
-        if spec.categorical:
-            raise DataError(f"{spec.name}: categorical columns {', '.join(spec.categorical)}: a streamed table "
-                            "takes numeric columns only so far (run it in memory: --no-stream)")
         self.raw_spec, self.names, self.fill = spec, list(spec.features), None
+        self.vocabulary, self.unseen = None, dict.fromkeys(spec.categorical, 0)
         if spec.missing == "impute":  # the train rows' medians, before their moments (of the filled rows)
             self.fill = medians(self._train_rows, len(self.names))
             refuse_empty_train_columns(self.fill, self.names)
@@ -67,8 +68,9 @@ class StreamedScale:
         if scale_target:
             target = StandardScaler.from_moments(y.mean, y.std, n)
             out = out.replace(target_scaling=(float(target.mean_[0]), float(target.scale_[0])))
-        if spec.drop_constant:
-            out = out.replace(features=tuple(names), categorical=(), encoded=())
+        if spec.drop_constant or spec.categorical:
+            encoded = tuple(self.vocabulary.names()) if self.vocabulary else ()
+            out = out.replace(features=(*names, *encoded), categorical=(), encoded=encoded)
         self.spec: DatasetSpec = out
 
     def scaler_table(self) -> pa.Table:
@@ -76,13 +78,14 @@ class StreamedScale:
         (``train_std``, ``train_low``, ``train_high``): predict's drift profile reads them there
         instead of scanning the raw table again (tasks/serving/drift.py)."""
         kept = self.kept
-        return self.scaler.to_arrow(list(self.spec.features)).append_column(
+        numeric = list(self.spec.features)[:int(kept.sum())]  # (the one-hot columns follow them)
+        return self.scaler.to_arrow(numeric).append_column(
             "train_std", pa.array(self.train_moments.std[kept])).append_column(
             "train_low", pa.array(self.low[kept])).append_column("train_high", pa.array(self.high[kept]))
 
     def _pairs(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
         yield from paired((0, table_rows(self.raw_path)), self.raw_path, self.index_path, self.raw_spec.target,
-                          self.names, self.batch_rows)
+                          [*self.names, *self.raw_spec.categorical], self.batch_rows)
 
     def _train_rows(self) -> Iterator[np.ndarray]:
         """The train rows' features (as read: missing values NaN), a batch at a time."""
@@ -90,16 +93,24 @@ class StreamedScale:
             yield _features(rows, self.names)[rows_of(labels, "train")]
 
     def _train_moments(self) -> tuple[Moments, Moments, int]:
-        """The train rows' moments, target's and ranges, scanned in ``parts`` (fan_out.py)."""
-        width = len(self.names)
+        """The train rows' moments, target's and ranges, and their categories' counts (the
+        vocabulary), scanned in ``parts`` (fan_out.py)."""
+        width, categorical = len(self.names), list(self.raw_spec.categorical)
         x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
         low, high = np.full(width, np.inf), np.full(width, -np.inf)
+        words = [Counter() for _ in categorical]
         for part in scanned(train_part, table_rows(self.raw_path), self.parts, self.raw_path, self.index_path,
-                            self.raw_spec.target, self.names, self.batch_rows, self.fill, batch_rows=self.batch_rows):
+                            self.raw_spec.target, self.names, self.batch_rows, self.fill, categorical,
+                            batch_rows=self.batch_rows):
             x, y = x.merged(part[0]), y.merged(part[1])
             low, high = np.minimum(low, part[2]), np.maximum(high, part[3])
+            for counted, more in zip(words, part[4]):
+                counted.update(more)
         if x.count == 0:
             raise ValueError("StandardScaler.fit() got no rows: the train split is empty")
+        if categorical:
+            self.vocabulary = Vocabulary.from_counts(tuple(categorical), [dict(w) for w in words],
+                                                     self.raw_spec.missing == "impute")
         self.kept, self.low, self.high = ~(low == high), low, high
         return x, y, x.count
 
@@ -109,20 +120,33 @@ class StreamedScale:
         time into a column-major block (``to_arrow`` then takes its columns without a copy) with
         ``StandardScaler.transform``'s float32 arithmetic, so the values are the same."""
         mean, scale = self.scaler.mean_.astype(np.float32), self.scaler.scale_.astype(np.float32)
-        kept = np.flatnonzero(self.kept)
+        kept, width = np.flatnonzero(self.kept), len(self.spec.features)
         for rows, labels in self._pairs():
-            X = np.empty((rows.num_rows, len(kept)), np.float32, order="F")
+            X = np.empty((rows.num_rows, width), np.float32, order="F")
             for k, j in enumerate(kept):
                 values = rows.column(int(j) + 2).to_numpy(zero_copy_only=False)
                 if self.fill is not None:  # as ``StandardScaler.filled``, before the arithmetic
                     values = np.where(np.isnan(values), self.fill[j], values)
                 np.subtract(values, mean[k], out=X[:, k], dtype=np.float32)
                 np.divide(X[:, k], scale[k], out=X[:, k])
+            if self.vocabulary is not None:  # the one-hot columns after the numbers, as in memory
+                X[:, len(kept):] = self._one_hot(rows)
             whole = to_arrow(Frame(self.spec, X, _target(rows), rows.column(0).to_numpy(), labels))
             for name in SPLITS:
                 part = whole.filter(pc.equal(labels, name))
                 if part.num_rows:
                     yield from part.to_batches()
+
+
+    def _one_hot(self, rows: pa.RecordBatch) -> np.ndarray:
+        """The categorical columns' one-hot block, the unseen categories counted."""
+        first = 2 + len(self.names)
+        text = np.column_stack([rows.column(first + k).to_numpy(zero_copy_only=False)
+                                for k in range(len(self.raw_spec.categorical))])
+        one_hot, unseen = self.vocabulary.encode(text)
+        for column, count in zip(self.raw_spec.categorical, unseen):
+            self.unseen[column] += count
+        return one_hot
 
 
 def paired(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None
@@ -137,21 +161,26 @@ def paired(span: Span, raw_path: str, index_path: str, target: str, names: list[
 
 
 def train_part(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None,
-               fill: np.ndarray | None = None) -> tuple[Moments, Moments, np.ndarray, np.ndarray]:
-    """The train rows' feature and target moments and the features' ranges, over ``span``
-    (missing values filled with ``fill`` first, when given)."""
+               fill: np.ndarray | None = None, categorical: list[str] = ()
+               ) -> tuple[Moments, Moments, np.ndarray, np.ndarray, list[dict]]:
+    """The train rows' feature and target moments, the features' ranges and each ``categorical``
+    column's rows per category, over ``span`` (missing values filled with ``fill`` first, when given)."""
     width = len(names)
     x, y = Moments(0, np.zeros(width), np.zeros(width)), Moments(0, np.zeros(1), np.zeros(1))
     low, high = np.full(width, np.inf), np.full(width, -np.inf)
-    for rows, labels in paired(span, raw_path, index_path, target, names, batch_rows):
+    words = [Counter() for _ in categorical]
+    for rows, labels in paired(span, raw_path, index_path, target, [*names, *categorical], batch_rows):
         train = rows_of(labels, "train")
+        for k, counted in enumerate(words):
+            found = pc.value_counts(rows.column(2 + width + k).filter(pa.array(train)).drop_null())
+            counted.update(dict(zip(found.field("values").to_pylist(), found.field("counts").to_pylist())))
         X = _features(rows, names)[train]
         if fill is not None:
             X = np.where(np.isnan(X), fill, X)
         x, y = x.merged(Moments.of(X)), y.merged(Moments.of(_target(rows)[train, None]))
         if len(X):
             low, high = np.minimum(low, X.min(axis=0)), np.maximum(high, X.max(axis=0))
-    return x, y, low, high
+    return x, y, low, high, [dict(w) for w in words]
 
 
 def _features(rows: pa.RecordBatch, names: list[str]) -> np.ndarray:

@@ -23,12 +23,14 @@ def scale_task(raw: ArtifactRef, index: ArtifactRef, artifacts: str, force: bool
     def produce(run: StageRun) -> dict[str, ArtifactRef]:
         if is_streamed(raw):  # a row group at a time (tasks/stages/scale_stream.py)
             fitted = StreamedScale(raw.path, index.path, scale_target, parts=workers)
-            return {"scaled": run.put_batches(fitted.scaled_batches()),
+            refs = {"scaled": run.put_batches(fitted.scaled_batches()),
                     "scaler": run.put_table(fitted.scaler_table(), stage="scaler")}
-        scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)
-        numeric = feature_names(scaled)[:len(scaler.mean_)]
-        refs = {"scaled": run.put_table(to_arrow(scaled)),
-                "scaler": run.put_table(scaler.to_arrow(numeric), stage="scaler")}
+            vocabulary, unseen = fitted.vocabulary, fitted.unseen  # (unseen: counted as the scaled rows were written)
+        else:
+            scaled, scaler, vocabulary, unseen = scale(read_frame(raw.path), read_index(index.path), scale_target)
+            numeric = feature_names(scaled)[:len(scaler.mean_)]
+            refs = {"scaled": run.put_table(to_arrow(scaled)),
+                    "scaler": run.put_table(scaler.to_arrow(numeric), stage="scaler")}
         if vocabulary is not None:
             for column, count in unseen.items():
                 if count:

@@ -19,7 +19,7 @@ from tasks.core.errors import DataError, OptionError
 from tasks.stages.split_stream import split_batches
 from tasks.stages.streamed_stats import rows_per_batch
 from tasks.stages.table import table_kind
-from tasks.stages.table_stream import StreamedTable
+from tasks.stages.table_stream import StreamedTable, is_text_type
 from tasks.store.artifacts import ArtifactRef
 from tasks.store.dataset import Frame, to_arrow
 from tasks.store.lineage import RawFile
@@ -32,10 +32,10 @@ SPLIT_IN_MEMORY_ROWS = 5_000_000  # up to here, the course's seeded split (it ho
 def streams(source, stream: bool | None) -> bool:
     """Whether a flow's ``Source`` (tasks/stages/load.py) is streamed: as asked (``stream``), else
     by its size, for a local table whose columns a stream takes (see the module's text). A table
-    named by a URL, or one read with --categorical, is streamed only when asked."""
+    named by a URL is streamed only when asked."""
     if stream is not None:
         return stream
-    if source.path is None or is_url(source.path) or source.table.categorical:
+    if source.path is None or is_url(source.path):
         return False
     path = Path(source.path)
     if not path.is_file():
@@ -45,9 +45,9 @@ def streams(source, stream: bool | None) -> bool:
             schema = pq.read_schema(path)
         except (pa.ArrowException, OSError):
             return False  # the load names what is wrong with the file
-        if any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in schema
-               if f.name not in ("split", source.target) or source.task == "classification"):
-            return False  # text columns (or text labels) are read in memory
+        labels = schema.field(source.target).type if source.target in schema.names else None
+        if source.task == "classification" and labels is not None and is_text_type(labels):
+            return False  # text labels are coded in sorted order, which needs every row first
     return (values_bytes(path) or 0) > STREAM_BYTES
 
 

@@ -45,14 +45,7 @@ def load_table(path: str | os.PathLike, target: str, task: str, options: TableOp
     df = read_table_file(path)
     if options.missing not in MISSING:
         raise OptionError(f"--missing {options.missing}: use one of {', '.join(MISSING)}")
-    for flag, names in (("--categorical", options.categorical), ("--numeric", options.numeric)):
-        unknown = [c for c in names if c not in df.columns or c in (target, "split")]
-        if unknown:
-            raise OptionError(f"{flag} {','.join(unknown)}: not a feature column of {path.name} "
-                              f"(its columns: {values_text(map(str, df.columns))})")
-    both = sorted(set(options.categorical) & set(options.numeric))
-    if both:
-        raise OptionError(f"{', '.join(both)}: named by both --categorical and --numeric")
+    refuse_undeclared(options, list(df.columns), target, path)
     if target not in df.columns:
         raise DataError(f"{path.name}: no column {target!r} (the --target); its columns are "
                         f"{values_text(map(str, df.columns))}")
@@ -80,6 +73,18 @@ def load_table(path: str | os.PathLike, target: str, task: str, options: TableOp
     words = np.column_stack([category_text(df[c]) for c in text]) if text else None
     return (Frame(spec, X, y, np.arange(len(df), dtype=np.int64), split, words),
             [f"{path.name}:{sha256_file(path)}"])
+
+
+def refuse_undeclared(options: TableOptions, columns: list, target: str, path: Path) -> None:
+    """--categorical and --numeric must name feature columns of the table, each by one of them."""
+    for flag, names in (("--categorical", options.categorical), ("--numeric", options.numeric)):
+        unknown = [c for c in names if c not in columns or c in (target, "split")]
+        if unknown:
+            raise OptionError(f"{flag} {','.join(unknown)}: not a feature column of {path.name} "
+                              f"(its columns: {values_text(map(str, columns))})")
+    both = sorted(set(options.categorical) & set(options.numeric))
+    if both:
+        raise OptionError(f"{', '.join(both)}: named by both --categorical and --numeric")
 
 
 def category_text(values) -> np.ndarray:

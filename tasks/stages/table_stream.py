@@ -22,10 +22,19 @@ import pyarrow.compute as pc
 from tasks.core.errors import DataError, OptionError, rows_text, values_text
 from tasks.core.params import MISSING
 from tasks.stages.streamed_stats import batches, rows_per_batch
-from tasks.stages.table import TableOptions, refuse_one_based, table_kind
+from tasks.stages.table import TableOptions, refuse_one_based, refuse_undeclared, table_kind
 from tasks.store.dataset import SPEC_KEY, SPLITS, DatasetSpec, SplitRule
 
 CSV_BLOCK_BYTES = 16 * 2**20  # bytes per block of Arrow's CSV reader (about 100,000 housing rows)
+WHOLE = r"^([-+]?\d+)\.0*$"  # a whole number written as a float
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"  # a cell that reads as a number
+
+
+def is_text_type(kind: pa.DataType) -> bool:
+    """Whether a column of this Arrow type holds text (dictionary-encoded text too)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 class StreamedTable:
@@ -38,36 +47,56 @@ class StreamedTable:
         self.kind = _kind(self.path)
         if self.options.missing not in MISSING:
             raise OptionError(f"--missing {self.options.missing}: use one of {', '.join(MISSING)}")
-        columns = self._header()
-        name = self.path.name
+        header = self._header()
+        columns, name = list(header), self.path.name
+        refuse_undeclared(self.options, columns, target, self.path)
         if target not in columns:
             raise DataError(f"{name}: no column {target!r} (the --target); its columns are "
                             f"{values_text(map(str, columns))}")
-        features = [c for c in columns if c not in (target, "split")]
-        if not features:
+        others = [c for c in columns if c not in (target, "split")]
+        if not others:
             raise DataError(f"{name}: no feature columns besides the target {target!r}")
-        if self.options.categorical:
-            raise DataError(f"{name}: --categorical {','.join(self.options.categorical)}: a streamed table takes "
-                            "numeric columns only so far (a vocabulary needs the whole table first); pass "
-                            "--no-stream if the table fits in memory")
+        self.inferred = [c for c in others if c not in self.options.categorical and c not in self.options.numeric
+                         and is_text_type(header[c])]
+        if self.inferred:  # a column whose first batch holds a number is numbers (its text cells refused)
+            self.inferred = [c for c in self.inferred if c not in self._holding_numbers(self.inferred)]
+        self.categorical = [c for c in others if c in self.options.categorical or c in self.inferred]
+        features = [c for c in others if c not in self.categorical]
         self.target, self.features, self.has_split = target, features, "split" in columns
         self.spec = DatasetSpec(name=self.path.stem, task=task, target=target, features=tuple(features),
+                                categorical=tuple(self.categorical),
                                 missing=self.options.missing, drop_constant=self.options.drop_constant,
                                 split=SplitRule("given" if self.has_split else "random"), streamed=True)
         y_type = pa.int64() if task == "classification" else pa.float64()
         fields = [pa.field("row_id", pa.int64()), *([pa.field("split", pa.string())] if self.has_split else []),
-                  pa.field(target, y_type), *(pa.field(c, pa.float64()) for c in features)]
+                  pa.field(target, y_type), *(pa.field(c, pa.float64()) for c in features),
+                  *(pa.field(c, pa.string()) for c in self.categorical)]
         self.schema = pa.schema(fields, metadata={SPEC_KEY: self.spec.to_json().encode()})
 
-    def _header(self) -> list[str]:
+    def _header(self) -> dict[str, pa.DataType]:
+        """Each column's type: a Parquet file's, a CSV's as Arrow reads its first block."""
         if self.kind == "parquet":
             import pyarrow.parquet as pq
 
-            return list(_readable(self.path, lambda: pq.ParquetFile(self.path).schema_arrow.names))
-        import pyarrow.csv as csv
+            schema = _readable(self.path, lambda: pq.ParquetFile(self.path).schema_arrow)
+        else:
+            import pyarrow.csv as csv
 
-        reader = _readable(self.path, lambda: csv.open_csv(self.path, read_options=csv.ReadOptions(block_size=2**16)))
-        return list(reader.schema.names)
+            schema = _readable(self.path, lambda: csv.open_csv(
+                self.path, read_options=csv.ReadOptions(block_size=self.block_bytes)).schema)
+        return {f.name: f.type for f in schema}
+
+    def _holding_numbers(self, columns: list[str]) -> list[str]:
+        """Those of ``columns`` with a cell that reads as a number in the first batch."""
+        if self.kind == "parquet":
+            first = next(batches(str(self.path), columns, self.batch_rows), None)
+        else:
+            first = next(csv_blocks(self.path, dict.fromkeys(columns, pa.string()), self.block_bytes,
+                                    lambda _: DataError(f"{self.path.name}: cannot be read as csv")), None)
+        if first is None:
+            return []
+        return [c for c in columns if pc.any(pc.match_substring_regex(first.column(c).cast(pa.string()),
+                                                                       NUMBER)).as_py()]
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The table in the raw artifact's layout, ``batch_rows`` rows at a time."""
@@ -83,13 +112,12 @@ class StreamedTable:
             refuse_one_based(self._labels, self.target, self.path)
 
     def _read(self) -> Iterator[pa.RecordBatch]:
-        wanted = [*(["split"] if self.has_split else []), self.target, *self.features]
+        wanted = [*(["split"] if self.has_split else []), self.target, *self.features, *self.categorical]
         if self.kind == "parquet":
             yield from batches(str(self.path), wanted, self.batch_rows)
             return
         types = {c: pa.float64() for c in (self.target, *self.features)}
-        if self.has_split:
-            types["split"] = pa.string()
+        types.update(dict.fromkeys([*(["split"] if self.has_split else []), *self.categorical], pa.string()))
         for batch in csv_blocks(self.path, types, self.block_bytes, self._text_cells):
             yield from (batch.slice(i, self.batch_rows) for i in range(0, batch.num_rows, self.batch_rows))
 
@@ -101,8 +129,8 @@ class StreamedTable:
         column, values, rows = found
         role = "target" if column == self.target else "feature"
         return DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are expected: "
-                         f"{values_text(values)} at {rows_text(rows)}; fix those cells (a streamed table takes "
-                         "numeric columns only so far)")
+                         f"{values_text(values)} at {rows_text(rows)}; fix those cells"
+                         + (f", or declare it --categorical {column}" if role == "feature" else ""))
 
     def _checked(self, batch: pa.RecordBatch, first: int) -> pa.RecordBatch:
         """One batch in the raw artifact's layout; what cannot be used is refused naming global rows."""
@@ -117,6 +145,7 @@ class StreamedTable:
             arrays.append(split)
         arrays.append(self._target(batch, first))
         arrays.extend(self._number(batch, c, first, "feature") for c in self.features)
+        arrays.extend(self._category(batch, c, first) for c in self.categorical)
         return pa.record_batch(arrays, schema=self.schema)
 
     def _number(self, batch: pa.RecordBatch, column: str, first: int, role: str) -> pa.Array:
@@ -130,10 +159,23 @@ class StreamedTable:
             bad = np.flatnonzero(numbers.isna().to_numpy() & text.notna().to_numpy())
             if len(bad):
                 raise DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are expected: "
-                                f"{values_text(text.iloc[bad[:5]])} at {rows_text(bad + first)}; fix those cells "
-                                "(a streamed table takes numeric columns only so far)")
+                                f"{values_text(text.iloc[bad[:5]])} at {rows_text(bad + first)}; fix those cells"
+                                + (f", or declare it --categorical {column}" if role == "feature" else ""))
             return pa.array(numbers.to_numpy(np.float64))
         return as_numbers(values)
+
+    def _category(self, batch: pa.RecordBatch, column: str, first: int) -> pa.Array:
+        """A categorical column as text (``category_cells``), an undeclared one checked."""
+        values = category_cells(batch.column(column))
+        if column in self.inferred:  # undeclared: text in every row, or refused as in memory
+            numbers = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, NUMBER), False).to_numpy(
+                zero_copy_only=False))
+            if len(numbers):
+                raise DataError(f"{self.path.name}: column {column!r} of text holds numbers "
+                                f"({values_text(values.take(numbers[:3]).to_pylist())} at "
+                                f"{rows_text(numbers + first, len(numbers))}); declare it --categorical {column} "
+                                f"(every value a category) or --numeric {column} (then fix the text cells)")
+        return values
 
     def _target(self, batch: pa.RecordBatch, first: int) -> pa.Array:
         y = self._number(batch, self.target, first, "target")
@@ -147,6 +189,15 @@ class StreamedTable:
                             "classification needs whole labels 0..K-1")
         self._labels |= set(np.unique(values).astype(np.int64).tolist())
         return pa.array(values.astype(np.int64))
+
+
+def category_cells(values: pa.Array) -> pa.Array:
+    """A categorical column's cells as text, missing ones null, a whole number without its ".0"
+    (a code the file holds as a float), as ``category_text`` does in memory; cell by cell, where
+    memory decides for the whole column (so 2.0 beside 2.5 reads "2" here, "2.0" there)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    return pc.replace_substring_regex(values.cast(pa.string()), WHOLE, r"\1")
 
 
 def as_numbers(values: pa.Array) -> pa.Array:
@@ -164,7 +215,8 @@ def csv_blocks(path: Path, types: dict[str, pa.DataType], block_bytes: int,
     done = 0
     try:  # (opening reads the first block)
         reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes),
-                              convert_options=csv.ConvertOptions(column_types=types, include_columns=list(types)))
+                              convert_options=csv.ConvertOptions(column_types=types, include_columns=list(types),
+                                                                 strings_can_be_null=True))
         for batch in reader:
             yield batch
             done += batch.num_rows

@@ -86,12 +86,16 @@ def raw_checks(frame: Frame) -> list[Check]:
     checks = [Check("target", target, [rows, *target_expectations(spec, class_set(spec, frame.y))], "row"),
               Check("features", feature_profile(frame), feature_expectations(spec, most_missing), "feature")]
     if spec.categorical:
-        checks.append(Check("categories", category_profile(frame), [
-            expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=most_missing),
-            expect("ExpectColumnValuesToBeBetween", column="distinct", max_value=MAX_CATEGORIES),
-            expect("ExpectColumnValuesToBeBetween", column="distinct", min_value=2, severity="warning")],
-            "feature"))
+        checks.append(category_check(category_profile(frame), most_missing))
     return checks
+
+
+def category_check(profile: pd.DataFrame, most_missing: int) -> Check:
+    """What each categorical column must show (``profile``: its missing cells and distinct values)."""
+    return Check("categories", profile, [
+        expect("ExpectColumnValuesToBeBetween", column="nulls", max_value=most_missing),
+        expect("ExpectColumnValuesToBeBetween", column="distinct", max_value=MAX_CATEGORIES),
+        expect("ExpectColumnValuesToBeBetween", column="distinct", min_value=2, severity="warning")], "feature")
 
 
 def target_expectations(spec: DatasetSpec, labels: list[int]) -> list:

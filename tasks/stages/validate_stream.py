@@ -27,6 +27,7 @@ from tasks.stages.validate import (
     MIN_ROWS,
     Report,
     ScalingFault,
+    category_check,
     feature_expectations,
     run_checks,
     scaled_profile_checks,
@@ -50,14 +51,14 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
     in ``parts`` (fan_out.py)."""
     spec = spec_of(read_schema(path))
     names, bounds = list(spec.features), [spec.feature_range(c) for c in spec.features]
-    raw = RawProfile.empty(len(names))
+    raw = RawProfile.empty(len(names), len(spec.categorical))
     for part in scanned(raw_part, table_rows(path), parts, path, spec, batch_rows, batch_rows=batch_rows):
         raw = raw.merged(part)
     n = raw.rows
     labels = list(spec.classes) if spec.classes is not None else list(range(max(raw.top, 0) + 1))
     profile = profile_frame(spec, names, "f", raw.nan, raw.inf, raw.lo, raw.hi, n)
     neutral = np.clip(np.where(np.isfinite(raw.lo), raw.lo, 0.0), [b[0] for b in bounds], [b[1] for b in bounds])
-    suspects = _suspects(spec, names, raw.examples, raw.good, neutral)
+    suspects = _suspects(spec, names, raw.examples, raw.good, neutral, raw.words)
     target = pd.DataFrame({spec.target: suspects.y}, index=pd.Index(suspects.row_id, name="row"))
     most_missing = n - 1 if spec.missing == "impute" else 0
     size = expect("ExpectColumnValuesToBeBetween", column="rows", min_value=spec.rows, max_value=spec.rows) \
@@ -65,25 +66,36 @@ def validate_raw_streamed(path: str, site: str | None = None, batch_rows: int | 
     checks = [Check("size", pd.DataFrame({"rows": [n]}, index=pd.Index(["table"], name="table")), [size], "table"),
               Check("target", target, target_expectations(spec, labels), "row"),
               Check("features", profile, feature_expectations(spec, most_missing), "feature")]
+    if spec.categorical:
+        nulls = [raw.examples.counts.get((column, "nulls"), 0) for column in spec.categorical]
+        checks.append(category_check(pd.DataFrame({"nulls": nulls, "distinct": [len(w) for w in raw.words]},
+                                                  index=pd.Index(spec.categorical, name="feature")), most_missing))
     return run_checks("raw", suspects, checks, site=site)
 
 
-def _suspects(spec, names: list[str], examples: Examples, good: tuple, neutral: np.ndarray) -> Suspects:
+def _suspects(spec, names: list[str], examples: Examples, good: tuple, neutral: np.ndarray,
+              words: list[set]) -> Suspects:
     """The example rows as a frame: each row holds its fault in its own column and, elsewhere,
     values that break nothing (a target that passes, each column's smallest finite value within
-    its range), so a finding that looks at one column sees only that column's examples. A row
-    that breaks nothing leads (the target check needs a row, and a constant column's finding shows
-    its value)."""
+    its range, each categorical column's first category), so a finding that looks at one column
+    sees only that column's examples. A row that breaks nothing leads (the target check needs a
+    row, and a constant column's finding shows its value). The totals hold each categorical
+    column's distinct values, as counted."""
     rows = [(good[0], None, None)] + [(r, v, column) for (column, _), found in examples.rows.items() for r, v in found]
     X = np.tile(neutral, (len(rows), 1))
     y = np.full(len(rows), good[1], dtype=np.asarray(good[1]).dtype)
+    text = np.empty((len(rows), len(words)), dtype=object)
+    text[:] = [min(w, default=None) for w in words]
     for i, (_, value, column) in enumerate(rows):
         if column == spec.target:
             y[i] = value
+        elif column in spec.categorical:
+            text[i, spec.categorical.index(column)] = value
         elif column is not None:
             X[i, names.index(column)] = value
     row_id = np.array([r for r, *_ in rows], dtype=np.int64)
-    return Suspects(spec, X, y, row_id, totals=dict(examples.counts))
+    totals = {**examples.counts, **{(c, "distinct"): len(w) for c, w in zip(spec.categorical, words)}}
+    return Suspects(spec, X, y, row_id, text=text if spec.categorical else None, totals=totals)
 
 
 def validate_split_streamed(index_path: str, raw_rows: int, site: str | None = None,

@@ -89,8 +89,8 @@ def test_a_table_is_streamed_by_default_when_its_values_would_fill_the_threshold
     assert not streamed.streams(table, None)
     monkeypatch.setattr(streamed, "STREAM_BYTES", housing_csv.stat().st_size - 1)
     assert streamed.streams(table, None) and not streamed.streams(table, False)
-    # what a stream does not take yet is read in memory unless asked; --missing impute is streamed
-    assert not streamed.streams(dataclasses.replace(table, table=TableOptions(categorical=("HouseAge",))), None)
+    # declared categories and --missing impute are streamed
+    assert streamed.streams(dataclasses.replace(table, table=TableOptions(categorical=("HouseAge",))), None)
     assert streamed.streams(dataclasses.replace(table, table=TableOptions(missing="impute")), None)
     course = Source(dataset="california-housing", task="regression")
     assert streamed.streams(course, True) and not streamed.streams(course, None)  # the course's: only when asked
@@ -163,6 +163,51 @@ def predict_streamed_as_in_memory(predict, new, in_memory, artifacts, tmp_path, 
         predict(data=str(tmp_path / "text.csv"), stream=True, artifacts=artifacts)
 
 
+def test_a_table_with_a_categorical_column_streams_and_is_scored_streamed_as_in_memory(housing_csv, tmp_path,
+                                                                                     monkeypatch):
+    """A text column (found as text, missing cells imputed) through the streamed flow: the same split,
+    vocabulary and scaler as in memory; predict of a batch at a time: the same predictions and the
+    same unseen categories as in memory."""
+    from flows.predict import predict
+    from tasks.serving import predict_stream
+    from tasks.stages import streamed_stats
+
+    table = pd.read_csv(housing_csv)
+    table["region"] = np.where(table["Latitude"] > 37.5, "north", np.where(table["Longitude"] > -118.5, "east",
+                                                                           "south"))
+    table.loc[table.index % 17 == 3, "region"] = None
+    table.iloc[:2_500].to_csv(housing_csv, index=False)
+    runs = {stream: regression(data=str(housing_csv), target="MedHouseVal", missing="impute", epochs=2,
+                               stream=stream, artifacts=str(tmp_path / str(stream))) for stream in (True, False)}
+    paths = {stream: run["artifacts"] for stream, run in runs.items()}
+    assert spec_of(pq.read_schema(paths[True]["raw"])).categorical == ("region",)
+    for stage in ("split", "vocabulary"):
+        assert pd.read_parquet(paths[True][stage]).equals(pd.read_parquet(paths[False][stage])), stage
+    scalers = {stream: pd.read_parquet(p["scaler"]) for stream, p in paths.items()}
+    assert np.allclose(scalers[True]["mean"], scalers[False]["mean"], rtol=1e-9)
+    new = table.iloc[2_500:].drop(columns="MedHouseVal")
+    new.loc[new.index[[100, 400]], "region"] = "island"  # a category training never saw
+    new.to_parquet(tmp_path / "new.parquet")
+    monkeypatch.setattr(streamed_stats, "BATCH_ROWS", 64)  # 8 batches
+    artifacts = str(tmp_path / "True")
+    scored = {stream: predict(data=str(tmp_path / "new.parquet"), stream=stream, artifacts=artifacts)
+              for stream in (True, False)}
+    got = {stream: pd.read_parquet(run["artifacts"]["predictions"]) for stream, run in scored.items()}
+    assert pq.ParquetFile(scored[True]["artifacts"]["predictions"]).metadata.num_row_groups >= 8
+    assert np.allclose(got[True]["prediction"], got[False]["prediction"], rtol=1e-6)
+    lineage = {stream: json.loads(Path(run["artifacts"]["predictions"]).with_suffix(".json").read_text())
+               for stream, run in scored.items()}
+    known = set(pd.read_parquet(paths[True]["vocabulary"])["category"])
+    unseen = int((~new["region"].isin(known) & new["region"].notna()).sum())  # "island" and any the train rows lack
+    assert unseen >= 2 and [lineage[s]["unseen"] for s in (True, False)] == [{"region": unseen}] * 2
+    assert scored[True]["artifacts"]["predictions"] == scored[False]["artifacts"]["predictions"]  # the same bytes
+    monkeypatch.setattr(predict_stream, "CSV_BLOCK_BYTES", 4_096)
+    new.loc[new.index[450], "region"] = None  # the model imputes: a missing category is its most frequent one
+    new.to_csv(tmp_path / "new.csv", index=False)
+    again = predict(data=str(tmp_path / "new.csv"), stream=True, artifacts=artifacts)
+    assert len(pd.read_parquet(again["artifacts"]["predictions"])) == 500
+
+
 def test_a_streamed_classifier_on_a_user_table_of_pixels_and_images_refused(fashion_table, tmp_path):
     from flows.classification import classification
     from tasks.core.errors import OptionError
@@ -201,7 +246,7 @@ def test_the_scans_parts_run_on_a_dask_cluster_with_the_same_result(tmp_path, mo
     server = shared()
     server.wait()
     monkeypatch.setenv("PREFECT_API_URL", server.url)  # what the cluster's workers report to
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                       host="127.0.0.1") as cluster, Client(cluster) as client:
         with server.api(), get_task_stream(client) as stream:
             spread = with_runner(regression, 2, "dask", cluster.scheduler_address)(

@@ -81,6 +81,31 @@ def test_impute_fills_with_the_in_memory_medians_and_scales_the_filled_rows(hous
     assert "fill" in streamed.scaler_table().column_names  # predict fills new rows with the same medians
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+def test_categorical_columns_get_the_in_memory_vocabulary_and_one_hot_columns(housing, tmp_path, parts):
+    def regions(df):  # categories by place; two the train rows may never hold; missing cells imputed
+        df["region"] = np.where(df["Latitude"] > 37.5, "north", np.where(df["Longitude"] > -118.5, "east", "south"))
+        df.loc[df.index % 13 == 6, "region"] = None
+        df.loc[2_980:, "region"] = [f"isle {i}" for i in range(20)]  # one row each: those not in train are unseen
+        df["code"] = (df.index % 4).astype(float)  # a code held as a number, declared categorical
+    raw, index, raw_path, index_path = stored(
+        housing, tmp_path, TableOptions(categorical=("code",), missing="impute", drop_constant=True), change=regions)
+    streamed = StreamedScale(raw_path, index_path, batch_rows=250, parts=parts)
+    whole = scale(raw, index)
+    got_words, expected_words = streamed.vocabulary, whole.vocabulary
+    assert (got_words.columns, got_words.words, got_words.fills) == (
+        expected_words.columns, expected_words.words, expected_words.fills)
+    assert set(got_words.words[1]) == {"0", "1", "2", "3"}
+    assert all(np.array_equal(a, b) for a, b in zip(streamed.vocabulary.train_rows, whole.vocabulary.train_rows))
+    assert streamed.spec == whole.frame.spec  # the one-hot columns' names after the kept numbers
+    assert streamed.scaler_table()["feature"].to_pylist() == list(raw.spec.features)  # the numbers' scaler
+    ref = ArtifactStore(tmp_path / "store").put_batches(streamed.scaled_batches(), "scaled")
+    got, expected = pq.read_table(ref.path).sort_by("row_id"), to_arrow(whole.frame).sort_by("row_id")
+    for name in got.column_names:
+        assert got[name].to_pylist() == expected[name].to_pylist(), name
+    assert streamed.unseen == whole.unseen and sum(streamed.unseen.values()) > 0  # counted while written
+
+
 def test_a_column_with_no_train_value_has_no_median_to_impute_from(housing, tmp_path):
     def empty(df):
         df["AveBedrms"] = np.nan

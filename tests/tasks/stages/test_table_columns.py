@@ -132,3 +132,18 @@ def test_a_category_column_of_identifiers_is_refused_at_validation(houses, tmp_p
     with pytest.raises(ValidationFailed, match=rf"category column 'id' holds 1,200 distinct values \(a category "
                                                rf"column may hold {MAX_CATEGORIES:,}\): an identifier"):
         validate_raw(loaded(many, tmp_path))
+
+
+def test_the_vocabulary_s_order_is_string_lookup_s_ties_included():
+    import keras
+
+    words = np.array(["b", "a", "c", "é", "a", "b", "z", "é", "y", None, "c", "Ä"], dtype=object)
+    layer = keras.layers.StringLookup()
+    layer.adapt(words[words != None].astype(str))  # noqa: E711
+    fitted = Vocabulary.fit(words[:, None], ("w",), impute=True)
+    assert list(fitted.words[0]) == layer.get_vocabulary()[1:]  # ties (2 rows, 1 row) in Keras's order
+    assert fitted.fills == (fitted.words[0][0],) and fitted.train_rows[0].sum() == 11
+    from collections import Counter
+
+    halves = Counter(w for w in words[:6] if w) + Counter(w for w in words[6:] if w)  # two parts' counts, merged
+    assert Vocabulary.from_counts(("w",), [dict(halves)], True).words == fitted.words

@@ -88,12 +88,37 @@ def test_text_in_the_first_block_of_a_csv_is_refused_too(houses, tmp_path):
         list(StreamedTable(written(houses, tmp_path, ".csv"), TARGET, "regression").batches())
 
 
-def test_what_is_not_streamed_yet_is_refused_before_a_row_is_read(houses, tmp_path):
+def regions(houses: pd.DataFrame) -> pd.DataFrame:
+    """A text column of categories by latitude and longitude, one cell missing in the last batch."""
+    houses["region"] = np.where(houses["Latitude"] > 37.5, "north", np.where(houses["Longitude"] > -118.5,
+                                                                              "east", "south"))
+    houses.loc[2_950, "region"] = None
+    return houses
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_categorical_columns_stream_as_text_as_the_in_memory_load_reads_them(houses, tmp_path, suffix):
     from tasks.stages.table import TableOptions
 
-    path = written(houses, tmp_path, ".parquet")
-    with pytest.raises(DataError, match="--categorical HouseAge: a streamed table takes numeric columns only"):
-        StreamedTable(path, TARGET, "regression", TableOptions(categorical=("HouseAge",)))
+    path = written(regions(houses), tmp_path, suffix)  # region: found as text; HouseAge: declared
+    options = TableOptions(categorical=("HouseAge",), missing="impute")
+    store = ArtifactStore(tmp_path / "store")
+    ref = store.put_batches(StreamedTable(path, TARGET, "regression", options, **SMALL).batches(), "raw")
+    frame, _ = load_table(path, TARGET, "regression", options)
+    back = from_arrow(pq.read_table(ref.path))
+    assert back.spec == frame.spec.replace(streamed=True) and back.spec.categorical == ("HouseAge", "region")
+    assert np.array_equal(back.text, frame.text) and back.text[2_950, 1] is None  # "41", not "41.0", as in memory
+    assert np.array_equal(back.X, frame.X)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_number_in_a_late_batch_of_a_text_column_is_refused_naming_both_ways_out(houses, tmp_path, suffix):
+    houses = regions(houses)
+    houses.loc[2_990, "region"] = "17"
+    with pytest.raises(DataError, match=r"column 'region' of text holds numbers \('17' at row 2991\); declare it "
+                                        r"--categorical region .* or --numeric region"):
+        streamed(written(houses, tmp_path, suffix), tmp_path)
+    assert not list((tmp_path / "store").rglob("*.parquet"))
 
 
 def test_labels_one_to_k_and_an_empty_split_cell_are_refused_as_in_memory(houses, tmp_path):

@@ -122,3 +122,30 @@ def test_a_fault_in_the_first_row_is_named_once_and_no_good_row_with_it(housing,
     assert f"the target {TARGET!r} is empty at row 1;" in said
     assert "AveBedrms has 1 missing value at row 151" in said
     assert sorted(said.splitlines()) == sorted(in_memory.splitlines())
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_a_categorical_column_s_missing_cells_and_identifiers_are_named_as_in_memory(housing, tmp_path, parts):
+    def faults(df):
+        df["region"] = np.where(df["Latitude"] > 37.5, "north", "south")
+        df.loc[[2_203, 2_990], "region"] = None  # two missing cells, late row groups
+        df["id"] = [f"house-{i}" for i in range(len(df))]  # more distinct values than categories may have
+        df["coast"] = "yes"  # one value in every row: a warning
+    said, in_memory = findings(housing, tmp_path, faults, parts)
+    assert "region has 2 missing values at rows 2204, 2991" in said
+    assert "category column 'id' holds over 1,000 distinct values" in said
+    assert "holds 3,000 distinct values" in in_memory  # counted in memory; the stream stops counting past 1,000
+    assert sorted(said.replace("over 1,000", "3,000").splitlines()) == sorted(in_memory.splitlines())
+
+
+def test_a_categorical_column_of_one_value_passes_with_the_in_memory_warning(housing, tmp_path):
+    def regions(df):
+        df["region"] = np.where(df["Latitude"] > 37.5, "north", "south")
+        df["coast"] = "yes"
+    path = table(housing, tmp_path, change=regions)
+    _, raw = streamed_raw(path, tmp_path)
+    report = validate_raw_streamed(raw.path, batch_rows=GROUP, parts=2)
+    frame, _ = load_table(path, TARGET, "regression")
+    assert report.warnings == validate_raw(frame).warnings == [
+        "coast is 'yes' in every row: kept (one one-hot column), though a column with one value gives a model "
+        "nothing to learn from"]
