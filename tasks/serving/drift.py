@@ -227,7 +227,7 @@ class NewRows:
     and, per categorical column, the rows of categories training never saw."""
 
     X: np.ndarray
-    text: np.ndarray | None
+    text: np.ndarray | list | None  # (a text array per column, when streamed)
     identity: str
     unseen: dict[str, int] | None = None
 

@@ -72,9 +72,9 @@ def _header(path: Path) -> dict[str, bool]:
 
 
 def new_batches(path: Path, columns: list[str], categorical: tuple[str, ...] = (), batch_rows: int | None = None
-                ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+                ) -> Iterator[tuple[np.ndarray, list[pa.Array] | None]]:
     """The new table's ``columns`` as float64 rows (missing cells NaN) and its ``categorical``
-    ones as text (None where missing; None without them), a batch at a time."""
+    ones as a text array each (None without them), a batch at a time."""
     if table_kind(path) == "parquet":
         read = batches(str(path), [*columns, *categorical], batch_rows)
     else:
@@ -82,9 +82,7 @@ def new_batches(path: Path, columns: list[str], categorical: tuple[str, ...] = (
         read = csv_blocks(path, types, CSV_BLOCK_BYTES, lambda done: _text_refused(path, columns, done))
     for batch in read:
         X = np.column_stack([as_numbers(batch.column(c)).to_numpy(zero_copy_only=False) for c in columns])
-        text = np.column_stack([category_cells(batch.column(c)).to_numpy(zero_copy_only=False)
-                                for c in categorical]) if categorical else None
-        yield X, text
+        yield X, [category_cells(batch.column(c)) for c in categorical] if categorical else None
 
 
 def _text_refused(path: Path, columns: list[str], done: int) -> SkewError:
@@ -116,7 +114,7 @@ def check_streamed(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     for X, text in new_batches(path, kept, categorical):
         broken = np.isinf(X) | (np.isnan(X) & (not imputing))
         if text is not None and not imputing:
-            broken = np.concatenate([broken, text == None], axis=1)  # noqa: E711 (elementwise)
+            broken = np.column_stack([broken, *(values.is_null().to_numpy(zero_copy_only=False) for values in text)])
         if broken.any():
             unscorable += int(broken.sum())
             if first is None:

@@ -17,9 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_CATEGORIES = 1_000
 UNSEEN = "[UNK]"  # StringLookup's out-of-vocabulary token, at index 0
+Text = np.ndarray | list[pa.Array]  # rows x columns of text (None where missing), or a text array per column
+
+
+def _columns(text) -> list[pa.Array]:
+    """``Text`` as an Arrow string array per column."""
+    if isinstance(text, np.ndarray):
+        return [pa.array(text[:, j], pa.string()) for j in range(text.shape[1])]
+    return [values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values for values in text]
 
 
 def _lookup(words: list[str] | None = None, output_mode: str = "int"):
@@ -61,31 +70,34 @@ class Vocabulary:
             fills.append(ordered[0][0] if impute and ordered else None)
         return cls(tuple(columns), tuple(words), tuple(counts), tuple(fills))
 
-    def codes(self, text: np.ndarray) -> list[np.ndarray]:
+    def codes(self, text: Text) -> list[np.ndarray]:
         """Each column's index per row (0: a category the train rows never held); a missing cell
-        is the column's fill value."""
+        is the column's fill value. The lookup ``StringLookup`` does (an exact match of the text),
+        in Arrow, on the text as it comes (``Text``), without a Python string per row."""
         out = []
-        for j, words in enumerate(self.words):
-            values = text[:, j].copy()
-            missing = values == None  # noqa: E711 (elementwise)
-            if missing.any():
+        for j, values in enumerate(_columns(text)):
+            if values.null_count:
                 if self.fills[j] is None:
                     raise ValueError(f"column {self.columns[j]!r} has missing values and no fill (--missing refuse)")
-                values[missing] = self.fills[j]
-            out.append(np.asarray(_lookup(list(words))(values.astype(str))).astype(np.int64))
+                values = pc.fill_null(values, self.fills[j])
+            found = pc.index_in(values, value_set=pa.array(self.words[j], pa.string()))
+            out.append(pc.fill_null(pc.add(found, 1), 0).to_numpy(zero_copy_only=False).astype(np.int64))
         return out
 
-    def tally(self, text: np.ndarray, kept: int = 3) -> list[tuple[np.ndarray, set]]:
+    def tally(self, text: Text, kept: int = 3) -> list[tuple[np.ndarray, set]]:
         """Per column: its rows per index (0: unseen) and the first ``kept`` unseen categories
         (in sorted order), a sum that merges over batches (``merged_tallies``)."""
-        return [(np.bincount(code, minlength=len(words) + 1), set(sorted(set(text[code == 0, j]) - {None})[:kept]))
-                for j, (words, code) in enumerate(zip(self.words, self.codes(text)))]
+        out = []
+        for words, values, code in zip(self.words, _columns(text), self.codes(text)):
+            unseen = pc.unique(values.filter(pa.array(code == 0)).drop_null()).to_pylist()
+            out.append((np.bincount(code, minlength=len(words) + 1), set(sorted(unseen)[:kept])))
+        return out
 
-    def encode(self, text: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    def encode(self, text: Text) -> tuple[np.ndarray, list[int]]:
         """The one-hot columns (float32, ``names()``'s order) and each column's count of unseen values."""
         codes = self.codes(text)
         blocks = [np.eye(len(words) + 1, dtype=np.float32)[c] for words, c in zip(self.words, codes)]
-        return (np.concatenate(blocks, axis=1) if blocks else np.empty((len(text), 0), np.float32),
+        return (np.concatenate(blocks, axis=1) if blocks else np.empty((0, 0), np.float32),
                 [int(np.count_nonzero(c == 0)) for c in codes])
 
     def names(self) -> list[str]:

@@ -141,9 +141,7 @@ class StreamedScale:
     def _one_hot(self, rows: pa.RecordBatch) -> np.ndarray:
         """The categorical columns' one-hot block, the unseen categories counted."""
         first = 2 + len(self.names)
-        text = np.column_stack([rows.column(first + k).to_numpy(zero_copy_only=False)
-                                for k in range(len(self.raw_spec.categorical))])
-        one_hot, unseen = self.vocabulary.encode(text)
+        one_hot, unseen = self.vocabulary.encode(rows.columns[first:first + len(self.raw_spec.categorical)])
         for column, count in zip(self.raw_spec.categorical, unseen):
             self.unseen[column] += count
         return one_hot

@@ -1,7 +1,7 @@
 """Benchmark: the regression flow on a big housing-like table, streamed (issue 35).
 
     DATA_MIRROR=... python tests/benchmarks/big_flow.py [--rows 50000000] [--stream auto|yes|no]
-        [--epochs 1] [--batch-size 4096] [--workers 1 [2 ...]] [--runner thread|dask]
+        [--epochs 1] [--batch-size 4096] [--workers 1 [2 ...]] [--runner thread|dask] [--region]
 
 Writes the table with big_table.py (Parquet, in its own process), then runs
 ``regression(data=..., target="MedHouseVal", epochs=1, batch_size=4096, stream=...)`` in a fresh
@@ -11,7 +11,8 @@ seconds and rows per second, the data stages' sum, the flow's seconds, the peak 
 its processes, and the test MSE; then the predict flow scores the whole table with the new
 champion in the same process (its seconds; the peak covers it too). With several ``--workers``,
 one run each on the same table (a fresh store each), then the data stages' seconds of the first
-against each other's. The table and the stores are deleted at the end.
+against each other's. ``--region``: the table has big_table.py's categorical column too. The
+table and the stores are deleted at the end.
 """
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="the flow's --workers, a run each")
     parser.add_argument("--runner", choices=("thread", "dask"), default="thread", help="the flow's --runner")
+    parser.add_argument("--region", action="store_true", help="a categorical column of five regions too")
     args = parser.parse_args()
     from bench import run, set_mirror
 
@@ -92,8 +94,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="keras-flows-big-") as folder:
         work = Path(folder)
         table = work / "big.parquet"
-        subprocess.run([sys.executable, str(HERE / "big_table.py"), str(table), "--rows", str(args.rows)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, str(HERE / "big_table.py"), str(table), "--rows", str(args.rows),
+                        *(["--region"] if args.region else [])], check=True, stdout=subprocess.DEVNULL)
         data_seconds = {}
         for workers in args.workers:
             os.sync()  # no run pays for writing back what was written before it (the table, the last run's store)
@@ -112,7 +114,7 @@ def report(args, table: Path, wall: float, own: float, result: dict, peak: float
     stages = result["stages"]
     print(f"\nRegression flow on {args.rows:,} rows ({table.stat().st_size / 2**20:,.0f} MiB Parquet), "
           f"--stream {args.stream}, --epochs {args.epochs} --batch-size {args.batch_size} --workers {workers} "
-          f"--runner {args.runner}\n")
+          f"--runner {args.runner}{' (with a categorical column)' if args.region else ''}\n")
     print("| stage | seconds | rows / s | peak MiB, all processes |\n|---|---|---|---|")
     for stage in (*DATA_STAGES, "train", "evaluate", "report", "champion", "predict (the whole table)"):
         if stage in stages:
