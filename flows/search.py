@@ -24,6 +24,7 @@ from tasks.core.errors import OptionError
 from tasks.core.params import TrainParams, setup, training
 from tasks.search.plan import (
     PLAN_HELP,
+    TRIAL_STRATEGIES,
     Proposer,
     SearchPlan,
     heaviest_first,
@@ -127,10 +128,13 @@ def run_search(plan: SearchPlan, train: TrainParams, task: str = "regression", d
     """Search ``plan`` over the training settings ``train`` (its fixed part); return the best."""
     # trial workers start while the data is prepared (scikit-learn's searches bring their own)
     warming = [warm_up_task.submit() for _ in range(workers)] if workers > 1 and not plan.sklearn else []
-    source = source_for(task, data, target, table, bool(stream))  # a search streams only when asked
-    if source.stream:
-        raise OptionError("search: a table streamed a row group at a time (larger than memory, or --stream) is "
-                          "not searched yet; search a sample of it, or pass --no-stream if it fits in memory")
+    # a trial strategy streams as training does (each trial a training stage reading the scaled
+    # row groups); scikit-learn's searches fit arrays in memory, so they stream only when asked, and refuse it
+    source = source_for(task, data, target, table, bool(stream) if plan.sklearn else stream)
+    if source.stream and plan.sklearn:
+        raise OptionError(f"search: {plan.strategy} fits its folds in memory, and a table streamed a row group at "
+                          f"a time is not; use a trial strategy ({', '.join(TRIAL_STRATEGIES)}), each trial then "
+                          "trains from the stream, or --no-stream if the table fits in memory")
     prepared = prepare(source, artifacts, force, scale_target)
     scaled = prepared["scaled"]
     if plan.sklearn:

@@ -212,3 +212,25 @@ def test_a_search_killed_mid_way_resumes_without_retraining_its_finished_trials(
         record = Lineage.read(sidecar)
         assert record.flow_run_id == run_id != summary["run_id"] and not record.also_produced_by
     assert len(list(models.glob("*.json"))) == 3
+
+
+def test_a_streamed_table_is_searched_by_trials_training_from_the_stream(housing_csv, tmp_path):
+    """Halving's trials (its rungs too) train from the streamed scaled artifact's row groups; the best
+    is scored once on test; scikit-learn's searches, which fit arrays, refuse a stream by name."""
+    import pyarrow.parquet as pq
+
+    from tasks.core.errors import OptionError
+    from tasks.store.dataset import spec_of
+
+    plan = {"strategy": "halving", "space": "learning_rate=loguniform(1e-3,1e-2)", "n_iter": 3, "seed": 1,
+            "reduction_factor": 3, "min_epochs": 1}
+    result = search(**plan, model="mlp30", epochs=3, data=str(housing_csv), target="MedHouseVal", stream=True,
+                    artifacts=str(tmp_path / "a"))
+    assert spec_of(pq.read_schema(result["artifacts"]["scaled"])).streamed
+    table = pd.read_parquet(result["artifacts"]["trials"])
+    assert set(table["status"]) >= {"ok", "pruned"} and 0 < result["test"]["loss"] < 1.5
+    assert _evaluation(result) == {"test": result["test"], "test_rows": 750}  # every test row, scored once
+    with pytest.raises(OptionError, match=r"sklearn-random fits its folds in memory, .* use a trial strategy"):
+        search(strategy="sklearn-random", space="learning_rate=loguniform(1e-3,1e-2)", n_iter=2, model="mlp30",
+               epochs=1, data=str(housing_csv), target="MedHouseVal", stream=True, artifacts=str(tmp_path / "b"))
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").rglob("*.parquet"))
