@@ -7,7 +7,9 @@ whole table gives (its counts and moments to rounding, its example rows the same
 ``--workers N`` sets the parts; its default runner runs them on threads of the flow's process,
 where Arrow's decoding and numpy's arithmetic run without the GIL. Outside a flow run, or with
 one part, the scan runs here, once. Spans start at multiples of the batch rows, so a part reads
-whole row groups of the artifacts the streamed stages write.
+whole row groups of the artifacts the streamed stages write. A part is sent the artifacts of a
+store on object storage by their URLs (``sources.portable``): a Dask worker on another machine
+reads them through its own working copy.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
 from tasks.stages.streamed_stats import rows_per_batch
-from tasks.store.sources import parquet_file
+from tasks.store.sources import parquet_file, portable
 
 T = TypeVar("T")
 Span = tuple[int, int]  # rows [start, stop) of a table
@@ -68,6 +70,7 @@ def scanned(scan: Callable[..., T], rows: int, parts: int, *args: Any, batch_row
     cut = spans(rows, parts, batch_rows)
     if len(cut) == 1 or FlowRunContext.get() is None:
         return [scan(span, *args) for span in cut]
+    args = tuple(portable(a) if isinstance(a, str) else a for a in args)  # (a path that is not an artifact: itself)
     futures = [scan_part.with_options(task_run_name=f"{scan.__name__.strip('_')} rows {a:,}-{b:,}").submit(
         scan, (a, b), *args) for a, b in cut]
     return [future.result() for future in futures]

@@ -9,7 +9,9 @@ ranges, each block checked against the digests in the sidecar (``tasks/store/blo
 
 Every stage reads an artifact through ``parquet_file``, ``read_schema`` or ``readable``, never by
 opening its path, so that the same code reads a folder store and a bucket, in any process of the
-host (a Dask worker's too: the working copy names its bucket in a marker file).
+host (a Dask worker's too: the working copy names its bucket in a marker file). Work sent to
+another machine names an artifact of a bucket by its object's URL (``portable``): each of these
+readers takes that too, and reads it through its own host's working copy.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from tasks.core.errors import DataError
 from tasks.store.blocks import Blocks, CheckedObject, DamagedObject, sha256_file
 from tasks.store.lineage import Lineage, LineageError
 from tasks.store.locks import file_lock
-from tasks.store.remote import Remote
+from tasks.store.remote import Remote, is_url
 
 MARKER = ".store-url"  # in a working copy's root: the URL of the store it copies
 
@@ -89,10 +91,35 @@ def _fetch(remote: Remote, key: str, path: Path) -> None:
                             "that wrote it writes it back")
 
 
+def portable(path: str | os.PathLike) -> str:
+    """An artifact's name on any machine: its object's URL for an artifact of a bucket's working
+    copy, else its path (a folder store's: a folder every machine must reach as this one does)."""
+    path = Path(path)
+    found = _in_bucket(path) if path.suffix == ".parquet" and path.is_absolute() else None
+    return f"{found[0].url}/{found[1]}" if found else str(path)
+
+
+def _here(path: str | os.PathLike) -> Path:
+    """Where this host keeps an artifact named by its path, or by its object's URL (``portable``:
+    ``<store URL>/<stage>/<name>``; its sidecar fetched, for the block digests, when this host has
+    neither)."""
+    name = str(path)
+    if not is_url(name):
+        return Path(path)
+    store, stage, file = name.rsplit("/", 2)
+    remote = _remote(store)
+    mark(remote.working_copy, remote.url)
+    local = remote.working_copy / stage / file
+    sidecar = local.with_suffix(".json")
+    if not local.exists() and not sidecar.exists():
+        remote.get(f"{stage}/{sidecar.name}", sidecar)
+    return local
+
+
 def readable(path: str | os.PathLike, whole: bool = False) -> str | pa.PythonFile:
     """What pyarrow reads an artifact from: its file, fetched first when this host lacks it and
     ``whole`` (or the sidecar records no blocks), else the bucket's object read by checked ranges."""
-    path = Path(path)
+    path = _here(path)
     found = None if path.exists() else _in_bucket(path)
     if found is None:
         return str(path)  # a local file, or a missing one (pyarrow says so)

@@ -258,6 +258,44 @@ def test_the_scans_parts_run_on_a_dask_cluster_with_the_same_result(tmp_path, mo
     assert np.allclose(scalers[0], scalers[1], rtol=1e-12, atol=1e-12)  # moments merged in another order
 
 
+def test_scan_parts_on_another_machine_read_a_bucket_s_artifacts_through_their_own_working_copy(tmp_path,
+                                                                                                 monkeypatch):
+    """A store in a bucket and a Dask cluster whose workers keep their working copies elsewhere (as
+    on another machine): the parts are sent the artifacts' URLs, and read them from the bucket."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from flows.launch.embedded import shared
+    from flows.launch.runners import with_runner
+    from tasks.stages import streamed_stats
+    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.remote import CACHE_ENV
+    from tests.services import s3_server
+
+    monkeypatch.setattr(streamed_stats, "BATCH_ROWS", 4_000)  # 6 row groups: each scan in two parts
+    server = shared()
+    server.wait()
+    monkeypatch.setenv("PREFECT_API_URL", server.url)
+    with s3_server() as s3:
+        aws = {name: value for name, value in s3.items() if name.startswith("AWS_")}
+        for name, value in aws.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv(CACHE_ENV, str(tmp_path / "flow-host"))
+        store = f"s3://{s3['bucket']}/spread"
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+                          host="127.0.0.1", env={**aws, CACHE_ENV: str(tmp_path / "worker-host")}) as cluster, \
+                Client(cluster) as client:
+            with server.api(), get_task_stream(client) as stream:
+                spread = with_runner(regression, 2, "dask", cluster.scheduler_address)(
+                    model="mlp30", epochs=1, stream=True, workers=2, artifacts=store)
+        scaler = pd.read_parquet(ArtifactStore(store).root / "scaler" / Path(spread["artifacts"]["scaler"]).name)
+    assert len(stream.data) == 8  # 4 scans x 2 parts, on the cluster
+    fetched = {p.parent.name for p in (tmp_path / "worker-host").rglob("*.parquet")}
+    assert fetched == {"raw", "split", "scaled"}, fetched  # each scanned artifact, fetched by the workers' host
+    here = regression(model="mlp30", epochs=1, stream=True, artifacts=str(tmp_path / "here"))
+    expected = pd.read_parquet(here["artifacts"]["scaler"])
+    assert np.allclose(scaler.set_index("feature"), expected.set_index("feature"), rtol=1e-12, atol=1e-12)
+
+
 def test_a_streamed_table_with_missing_values_is_imputed_as_in_memory(housing_csv, tmp_path):
     table = pd.read_csv(housing_csv)
     table.loc[table.index % 9 == 4, "AveBedrms"] = np.nan
