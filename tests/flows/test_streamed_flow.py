@@ -167,9 +167,11 @@ def test_a_table_with_a_categorical_column_streams_and_is_scored_streamed_as_in_
                                                                                      monkeypatch):
     """A text column (found as text, missing cells imputed) through the streamed flow: the same split,
     vocabulary and scaler as in memory; predict of a batch at a time: the same predictions and the
-    same unseen categories as in memory."""
+    same unseen categories as in memory, and (a model that does not impute) the same refusal of a
+    missing category."""
     from flows.predict import predict
     from tasks.serving import predict_stream
+    from tasks.serving.drift import SkewError
     from tasks.stages import streamed_stats
 
     table = pd.read_csv(housing_csv)
@@ -206,6 +208,16 @@ def test_a_table_with_a_categorical_column_streams_and_is_scored_streamed_as_in_
     new.to_csv(tmp_path / "new.csv", index=False)
     again = predict(data=str(tmp_path / "new.csv"), stream=True, artifacts=artifacts)
     assert len(pd.read_parquet(again["artifacts"]["predictions"])) == 500
+    # a model that does not impute: a missing category is refused at its row, in the words memory uses
+    table.iloc[:2_500].fillna({"region": "north"}).to_csv(tmp_path / "complete.csv", index=False)
+    refusing = str(tmp_path / "refusing")
+    regression(data=str(tmp_path / "complete.csv"), target="MedHouseVal", epochs=1, stream=True, artifacts=refusing)
+    said = {}
+    for stream in (True, False):
+        with pytest.raises(SkewError) as found:
+            predict(data=str(tmp_path / "new.csv"), stream=stream, artifacts=refusing)
+        said[stream] = str(found.value)
+    assert said[True] == said[False] and "column 'region' at row " in said[True]
 
 
 def test_a_streamed_classifier_on_a_user_table_of_pixels_and_images_refused(fashion_table, tmp_path):
