@@ -81,8 +81,10 @@ def new_batches(path: Path, columns: list[str], categorical: tuple[str, ...] = (
         types = {**dict.fromkeys(columns, pa.float64()), **dict.fromkeys(categorical, pa.string())}
         read = csv_blocks(path, types, CSV_BLOCK_BYTES, lambda done: _text_refused(path, columns, done))
     for batch in read:
-        X = np.column_stack([as_numbers(batch.column(c)).to_numpy(zero_copy_only=False) for c in columns])
-        yield X, [category_cells(batch.column(c)) for c in categorical] if categorical else None
+        X = np.column_stack([as_numbers(batch.column(c)).to_numpy(zero_copy_only=False) for c in columns]) \
+            if columns else np.empty((batch.num_rows, 0))
+        csv_text = table_kind(path) == "csv"
+        yield X, [category_cells(batch.column(c), csv_text) for c in categorical] if categorical else None
 
 
 def _text_refused(path: Path, columns: list[str], done: int) -> SkewError:

@@ -93,12 +93,21 @@ class Vocabulary:
             out.append((np.bincount(code, minlength=len(words) + 1), set(sorted(unseen)[:kept])))
         return out
 
-    def encode(self, text: Text) -> tuple[np.ndarray, list[int]]:
-        """The one-hot columns (float32, ``names()``'s order) and each column's count of unseen values."""
+    def encode(self, text: Text, out: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+        """The one-hot columns (float32, ``names()``'s order; written into ``out`` when given, a
+        rows x ``len(names())`` block, so a wide vocabulary is never built twice) and each
+        column's count of unseen values."""
         codes = self.codes(text)
-        blocks = [np.eye(len(words) + 1, dtype=np.float32)[c] for words, c in zip(self.words, codes)]
-        return (np.concatenate(blocks, axis=1) if blocks else np.empty((0, 0), np.float32),
-                [int(np.count_nonzero(c == 0)) for c in codes])
+        rows = len(codes[0]) if codes else 0
+        if out is None:
+            out = np.zeros((rows, sum(len(words) + 1 for words in self.words)), np.float32)
+        else:
+            out[...] = 0
+        at, every = 0, np.arange(rows)
+        for words, code in zip(self.words, codes):
+            out[every, at + code] = 1
+            at += len(words) + 1
+        return out, [int(np.count_nonzero(c == 0)) for c in codes]
 
     def names(self) -> list[str]:
         """The one-hot columns' names: ``column=category``, the unseen one first."""

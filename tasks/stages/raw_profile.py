@@ -119,7 +119,7 @@ def raw_part(span: Span, path: str, spec: DatasetSpec, batch_rows: int | None) -
             if text.null_count:
                 examples.add(column, "nulls", text.is_null().to_numpy(zero_copy_only=False), row_id,
                              text.to_numpy(zero_copy_only=False))
-            if len(profile.words[k]) <= DISTINCT_KEPT:
+            if len(profile.words[k]) < DISTINCT_KEPT:  # (past it the column is refused: no need to count on)
                 profile.words[k] = _kept(profile.words[k] | set(pc.unique(text.drop_null()).to_pylist()))
         examples.add(spec.target, "null", np.isnan(y_float), row_id, y)
         if spec.task == "classification":

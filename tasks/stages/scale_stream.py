@@ -5,8 +5,10 @@ the raw order): the first merges the train rows' moments (``Moments``: the scale
 fitted on all train rows at once, to rounding) and, for ``--drop-constant``, their ranges; the
 second scales each group and writes its train, valid and test rows as row groups of their own,
 so that a reader of one split (``tasks/model/streamed_batches.py``) reads only that split's
-groups. The values are those ``scale`` gives; only the rows' order differs (the in-memory stage
-puts each split in one block). With ``--missing impute``, the train rows' medians come first
+groups (of at most ``GROUP_BYTES`` of values: fewer rows for a wide one-hot table, so that
+neither this pass nor training's window of groups holds a gigabyte a group). The values are
+those ``scale`` gives; only the rows' order differs (the in-memory stage puts each split in one
+block). With ``--missing impute``, the train rows' medians come first
 (``streamed_median``: exact, in a few passes more), and the moments, the ranges and the scaled
 values are of the rows so filled, as in memory. A table's categorical columns: the first pass
 also counts the train rows of each category, and their vocabulary is the one learnt in memory
@@ -26,9 +28,11 @@ from tasks.stages.categories import Vocabulary
 from tasks.stages.fan_out import Span, rows_in, scanned, table_rows
 from tasks.stages.scale import StandardScaler, refuse_empty_train_columns
 from tasks.stages.streamed_median import medians
-from tasks.stages.streamed_stats import Moments, rows_of
+from tasks.stages.streamed_stats import Moments, rows_of, rows_per_batch
 from tasks.store.dataset import SPLITS, DatasetSpec, Frame, spec_of, to_arrow
 from tasks.store.sources import read_schema
+
+GROUP_BYTES = 64 * 2**20  # most bytes of scaled values per row group written: a wide one-hot table gets fewer rows
 
 
 def aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]
@@ -121,7 +125,8 @@ class StreamedScale:
         ``StandardScaler.transform``'s float32 arithmetic, so the values are the same."""
         mean, scale = self.scaler.mean_.astype(np.float32), self.scaler.scale_.astype(np.float32)
         kept, width = np.flatnonzero(self.kept), len(self.spec.features)
-        for rows, labels in self._pairs():
+        step = max(1, min(rows_per_batch(self.batch_rows), GROUP_BYTES // (4 * max(width, 1))))
+        for rows, labels in (pair for whole in self._pairs() for pair in _sliced(*whole, step)):
             X = np.empty((rows.num_rows, width), np.float32, order="F")
             for k, j in enumerate(kept):
                 values = rows.column(int(j) + 2).to_numpy(zero_copy_only=False)
@@ -130,7 +135,7 @@ class StreamedScale:
                 np.subtract(values, mean[k], out=X[:, k], dtype=np.float32)
                 np.divide(X[:, k], scale[k], out=X[:, k])
             if self.vocabulary is not None:  # the one-hot columns after the numbers, as in memory
-                X[:, len(kept):] = self._one_hot(rows)
+                self._one_hot(rows, X[:, len(kept):])
             whole = to_arrow(Frame(self.spec, X, _target(rows), rows.column(0).to_numpy(), labels))
             for name in SPLITS:
                 part = whole.filter(pc.equal(labels, name))
@@ -138,13 +143,18 @@ class StreamedScale:
                     yield from part.to_batches()
 
 
-    def _one_hot(self, rows: pa.RecordBatch) -> np.ndarray:
-        """The categorical columns' one-hot block, the unseen categories counted."""
+    def _one_hot(self, rows: pa.RecordBatch, out: np.ndarray) -> None:
+        """The categorical columns' one-hot block written into ``out``, the unseen categories counted."""
         first = 2 + len(self.names)
-        one_hot, unseen = self.vocabulary.encode(rows.columns[first:first + len(self.raw_spec.categorical)])
+        _, unseen = self.vocabulary.encode(rows.columns[first:first + len(self.raw_spec.categorical)], out)
         for column, count in zip(self.raw_spec.categorical, unseen):
             self.unseen[column] += count
-        return one_hot
+
+
+def _sliced(rows: pa.RecordBatch, labels: pa.Array, step: int) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """A batch and its labels in slices of ``step`` rows."""
+    for start in range(0, rows.num_rows, step):
+        yield rows.slice(start, step), labels.slice(start, step)
 
 
 def paired(span: Span, raw_path: str, index_path: str, target: str, names: list[str], batch_rows: int | None
@@ -182,6 +192,9 @@ def train_part(span: Span, raw_path: str, index_path: str, target: str, names: l
 
 
 def _features(rows: pa.RecordBatch, names: list[str]) -> np.ndarray:
+    """The numeric features of a batch (rows x 0 for a table of categorical columns only)."""
+    if not names:
+        return np.empty((rows.num_rows, 0))
     return np.column_stack([rows.column(i + 2).to_numpy(zero_copy_only=False) for i in range(len(names))])
 
 

@@ -27,6 +27,8 @@ from tasks.store.dataset import SPEC_KEY, SPLITS, DatasetSpec, SplitRule
 
 CSV_BLOCK_BYTES = 16 * 2**20  # bytes per block of Arrow's CSV reader (about 100,000 housing rows)
 WHOLE = r"^([-+]?\d+)\.0*$"  # a whole number written as a float
+PANDAS_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]  # the cells pandas reads as missing
 NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"  # a cell that reads as a number
 
 
@@ -84,6 +86,8 @@ class StreamedTable:
 
             schema = _readable(self.path, lambda: csv.open_csv(
                 self.path, read_options=csv.ReadOptions(block_size=self.block_bytes)).schema)
+            # a CSV's cells are text: what Arrow reads as dates or times is text to pandas, as it is here
+            return {f.name: f.type if _number_like(f.type) else pa.string() for f in schema}
         return {f.name: f.type for f in schema}
 
     def _holding_numbers(self, columns: list[str]) -> list[str]:
@@ -166,7 +170,7 @@ class StreamedTable:
 
     def _category(self, batch: pa.RecordBatch, column: str, first: int) -> pa.Array:
         """A categorical column as text (``category_cells``), an undeclared one checked."""
-        values = category_cells(batch.column(column))
+        values = category_cells(batch.column(column), csv_text=self.kind == "csv")
         if column in self.inferred:  # undeclared: text in every row, or refused as in memory
             numbers = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, NUMBER), False).to_numpy(
                 zero_copy_only=False))
@@ -191,13 +195,26 @@ class StreamedTable:
         return pa.array(values.astype(np.int64))
 
 
-def category_cells(values: pa.Array) -> pa.Array:
-    """A categorical column's cells as text, missing ones null, a whole number without its ".0"
-    (a code the file holds as a float), as ``category_text`` does in memory; cell by cell, where
-    memory decides for the whole column (so 2.0 beside 2.5 reads "2" here, "2.0" there)."""
+def category_cells(values: pa.Array, csv_text: bool = False) -> pa.Array:
+    """A categorical column's cells as the category names memory gives them (``category_text``
+    on what pandas reads): missing cells (NaN too) null, a whole number without its ".0", True and
+    False capitalised. ``csv_text``: cells a CSV holds as text, where pandas would have read a
+    column of numbers (or of true and false) as such: "3.0" is "3" and "true" "True" here too,
+    decided cell by cell where pandas decides per column (so "3.0" beside "abc" reads "3" here,
+    "3.0" in memory; and "02134" keeps its zero here, where a column of such codes loses it in
+    memory)."""
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)
-    return pc.replace_substring_regex(values.cast(pa.string()), WHOLE, r"\1")
+    if pa.types.is_boolean(values.type):
+        return pc.if_else(values, "True", "False")
+    if pa.types.is_floating(values.type):
+        values = pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
+    text = values.cast(pa.string())
+    if not csv_text:
+        return text
+    for pattern, name in ((WHOLE, r"\1"), ("^(?:true|TRUE)$", "True"), ("^(?:false|FALSE)$", "False")):
+        text = pc.replace_substring_regex(text, pattern, name)
+    return text
 
 
 def as_numbers(values: pa.Array) -> pa.Array:
@@ -216,7 +233,7 @@ def csv_blocks(path: Path, types: dict[str, pa.DataType], block_bytes: int,
     try:  # (opening reads the first block)
         reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes),
                               convert_options=csv.ConvertOptions(column_types=types, include_columns=list(types),
-                                                                 strings_can_be_null=True))
+                                                                 null_values=PANDAS_NULLS, strings_can_be_null=True))
         for batch in reader:
             yield batch
             done += batch.num_rows
@@ -244,6 +261,11 @@ def text_cells(path: Path, columns: list[str], after: int, block_bytes: int = CS
                 return column, list(values.iloc[bad[:5]]), bad + first
         first += batch.num_rows
     return None
+
+
+def _number_like(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) \
+        or pa.types.is_null(kind) or pa.types.is_decimal(kind) or is_text_type(kind)
 
 
 def _kind(path: Path) -> str:

@@ -91,12 +91,12 @@ def _fetch(remote: Remote, key: str, path: Path) -> None:
                             "that wrote it writes it back")
 
 
-def portable(path: str | os.PathLike) -> str:
+def portable(path: str | os.PathLike) -> str | os.PathLike:
     """An artifact's name on any machine: its object's URL for an artifact of a bucket's working
     copy, else its path (a folder store's: a folder every machine must reach as this one does)."""
-    path = Path(path)
-    found = _in_bucket(path) if path.suffix == ".parquet" and path.is_absolute() else None
-    return f"{found[0].url}/{found[1]}" if found else str(path)
+    file = Path(path).absolute()
+    found = _in_bucket(file) if file.suffix == ".parquet" else None
+    return f"{found[0].url}/{found[1]}" if found else path  # (anything else: as it came)
 
 
 def _here(path: str | os.PathLike) -> Path:

@@ -121,3 +121,20 @@ def test_aligned_cuts_two_streams_of_the_same_rows_into_equal_pairs(housing, tmp
     assert all(a.column(0).equals(b.column(0)) for a, b in pairs)
     with pytest.raises(ValueError, match="different numbers of rows"):
         list(aligned(batches(raw_path, ["row_id"], 700), iter([])))
+
+
+def test_a_table_of_categorical_columns_only_scales_as_in_memory(housing, tmp_path):
+    def text_only(df):
+        df["region"] = np.where(df["Latitude"] > 37.5, "north", "south")
+        df["band"] = pd.cut(df["MedInc"], [0, 3, 6, 99], labels=["low", "mid", "high"]).astype(str)
+        df.drop(columns=[c for c in df.columns if c not in ("region", "band", TARGET)], inplace=True)
+    raw, index, raw_path, index_path = stored(housing, tmp_path, change=text_only)
+    assert raw.spec.features == () and raw.spec.categorical == ("region", "band")
+    streamed = StreamedScale(raw_path, index_path, batch_rows=250, parts=2)
+    whole = scale(raw, index)
+    assert streamed.spec == whole.frame.spec and streamed.vocabulary.words == whole.vocabulary.words
+    ref = ArtifactStore(tmp_path / "store").put_batches(streamed.scaled_batches(), "scaled")
+    got, expected = pq.read_table(ref.path).sort_by("row_id"), to_arrow(whole.frame).sort_by("row_id")
+    assert got.column_names == expected.column_names
+    for name in got.column_names:
+        assert got[name].to_pylist() == expected[name].to_pylist(), name

@@ -112,6 +112,32 @@ def test_categorical_columns_stream_as_text_as_the_in_memory_load_reads_them(hou
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_category_names_are_the_ones_memory_gives_missing_cells_floats_and_booleans(houses, tmp_path, suffix):
+    from tasks.stages.table import TableOptions
+
+    houses["code"] = (houses.index % 3).astype(float)  # 0.0, 1.0, 2.0, a few missing (NaN)
+    houses.loc[[5, 2_990], "code"] = np.nan
+    houses["flag"] = houses.index % 2 == 0  # booleans
+    houses["place"] = np.where(houses.index % 5 == 0, "coast", "inland").astype(object)
+    houses.loc[[7, 2_995], "place"] = None  # a CSV writes an empty cell
+    path = written(houses, tmp_path, suffix)
+    if suffix == ".csv":  # the cells pandas reads as missing, written as text: "None", "<NA>"
+        lines = path.read_text().splitlines()
+        lines[8 + 1] = lines[8 + 1].rsplit(",", 1)[0] + ",None"
+        lines[2_996 + 1] = lines[2_996 + 1].rsplit(",", 1)[0] + ",<NA>"
+        path.write_text("\n".join(lines) + "\n")
+    options = TableOptions(categorical=("code", "flag"), missing="impute")
+    store = ArtifactStore(tmp_path / "store")
+    ref = store.put_batches(StreamedTable(path, TARGET, "regression", options, **SMALL).batches(), "raw")
+    frame, _ = load_table(path, TARGET, "regression", options)
+    back = from_arrow(pq.read_table(ref.path))
+    assert back.spec.categorical == frame.spec.categorical == ("code", "flag", "place")
+    assert np.array_equal(back.text, frame.text)
+    assert {*frame.text[:, 0]} == {"0", "1", "2", None} and {*frame.text[:, 1]} == {"True", "False"}
+    assert sum(v is None for v in frame.text[:, 2]) == (4 if suffix == ".csv" else 2)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_number_in_a_late_batch_of_a_text_column_is_refused_naming_both_ways_out(houses, tmp_path, suffix):
     houses = regions(houses)
     houses.loc[2_990, "region"] = "17"
