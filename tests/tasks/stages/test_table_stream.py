@@ -156,3 +156,12 @@ def test_labels_one_to_k_and_an_empty_split_cell_are_refused_as_in_memory(houses
     houses["split"] = pd.Series(["train"] * 2_999 + [None], dtype=object)
     with pytest.raises(DataError, match=r"column 'split' holds 'None' at row 3000"):
         streamed(written(houses, tmp_path, ".parquet"), tmp_path, "classification")
+
+
+def test_a_csv_column_of_dates_is_categorical_text_as_in_memory(houses, tmp_path):
+    houses["sold"] = pd.Series(pd.date_range("2024-01-01", periods=30).strftime("%Y-%m-%d")).sample(
+        len(houses), replace=True, random_state=0).to_numpy()  # Arrow would read dates: here they stay text
+    path = written(houses, tmp_path, ".csv")
+    frame, _ = load_table(path, TARGET, "regression")
+    back = from_arrow(pq.read_table(streamed(path, tmp_path)[1].path))
+    assert back.spec.categorical == frame.spec.categorical == ("sold",) and np.array_equal(back.text, frame.text)
