@@ -95,7 +95,7 @@ def category_text(values) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     present = values.notna().to_numpy()
     kept = values[present]
-    if pd.api.types.is_float_dtype(kept) and (kept % 1 == 0).all():
+    if pd.api.types.is_float_dtype(kept) and (kept % 1 == 0).all() and (kept.abs() < 2**53).all():  # (exact)
         kept = kept.astype(np.int64)
     out[present] = kept.astype(str).to_numpy(dtype=object)
     return out

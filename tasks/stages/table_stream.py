@@ -91,16 +91,22 @@ class StreamedTable:
         return {f.name: f.type for f in schema}
 
     def _holding_numbers(self, columns: list[str]) -> list[str]:
-        """Those of ``columns`` with a cell that reads as a number in the first batch."""
+        """Those of ``columns`` whose first batch with a value holds a number (read on only as far
+        as a column stays empty)."""
         if self.kind == "parquet":
-            first = next(batches(str(self.path), columns, self.batch_rows), None)
+            read = batches(str(self.path), columns, self.batch_rows)
         else:
-            first = next(csv_blocks(self.path, dict.fromkeys(columns, pa.string()), self.block_bytes,
-                                    lambda _: DataError(f"{self.path.name}: cannot be read as csv")), None)
-        if first is None:
-            return []
-        return [c for c in columns if pc.any(pc.match_substring_regex(first.column(c).cast(pa.string()),
-                                                                       NUMBER)).as_py()]
+            read = csv_blocks(self.path, dict.fromkeys(columns, pa.string()), self.block_bytes,
+                              lambda _: DataError(f"{self.path.name}: cannot be read as csv"))
+        undecided, numbers = set(columns), []
+        for batch in read:
+            for column in [c for c in columns if c in undecided and batch.column(c).null_count < batch.num_rows]:
+                undecided.discard(column)
+                if pc.any(pc.match_substring_regex(batch.column(column).cast(pa.string()), NUMBER)).as_py():
+                    numbers.append(column)
+            if not undecided:
+                break
+        return numbers
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The table in the raw artifact's layout, ``batch_rows`` rows at a time."""

@@ -165,3 +165,19 @@ def test_a_csv_column_of_dates_is_categorical_text_as_in_memory(houses, tmp_path
     frame, _ = load_table(path, TARGET, "regression")
     back = from_arrow(pq.read_table(streamed(path, tmp_path)[1].path))
     assert back.spec.categorical == frame.spec.categorical == ("sold",) and np.array_equal(back.text, frame.text)
+
+
+def test_a_text_column_empty_in_its_first_batches_is_typed_by_its_first_values(houses, tmp_path):
+    houses["zone"] = pd.Series([None] * 900 + [str(i % 7) for i in range(2_100)], dtype=object)  # numbers as text
+    houses["code"] = pd.Series([None] * 900 + [f"z{i % 3}" for i in range(2_100)], dtype=object)
+    houses["big"] = np.where(houses.index % 2 == 0, 1e20, 2e20)  # whole, past int64: kept as written
+    path = written(houses, tmp_path, ".parquet")
+    from tasks.stages.table import TableOptions
+
+    options = TableOptions(categorical=("big",), missing="impute")
+    table = StreamedTable(path, TARGET, "regression", options, **SMALL)  # 400-row batches: 3 empty first
+    frame, _ = load_table(path, TARGET, "regression", options)
+    assert table.spec.categorical == frame.spec.categorical == ("code", "big")
+    assert "zone" in table.spec.features and "zone" in frame.spec.features
+    back = from_arrow(pq.read_table(ArtifactStore(tmp_path / "s").put_batches(table.batches(), "raw").path))
+    assert np.array_equal(back.text, frame.text) and set(frame.text[:, 1]) == {"1e+20", "2e+20"}
