@@ -41,7 +41,14 @@ from tasks.stages.scale import StandardScaler
 from tasks.stages.streamed import STREAM_BYTES, values_bytes
 from tasks.stages.streamed_stats import Moments, batches
 from tasks.stages.table import table_kind
-from tasks.stages.table_stream import CSV_BLOCK_BYTES, as_numbers, category_cells, csv_blocks, text_cells
+from tasks.stages.table_stream import (
+    CSV_BLOCK_BYTES,
+    as_numbers,
+    category_cells,
+    csv_blocks,
+    is_number_type,
+    text_cells,
+)
 from tasks.store.artifacts import sha256_file
 from tasks.store.dataset import read_parquet
 
@@ -67,15 +74,15 @@ def _header(path: Path) -> dict[str, bool]:
         import pyarrow.csv as csv
 
         schema = csv.open_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES)).schema
-    return {f.name: pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type)
-            or pa.types.is_decimal(f.type) for f in schema}
+    return {f.name: is_number_type(f.type) for f in schema}
 
 
 def new_batches(path: Path, columns: list[str], categorical: tuple[str, ...] = (), batch_rows: int | None = None
                 ) -> Iterator[tuple[np.ndarray, list[pa.Array] | None]]:
     """The new table's ``columns`` as float64 rows (missing cells NaN) and its ``categorical``
     ones as a text array each (None without them), a batch at a time."""
-    if table_kind(path) == "parquet":
+    csv_text = table_kind(path) == "csv"
+    if not csv_text:
         read = batches(str(path), [*columns, *categorical], batch_rows)
     else:
         types = {**dict.fromkeys(columns, pa.float64()), **dict.fromkeys(categorical, pa.string())}
@@ -83,7 +90,6 @@ def new_batches(path: Path, columns: list[str], categorical: tuple[str, ...] = (
     for batch in read:
         X = np.column_stack([as_numbers(batch.column(c)).to_numpy(zero_copy_only=False) for c in columns]) \
             if columns else np.empty((batch.num_rows, 0))
-        csv_text = table_kind(path) == "csv"
         yield X, [category_cells(batch.column(c), csv_text) for c in categorical] if categorical else None
 
 

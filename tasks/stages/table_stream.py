@@ -32,6 +32,17 @@ PANDAS_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-
 NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"  # a cell that reads as a number
 
 
+def is_number_type(kind: pa.DataType) -> bool:
+    """Whether a column of this Arrow type holds numbers (an all-empty one counts: it has none else)."""
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind) \
+        or pa.types.is_decimal(kind)
+
+
+def reads_as_number(values: pa.Array) -> pa.BooleanArray:
+    """Which cells of a column, as text, read as a number (a missing one: null)."""
+    return pc.match_substring_regex(values.cast(pa.string()), NUMBER)
+
+
 def is_text_type(kind: pa.DataType) -> bool:
     """Whether a column of this Arrow type holds text (dictionary-encoded text too)."""
     if pa.types.is_dictionary(kind):
@@ -87,7 +98,8 @@ class StreamedTable:
             schema = _readable(self.path, lambda: csv.open_csv(
                 self.path, read_options=csv.ReadOptions(block_size=self.block_bytes)).schema)
             # a CSV's cells are text: what Arrow reads as dates or times is text to pandas, as it is here
-            return {f.name: f.type if _number_like(f.type) else pa.string() for f in schema}
+            return {f.name: f.type if is_number_type(f.type) or pa.types.is_boolean(f.type) or is_text_type(f.type)
+                    else pa.string() for f in schema}
         return {f.name: f.type for f in schema}
 
     def _holding_numbers(self, columns: list[str]) -> list[str]:
@@ -102,7 +114,7 @@ class StreamedTable:
         for batch in read:
             for column in [c for c in columns if c in undecided and batch.column(c).null_count < batch.num_rows]:
                 undecided.discard(column)
-                if pc.any(pc.match_substring_regex(batch.column(column).cast(pa.string()), NUMBER)).as_py():
+                if pc.any(reads_as_number(batch.column(column))).as_py():
                     numbers.append(column)
             if not undecided:
                 break
@@ -178,8 +190,7 @@ class StreamedTable:
         """A categorical column as text (``category_cells``), an undeclared one checked."""
         values = category_cells(batch.column(column), csv_text=self.kind == "csv")
         if column in self.inferred:  # undeclared: text in every row, or refused as in memory
-            numbers = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, NUMBER), False).to_numpy(
-                zero_copy_only=False))
+            numbers = np.flatnonzero(pc.fill_null(reads_as_number(values), False).to_numpy(zero_copy_only=False))
             if len(numbers):
                 raise DataError(f"{self.path.name}: column {column!r} of text holds numbers "
                                 f"({values_text(values.take(numbers[:3]).to_pylist())} at "
@@ -267,11 +278,6 @@ def text_cells(path: Path, columns: list[str], after: int, block_bytes: int = CS
                 return column, list(values.iloc[bad[:5]]), bad + first
         first += batch.num_rows
     return None
-
-
-def _number_like(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) \
-        or pa.types.is_null(kind) or pa.types.is_decimal(kind) or is_text_type(kind)
 
 
 def _kind(path: Path) -> str:
