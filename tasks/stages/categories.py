@@ -74,8 +74,11 @@ class Vocabulary:
         """Each column's index per row (0: a category the train rows never held); a missing cell
         is the column's fill value. The lookup ``StringLookup`` does (an exact match of the text),
         in Arrow, on the text as it comes (``Text``), without a Python string per row."""
+        return self._codes(_columns(text))
+
+    def _codes(self, columns: list[pa.Array]) -> list[np.ndarray]:
         out = []
-        for j, values in enumerate(_columns(text)):
+        for j, values in enumerate(columns):
             if values.null_count:
                 if self.fills[j] is None:
                     raise ValueError(f"column {self.columns[j]!r} has missing values and no fill (--missing refuse)")
@@ -87,8 +90,8 @@ class Vocabulary:
     def tally(self, text: Text, kept: int = 3) -> list[tuple[np.ndarray, set]]:
         """Per column: its rows per index (0: unseen) and the first ``kept`` unseen categories
         (in sorted order), a sum that merges over batches (``merged_tallies``)."""
-        out = []
-        for words, values, code in zip(self.words, _columns(text), self.codes(text)):
+        out, columns = [], _columns(text)
+        for words, values, code in zip(self.words, columns, self._codes(columns)):
             unseen = pc.unique(values.filter(pa.array(code == 0)).drop_null()).to_pylist()
             out.append((np.bincount(code, minlength=len(words) + 1), set(sorted(unseen)[:kept])))
         return out

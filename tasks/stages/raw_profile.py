@@ -116,9 +116,9 @@ def raw_part(span: Span, path: str, spec: DatasetSpec, batch_rows: int | None) -
                 examples.add(column, "upper", values > bounds[j][1], row_id, values)
         for k, column in enumerate(categorical):
             text = rows.column(len(names) + 2 + k)
-            if text.null_count:
+            if text.null_count:  # (the examples' values: each None, without a Python string per row)
                 examples.add(column, "nulls", text.is_null().to_numpy(zero_copy_only=False), row_id,
-                             text.to_numpy(zero_copy_only=False))
+                             np.full(len(text), None, dtype=object))
             if len(profile.words[k]) < DISTINCT_KEPT:  # (past it the column is refused: no need to count on)
                 profile.words[k] = _kept(profile.words[k] | set(pc.unique(text.drop_null()).to_pylist()))
         examples.add(spec.target, "null", np.isnan(y_float), row_id, y)

@@ -142,7 +142,6 @@ class StreamedScale:
                 if part.num_rows:
                     yield from part.to_batches()
 
-
     def _one_hot(self, rows: pa.RecordBatch, out: np.ndarray) -> None:
         """The categorical columns' one-hot block written into ``out``, the unseen categories counted."""
         first = 2 + len(self.names)
@@ -179,8 +178,9 @@ def train_part(span: Span, raw_path: str, index_path: str, target: str, names: l
     words = [Counter() for _ in categorical]
     for rows, labels in paired(span, raw_path, index_path, target, [*names, *categorical], batch_rows):
         train = rows_of(labels, "train")
+        mask = pa.array(train) if words else None
         for k, counted in enumerate(words):
-            found = pc.value_counts(rows.column(2 + width + k).filter(pa.array(train)).drop_null())
+            found = pc.value_counts(rows.column(2 + width + k).filter(mask).drop_null())
             counted.update(dict(zip(found.field("values").to_pylist(), found.field("counts").to_pylist())))
         X = _features(rows, names)[train]
         if fill is not None:
