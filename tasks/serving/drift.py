@@ -143,8 +143,7 @@ def training_profile(found: Trained, scaler: StandardScaler | None = None) -> Tr
     return TrainingProfile(mean, std, X.min(axis=0).astype(float), X.max(axis=0).astype(float))
 
 
-def category_checks(tallies: list[tuple[np.ndarray, set]], vocabulary: Vocabulary, judge_shift: bool
-                    ) -> tuple[list[Check], pd.DataFrame]:
+def category_checks(tallies: list, vocabulary: Vocabulary, judge_shift: bool) -> tuple[list[Check], pd.DataFrame]:
     """Per categorical column (``tallies``: ``Vocabulary.tally`` of the new rows): new rows of
     categories training never saw, and (``judge_shift``) the total variation distance between
     the new and the train rows' category shares."""
@@ -251,25 +250,27 @@ def check_new_data(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     scaler = StandardScaler.from_arrow(read_parquet(found.scaler.path))
     identity = f"{path.name}:{sha256_file(path)}"
     enough = len(X) >= MIN_DRIFT_ROWS
-    checks, profiles = [], {}
-    if enough:
-        profiles["drift"] = drift_profile(scaler.filled(X), training_profile(found, scaler), kept)
-        checks += drift_checks(profiles["drift"])
-    unseen = None
-    if found.vocabulary is not None:
-        vocabulary = Vocabulary.from_arrow(read_parquet(found.vocabulary.path))
-        category, profiles["categories"] = category_checks(vocabulary.tally(text), vocabulary, enough)
+    drift = drift_profile(scaler.filled(X), training_profile(found, scaler), kept) if enough else None
+    vocabulary = Vocabulary.from_arrow(read_parquet(found.vocabulary.path)) if found.vocabulary else None
+    categories = (vocabulary.tally(text), vocabulary) if vocabulary else None
+    return NewRows(X, text, identity, judge_drift(path.name, len(X), drift, categories, strict, warn, info))
+
+
+def judge_drift(file: str, rows: int, drift: pd.DataFrame | None, categories: tuple[list, Vocabulary] | None,
+                strict: bool, warn, info) -> dict[str, int] | None:
+    """Judge the new rows' ``drift`` profile (None under ``MIN_DRIFT_ROWS`` rows: not judged, said) and
+    ``categories`` (their ``Vocabulary.tally`` and training's vocabulary: an unseen category is said at any
+    count); a failure warns, or (``strict``) is raised. Returns each categorical column's unseen rows."""
+    checks, profiles, unseen = [], {}, None
+    if drift is not None:
+        profiles["drift"] = drift
+        checks += drift_checks(drift)
+    else:
+        info(f"{file}: {rows} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
+    if categories is not None:
+        category, profiles["categories"] = category_checks(*categories, drift is not None)
         checks += category
         unseen = {str(k): int(v) for k, v in profiles["categories"]["unseen"].items()}
-    if not enough:
-        info(f"{path.name}: {len(X)} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
-    judge_drift(checks, profiles, len(X), path.name, strict, warn)
-    return NewRows(X, text, identity, unseen)
-
-
-def judge_drift(checks: list[Check], profiles: dict[str, pd.DataFrame], rows: int, file: str, strict: bool,
-                warn) -> None:
-    """Run the drift checks: a failure warns, or (``strict``) is raised naming each feature."""
     outcome, _ = run_suites("drift", checks) if checks else (None, 0)
     if outcome is not None and outcome.failures:
         message = f"{file} drifted from the training data:\n" + "\n".join(
@@ -278,6 +279,7 @@ def judge_drift(checks: list[Check], profiles: dict[str, pd.DataFrame], rows: in
         if strict:
             raise DriftError(message + "\n(--strict: nothing was scored)")
         warn(message)
+    return unseen
 
 
 def scaler_features(found: Trained) -> list[str]:

@@ -26,8 +26,6 @@ from tasks.serving.drift import (
     MIN_DRIFT_ROWS,
     NewRows,
     SkewError,
-    category_checks,
-    drift_checks,
     drift_frame,
     judge_drift,
     scaler_features,
@@ -138,17 +136,9 @@ def check_streamed(path: Path, found: Trained, strict: bool, warn, info) -> NewR
     if unscorable:
         raise SkewError(f"{path.name}: {unscorable} missing or infinite value(s), e.g. column {first[1]!r} at row "
                         f"{first[0] + 1}; the model cannot score them: nothing was scored")
-    checks, profiles, unseen, enough = [], {}, None, rows >= MIN_DRIFT_ROWS
-    if enough:
-        profiles["drift"] = drift_frame(moments.mean, moments.std, outside / rows, seen, kept)
-        checks += drift_checks(profiles["drift"])
-    if vocabulary is not None and tallies is not None:  # an unseen category is said at any count, as in memory
-        category, profiles["categories"] = category_checks(tallies, vocabulary, enough)
-        checks += category
-        unseen = {str(k): int(v) for k, v in profiles["categories"]["unseen"].items()}
-    if not enough:
-        info(f"{path.name}: {rows} rows, too few to judge drift (fewer than {MIN_DRIFT_ROWS}); skew checked")
-    judge_drift(checks, profiles, rows, path.name, strict, warn)
+    drift = drift_frame(moments.mean, moments.std, outside / rows, seen, kept) if rows >= MIN_DRIFT_ROWS else None
+    categories = (tallies, vocabulary) if vocabulary is not None and tallies is not None else None
+    unseen = judge_drift(path.name, rows, drift, categories, strict, warn, info)
     return NewRows(np.empty((0, width)), None, f"{path.name}:{sha256_file(path)}", unseen)
 
 
