@@ -149,7 +149,10 @@ class StreamedTable:
         if found is None:
             return DataError(f"{self.path.name}: cannot be read as csv after row {after}")
         column, values, rows = found
-        role = "target" if column == self.target else "feature"
+        return self._holds_text("target" if column == self.target else "feature", column, values, rows)
+
+    def _holds_text(self, role: str, column: str, values, rows: np.ndarray) -> DataError:
+        """The error for text cells (``values``, at global ``rows``) in a column of numbers."""
         return DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are expected: "
                          f"{values_text(values)} at {rows_text(rows)}; fix those cells"
                          + (f", or declare it --categorical {column}" if role == "feature" else ""))
@@ -180,9 +183,7 @@ class StreamedTable:
             numbers = pd.to_numeric(text, errors="coerce")
             bad = np.flatnonzero(numbers.isna().to_numpy() & text.notna().to_numpy())
             if len(bad):
-                raise DataError(f"{self.path.name}: {role} column {column!r} holds text where numbers are expected: "
-                                f"{values_text(text.iloc[bad[:5]])} at {rows_text(bad + first)}; fix those cells"
-                                + (f", or declare it --categorical {column}" if role == "feature" else ""))
+                raise self._holds_text(role, column, text.iloc[bad[:5]], bad + first)
             return pa.array(numbers.to_numpy(np.float64))
         return as_numbers(values)
 
